@@ -1,0 +1,10 @@
+// bench/bench_main.cpp: placeholder, replaced by the real subcommand.
+#include <c10/util/Exception.h>
+
+#include "cli/commands.h"
+
+namespace causvid::cli {
+
+int bench_main(int argc, char** argv) { TORCH_CHECK(false, "bench_main: not implemented yet"); }
+
+}  // namespace causvid::cli

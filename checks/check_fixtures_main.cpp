@@ -1,0 +1,10 @@
+// checks/check_fixtures_main.cpp: placeholder, replaced by the real subcommand.
+#include <c10/util/Exception.h>
+
+#include "cli/commands.h"
+
+namespace causvid::cli {
+
+int check_fixtures_main(int argc, char** argv) { TORCH_CHECK(false, "check_fixtures_main: not implemented yet"); }
+
+}  // namespace causvid::cli

@@ -1,0 +1,68 @@
+// cli/causvid_main.cpp: the `causvid` binary, a dispatcher over subcommands.
+// Errors thrown by any subcommand are caught here: logged, exit code 1.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/runtime.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*fn)(int, char**);
+  const char* help;
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> kCommands = {
+      {"smoke", causvid::cli::smoke_main,
+       "tiny bidirectional + causal forward/generation run on an embedded default"},
+      {"inspect", causvid::cli::inspect_main,
+       "print keys, shapes, dtypes, parameter count and bytes of a weight file"},
+      {"check-fixtures", causvid::cli::check_fixtures_main,
+       "run the golden fixture checks on fixture directories"},
+      {"bench", causvid::cli::bench_main, "benchmarks (bench dit ...)"},
+  };
+  return kCommands;
+}
+
+void print_usage() {
+  std::printf("usage: causvid COMMAND [options]   (causvid COMMAND --help for details)\n\n");
+  std::printf("causvid-cpp: CausVid autoregressive video diffusion distillation in C++.\n\n");
+  std::printf("commands:\n");
+  for (const auto& c : commands()) std::printf("  %-16s %s\n", c.name, c.help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  causvid::core::init_threads();
+  for (const auto& c : commands()) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      std::string prog = std::string("causvid ") + c.name;
+      std::vector<char*> args(argv + 1, argv + argc);
+      args[0] = prog.data();
+      return c.fn(static_cast<int>(args.size()), args.data());
+    } catch (const c10::Error& e) {
+      LOG_ERROR("%s: %s", c.name, e.what_without_backtrace());
+      return 1;
+    } catch (const std::exception& e) {
+      LOG_ERROR("%s: %s", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "causvid: unknown command '%s'\n\n", argv[1]);
+  print_usage();
+  return 2;
+}

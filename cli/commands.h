@@ -1,0 +1,12 @@
+// cli/commands.h: the subcommands of the `causvid` binary. Each is implemented in a thin
+// *_main.cpp beside the code it drives and returns the process exit code.
+#pragma once
+
+namespace causvid::cli {
+
+int inspect_main(int argc, char** argv);         // core/inspect_main.cpp
+int check_fixtures_main(int argc, char** argv);  // checks/check_fixtures_main.cpp
+int bench_main(int argc, char** argv);           // bench/bench_main.cpp
+int smoke_main(int argc, char** argv);           // inference/smoke_main.cpp
+
+}  // namespace causvid::cli

@@ -1,0 +1,194 @@
+// core/safetensors.cpp: see safetensors.h.
+#include "core/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
+
+namespace causvid::core {
+
+using json = nlohmann::json;
+
+torch::ScalarType safetensors_dtype(const std::string& name) {
+  static const std::map<std::string, torch::ScalarType> kMap = {
+      {"F32", torch::kFloat32}, {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
+      {"F64", torch::kFloat64}, {"I64", torch::kInt64},   {"I32", torch::kInt32},
+      {"I16", torch::kInt16},   {"I8", torch::kInt8},     {"U8", torch::kUInt8},
+      {"BOOL", torch::kBool}};
+  auto it = kMap.find(name);
+  TORCH_CHECK(it != kMap.end(), "safetensors: unsupported dtype '", name,
+              "' (want one of F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL)");
+  return it->second;
+}
+
+std::string safetensors_dtype_name(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat32: return "F32";
+    case torch::kFloat16: return "F16";
+    case torch::kBFloat16: return "BF16";
+    case torch::kFloat64: return "F64";
+    case torch::kInt64: return "I64";
+    case torch::kInt32: return "I32";
+    case torch::kInt16: return "I16";
+    case torch::kInt8: return "I8";
+    case torch::kUInt8: return "U8";
+    case torch::kBool: return "BOOL";
+    default: TORCH_CHECK(false, "safetensors: cannot store dtype ", dtype);
+  }
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  TORCH_CHECK(fd >= 0, path, ": cannot open safetensors file: ", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    TORCH_CHECK(false, path, ": cannot stat: ", std::strerror(errno));
+  }
+  map_size_ = static_cast<size_t>(st.st_size);
+  if (map_size_ < 8) {
+    ::close(fd);
+    TORCH_CHECK(false, path, ": not a safetensors file (", map_size_,
+                " bytes; want at least the 8-byte header length)");
+  }
+  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  TORCH_CHECK(map_ != MAP_FAILED, path, ": mmap failed: ", std::strerror(errno));
+  try {
+    const auto* bytes = static_cast<const uint8_t*>(map_);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+    TORCH_CHECK(header_len <= map_size_ - 8, path, ": header length ", header_len,
+                " exceeds file size ", map_size_, " (truncated or not safetensors)");
+    data_start_ = 8 + header_len;
+    json header;
+    try {
+      header = json::parse(bytes + 8, bytes + 8 + header_len);
+    } catch (const std::exception& e) {
+      TORCH_CHECK(false, path, ": header is not valid JSON: ", e.what());
+    }
+    TORCH_CHECK(header.is_object(), path, ": header is not a JSON object");
+    const uint64_t data_size = map_size_ - data_start_;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        TORCH_CHECK(it->is_object(), path, ": __metadata__ is not an object");
+        for (auto m = it->begin(); m != it->end(); ++m) {
+          TORCH_CHECK(m->is_string(), path, ": __metadata__.", m.key(), " is not a string");
+          metadata_[m.key()] = m->get<std::string>();
+        }
+        continue;
+      }
+      const json& e = *it;
+      const std::string& key = it.key();
+      TORCH_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") &&
+                      e.contains("data_offsets"),
+                  path, ": entry '", key, "' lacks dtype/shape/data_offsets");
+      TORCH_CHECK(e["dtype"].is_string(), path, ": '", key, "'.dtype is not a string");
+      TensorInfo info;
+      info.dtype_name = e["dtype"].get<std::string>();
+      try {
+        info.dtype = safetensors_dtype(info.dtype_name);
+      } catch (const c10::Error&) {
+        TORCH_CHECK(false, path, ": tensor '", key, "' has unsupported dtype ", info.dtype_name);
+      }
+      TORCH_CHECK(e["shape"].is_array(), path, ": '", key, "'.shape is not an array");
+      uint64_t numel = 1;
+      for (const auto& d : e["shape"]) {
+        TORCH_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, path, ": '", key,
+                    "'.shape has a non-integer or negative dimension");
+        const auto dim = d.get<uint64_t>();
+        TORCH_CHECK(dim == 0 || numel <= (uint64_t(1) << 62) / dim, path, ": '", key,
+                    "'.shape overflows");
+        numel *= dim;
+        info.shape.push_back(static_cast<int64_t>(dim));
+      }
+      const auto& off = e["data_offsets"];
+      TORCH_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
+                      off[1].is_number_unsigned(),
+                  path, ": '", key, "'.data_offsets must be [begin, end]");
+      info.begin = off[0].get<uint64_t>();
+      info.end = off[1].get<uint64_t>();
+      TORCH_CHECK(info.begin <= info.end && info.end <= data_size, path, ": '", key,
+                  "' data_offsets [", info.begin, ", ", info.end, "] outside the data section of ",
+                  data_size, " bytes (truncated file?)");
+      const uint64_t want = numel * c10::elementSize(info.dtype);
+      TORCH_CHECK(info.end - info.begin == want, path, ": '", key, "' has ", info.end - info.begin,
+                  " bytes, shape and dtype want ", want);
+      infos_[key] = std::move(info);
+    }
+  } catch (...) {
+    ::munmap(map_, map_size_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_ && map_ != MAP_FAILED) ::munmap(map_, map_size_);
+}
+
+std::vector<std::string> SafetensorsFile::keys() const {
+  std::vector<std::string> out;
+  for (const auto& kv : infos_) out.push_back(kv.first);
+  return out;
+}
+
+const TensorInfo& SafetensorsFile::info(const std::string& key) const {
+  auto it = infos_.find(key);
+  TORCH_CHECK(it != infos_.end(), path_, ": no tensor named '", key, "'");
+  return it->second;
+}
+
+torch::Tensor SafetensorsFile::tensor(const std::string& key) const {
+  const TensorInfo& ti = info(key);
+  auto out = torch::empty(ti.shape, torch::TensorOptions().dtype(ti.dtype));
+  const auto* src = static_cast<const uint8_t*>(map_) + data_start_ + ti.begin;
+  if (ti.end > ti.begin) std::memcpy(out.data_ptr(), src, ti.end - ti.begin);
+  return out;
+}
+
+TensorMap SafetensorsFile::all() const {
+  TensorMap out;
+  for (const auto& kv : infos_) out[kv.first] = tensor(kv.first);
+  return out;
+}
+
+TensorMap load_safetensors(const std::string& path) { return SafetensorsFile(path).all(); }
+
+void save_safetensors(const std::string& path, const TensorMap& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  std::vector<torch::Tensor> blobs;
+  uint64_t offset = 0;
+  for (const auto& kv : tensors) {
+    TORCH_CHECK(kv.second.defined(), "save_safetensors ", path, ": tensor '", kv.first,
+                "' is undefined");
+    auto t = kv.second.detach().to(torch::kCPU).contiguous();
+    const uint64_t nbytes = t.numel() * t.element_size();
+    header[kv.first] = {{"dtype", safetensors_dtype_name(t.scalar_type())},
+                        {"shape", t.sizes().vec()},
+                        {"data_offsets", {offset, offset + nbytes}}};
+    offset += nbytes;
+    blobs.push_back(t);
+  }
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::string hs = header.dump();
+  while (hs.size() % 8) hs.push_back(' ');  // align the data section like the reference writer
+  AtomicFile out(path);
+  uint64_t n = hs.size();
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
+  out.write(len, 8);
+  out.write(hs.data(), hs.size());
+  for (const auto& t : blobs) out.write(t.data_ptr(), t.numel() * t.element_size());
+  out.commit();
+}
+
+}  // namespace causvid::core

@@ -1,0 +1,64 @@
+// core/safetensors.h: the safetensors format (huggingface/safetensors), read and write.
+// Layout: u64 little-endian header length N, N bytes of JSON
+//   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, "__metadata__": {..}},
+// then the raw little-endian bytes; offsets are relative to the end of the header.
+// Reading memory-maps the file and is lazy: tensor(name) copies only that tensor out.
+// Every header field and every offset is checked against the file size before use.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace causvid::core {
+
+using TensorMap = std::map<std::string, torch::Tensor>;
+
+struct TensorInfo {
+  std::string dtype_name;  // "F32", "BF16", ...
+  torch::ScalarType dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte offsets relative to the data section
+};
+
+class SafetensorsFile {
+ public:
+  // Opens and validates `path`; throws c10::Error naming the file on any problem.
+  explicit SafetensorsFile(const std::string& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::vector<std::string> keys() const;  // sorted
+  bool contains(const std::string& key) const { return infos_.count(key) > 0; }
+  const TensorInfo& info(const std::string& key) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // A freshly allocated CPU tensor holding a copy of the stored bytes.
+  torch::Tensor tensor(const std::string& key) const;
+  TensorMap all() const;
+
+ private:
+  std::string path_;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  size_t data_start_ = 0;
+  std::map<std::string, TensorInfo> infos_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Reads every tensor of a safetensors file.
+TensorMap load_safetensors(const std::string& path);
+
+// Writes `tensors` (made contiguous, on CPU) atomically: to path + ".tmp", then rename.
+void save_safetensors(const std::string& path, const TensorMap& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+// "F32" <-> torch dtype; throws on unknown names / unsupported dtypes.
+torch::ScalarType safetensors_dtype(const std::string& name);
+std::string safetensors_dtype_name(torch::ScalarType dtype);
+
+}  // namespace causvid::core
