@@ -1,0 +1,14 @@
+// checks/kinds.h: the check function of each implemented fixture kind. Each lives in
+// checks/<area>_checks.cpp and is listed in the table of checks/fixture_kinds.cpp.
+#pragma once
+
+#include "checks/fixtures.h"
+
+namespace causvid::checks {
+
+void check_wan_dit(const Fixture& f, FixtureReport& r);
+void check_causal_wan_train(const Fixture& f, FixtureReport& r);
+void check_causal_wan_kv(const Fixture& f, FixtureReport& r);
+void check_flow_match(const Fixture& f, FixtureReport& r);
+
+}  // namespace causvid::checks
