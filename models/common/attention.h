@@ -1,0 +1,37 @@
+// models/common/attention.h: the one attention function of the framework.
+// LibTorch 1.13 has no public scaled_dot_product_attention, so this is our own
+// memory-efficient softmax attention: queries are processed in chunks so that the score
+// buffer is O(chunk x keys), never O(L^2), in forward AND backward (a custom autograd
+// function saves q, k, v, the output and the per-row log-sum-exp, and recomputes the
+// probabilities chunk by chunk in backward, as flash-attention does).
+// Math: softmax(q k^T / sqrt(d)) v in the input dtype with float32 softmax statistics;
+// the reference (Wan2.1 flash_attention) is the same function.
+// Layout legend: B batch, L query tokens, S key tokens, N heads, K head dim.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace causvid::models {
+
+// Upper bound on the number of score elements materialised at once (per chunk).
+int64_t attention_chunk_budget();
+void set_attention_chunk_budget(int64_t elements);
+
+// q_BLNK [B,L,N,K], k_BSNK / v_BSNK [B,S,N,K] -> [B,L,N,K]. Full (unmasked) attention.
+torch::Tensor attention(const torch::Tensor& q_BLNK, const torch::Tensor& k_BSNK,
+                        const torch::Tensor& v_BSNK);
+
+// Block-causal attention over one sequence: tokens form consecutive blocks of
+// `block_tokens`; query block i attends to keys [0, (i+1)*block_tokens) (itself and
+// everything before it). Implemented as one attention call per query block over its key
+// prefix, never with an L x L mask. L must be a multiple of block_tokens.
+torch::Tensor block_causal_attention(const torch::Tensor& q_BLNK, const torch::Tensor& k_BLNK,
+                                     const torch::Tensor& v_BLNK, int64_t block_tokens);
+
+// The textbook formula with an optional boolean mask [L,S] (true = may attend); O(L*S)
+// memory. For tests only.
+torch::Tensor naive_attention(const torch::Tensor& q_BLNK, const torch::Tensor& k_BSNK,
+                              const torch::Tensor& v_BSNK,
+                              const torch::Tensor& mask_LS = torch::Tensor());
+
+}  // namespace causvid::models

@@ -1,0 +1,84 @@
+// models/wan/kv_cache.cpp: see kv_cache.h.
+#include "models/wan/kv_cache.h"
+
+namespace causvid::models {
+
+KvCache::KvCache(const KvCacheOptions& o) : opts_(o) {
+  TORCH_CHECK(o.batch > 0 && o.num_layers > 0 && o.num_heads > 0 && o.head_dim > 0 &&
+                  o.frame_seqlen > 0,
+              "KvCache: batch, num_layers, num_heads, head_dim, frame_seqlen must be positive");
+  if (o.window_frames >= 0) {
+    TORCH_CHECK(o.window_frames > 0, "KvCache: window_frames must be > 0 for a rolling cache");
+    TORCH_CHECK(o.sink_frames >= 0, "KvCache: sink_frames must be >= 0");
+    sink_tokens_ = o.sink_frames * o.frame_seqlen;
+    ring_tokens_ = o.window_frames * o.frame_seqlen;
+    capacity_ = sink_tokens_ + ring_tokens_;
+  } else {
+    TORCH_CHECK(o.max_frames > 0, "KvCache: max_frames must be > 0");
+    capacity_ = o.max_frames * o.frame_seqlen;
+  }
+  auto opt = torch::TensorOptions().dtype(o.dtype).device(o.device);
+  for (int64_t l = 0; l < o.num_layers; ++l) {
+    k_.push_back(torch::zeros({o.batch, capacity_, o.num_heads, o.head_dim}, opt));
+    v_.push_back(torch::zeros({o.batch, capacity_, o.num_heads, o.head_dim}, opt));
+  }
+}
+
+void KvCache::reset() {
+  for (auto& t : k_) t.zero_();
+  for (auto& t : v_) t.zero_();
+  high_water_ = 0;
+}
+
+int64_t KvCache::bytes() const {
+  int64_t n = 0;
+  for (const auto& t : k_) n += t.numel() * t.element_size();
+  return 2 * n;
+}
+
+std::pair<torch::Tensor, torch::Tensor> KvCache::update(int64_t layer, const torch::Tensor& k,
+                                                        const torch::Tensor& v, int64_t start,
+                                                        int64_t end) {
+  TORCH_CHECK(layer >= 0 && layer < opts_.num_layers, "KvCache: layer ", layer, " out of range");
+  TORCH_CHECK(0 <= start && start < end && k.size(1) == end - start && v.sizes() == k.sizes(),
+              "KvCache: block [", start, ", ", end, ") does not match keys ", k.sizes());
+  TORCH_CHECK(k.size(0) == opts_.batch && k.size(2) == opts_.num_heads &&
+                  k.size(3) == opts_.head_dim,
+              "KvCache: keys ", k.sizes(), " do not fit a cache for batch ", opts_.batch, ", ",
+              opts_.num_heads, " heads of ", opts_.head_dim);
+  auto& K = k_[layer];
+  auto& V = v_[layer];
+  auto kk = k.to(K.scalar_type()), vv = v.to(V.scalar_type());
+  if (!rolling()) {
+    TORCH_CHECK(end <= capacity_, "KvCache: token ", end, " beyond the capacity of ", capacity_,
+                " tokens (", opts_.max_frames, " frames); use a rolling cache for longer videos");
+    K.slice(1, start, end).copy_(kk);
+    V.slice(1, start, end).copy_(vv);
+    if (layer == 0) high_water_ = std::max(high_water_, end);
+    return {K.slice(1, 0, end), V.slice(1, 0, end)};
+  }
+  TORCH_CHECK(start % opts_.frame_seqlen == 0 && end % opts_.frame_seqlen == 0,
+              "KvCache: rolling cache needs frame-aligned blocks, got [", start, ", ", end, ")");
+  TORCH_CHECK(end - start <= ring_tokens_, "KvCache: block of ", end - start,
+              " tokens larger than the rolling window of ", ring_tokens_);
+  // Physical slot of global token g: g itself inside the sink, else a ring position.
+  int64_t g = start;
+  while (g < end) {
+    int64_t phys, run;
+    if (g < sink_tokens_) {
+      phys = g;
+      run = std::min(end, sink_tokens_) - g;
+    } else {
+      const int64_t r = (g - sink_tokens_) % ring_tokens_;
+      phys = sink_tokens_ + r;
+      run = std::min(end - g, ring_tokens_ - r);
+    }
+    K.slice(1, phys, phys + run).copy_(kk.slice(1, g - start, g - start + run));
+    V.slice(1, phys, phys + run).copy_(vv.slice(1, g - start, g - start + run));
+    g += run;
+  }
+  const int64_t valid = std::min(end, capacity_);
+  return {K.slice(1, 0, valid), V.slice(1, 0, valid)};
+}
+
+}  // namespace causvid::models
