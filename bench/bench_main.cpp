@@ -1,10 +1,34 @@
-// bench/bench_main.cpp: placeholder, replaced by the real subcommand.
-#include <c10/util/Exception.h>
+// bench/bench_main.cpp: `causvid bench NAME ...` dispatches to the benchmarks.
+#include <cstdio>
+#include <cstring>
 
+#include "bench/benches.h"
 #include "cli/commands.h"
 
 namespace causvid::cli {
 
-int bench_main(int argc, char** argv) { TORCH_CHECK(false, "bench_main: not implemented yet"); }
+int bench_main(int argc, char** argv) {
+  struct Entry {
+    const char* name;
+    int (*fn)(int, char**);
+    const char* help;
+  };
+  static const Entry kBenches[] = {
+      {"dit", bench::bench_dit, "Wan DiT forward / forward+backward vs the GEMM roof"},
+  };
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::printf("usage: causvid bench NAME [options]   (causvid bench NAME --help)\n\nbenchmarks:\n");
+    for (const auto& e : kBenches) std::printf("  %-10s %s\n", e.name, e.help);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& e : kBenches) {
+    if (std::strcmp(argv[1], e.name) != 0) continue;
+    std::string prog = std::string("causvid bench ") + e.name;
+    argv[1] = prog.data();
+    return e.fn(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "causvid bench: unknown benchmark '%s'\n", argv[1]);
+  return 2;
+}
 
 }  // namespace causvid::cli

@@ -14,12 +14,15 @@ struct FnHolder : torch::CustomClassHolder {
 
 class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, variable_list inputs,
+  // The inputs arrive as a TensorList: autograd's argument scanner treats only Tensor,
+  // optional<Tensor> and TensorList as differentiable (a std::vector would be ignored).
+  static torch::Tensor forward(AutogradContext* ctx, at::TensorList inputs,
                                c10::intrusive_ptr<FnHolder> holder) {
     ctx->saved_data["fn"] = c10::IValue::make_capsule(holder);
-    ctx->save_for_backward(inputs);
+    variable_list in(inputs.begin(), inputs.end());
+    ctx->save_for_backward(in);
     torch::NoGradGuard no_grad;
-    return holder->fn(inputs);
+    return holder->fn(in);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -51,7 +54,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 }  // namespace
 
 torch::Tensor checkpoint(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs) {
-  return CheckpointFunction::apply(inputs, c10::make_intrusive<FnHolder>(fn));
+  return CheckpointFunction::apply(at::TensorList(inputs), c10::make_intrusive<FnHolder>(fn));
 }
 
 }  // namespace causvid::models

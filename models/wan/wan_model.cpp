@@ -131,7 +131,11 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x, const torch
   auto xo = gated_add(x, y, m(2));
 
   // ---- cross-attention (no RoPE, no mask, no gate)
-  auto xc = norm3 ? norm3(xo.to(torch::kFloat32)).to(xo.scalar_type()) : xo;
+  // WanLayerNorm(affine): super().forward(x.float()).type_as(x)
+  auto xc = norm3 ? torch::layer_norm(xo.to(torch::kFloat32), {D}, norm3->weight.to(torch::kFloat32),
+                                      norm3->bias.to(torch::kFloat32), cfg_.eps)
+                        .to(xo.scalar_type())
+                  : xo;
   auto qc = cross_attn->norm_q(cross_attn->q(xc)).view({B, L, N, K});
   xo = xo + cross_attn->o(attention(qc, ctx_k, ctx_v).reshape({B, L, D}));
 

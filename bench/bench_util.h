@@ -1,0 +1,35 @@
+// bench/bench_util.h: timing helpers shared by the benchmarks.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <vector>
+
+namespace causvid::bench {
+
+// Median wall time in seconds of `reps` runs after `warmup` runs.
+inline double time_median(const std::function<void()>& fn, int reps = 3, int warmup = 1) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    fn();
+    auto b = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double>(b - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// The GEMM roof of this machine: GFLOP/s of an n x n x n matmul in `dtype`.
+inline double gemm_roof_gflops(torch::Dtype dtype, int64_t n = 2048) {
+  torch::NoGradGuard ng;
+  auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
+  double s = time_median([&] { auto c = torch::mm(a, b); }, 3, 1);
+  return 2.0 * n * n * n / s / 1e9;
+}
+
+}  // namespace causvid::bench

@@ -1,0 +1,9 @@
+// bench/benches.h: benchmark entry points reachable as `causvid bench NAME`. Each prints
+// its measurements with ratios against a baseline measured in the same run.
+#pragma once
+
+namespace causvid::bench {
+
+int bench_dit(int argc, char** argv);
+
+}  // namespace causvid::bench
