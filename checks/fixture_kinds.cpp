@@ -14,10 +14,10 @@ const std::vector<KindInfo>& fixture_kinds() {
       {"wan_vae", nullptr, "#3"},
       {"umt5_encoder", nullptr, "#3"},
       {"umt5_tokenizer", nullptr, "#3"},
-      {"dmd_loss", nullptr, "#5"},
-      {"critic_loss", nullptr, "#5"},
-      {"ode_loss", nullptr, "#5"},
-      {"teacher_sampling", nullptr, "#5"},
+      {"dmd_loss", check_dmd_loss, "#5"},
+      {"critic_loss", check_critic_loss, "#5"},
+      {"ode_loss", check_ode_loss, "#5"},
+      {"teacher_sampling", check_teacher_sampling, "#5"},
   };
   return kKinds;
 }

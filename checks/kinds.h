@@ -10,5 +10,9 @@ void check_wan_dit(const Fixture& f, FixtureReport& r);
 void check_causal_wan_train(const Fixture& f, FixtureReport& r);
 void check_causal_wan_kv(const Fixture& f, FixtureReport& r);
 void check_flow_match(const Fixture& f, FixtureReport& r);
+void check_dmd_loss(const Fixture& f, FixtureReport& r);
+void check_critic_loss(const Fixture& f, FixtureReport& r);
+void check_ode_loss(const Fixture& f, FixtureReport& r);
+void check_teacher_sampling(const Fixture& f, FixtureReport& r);
 
 }  // namespace causvid::checks
