@@ -33,6 +33,10 @@ std::string format_double(double v) {
   if (std::isnan(v)) return ".nan";
   if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
   char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {  // 10.0, not 1.0e+01
+    std::snprintf(buf, sizeof(buf), "%.1f", v);
+    return buf;
+  }
   for (int prec = 1; prec <= 17; ++prec) {
     std::snprintf(buf, sizeof(buf), "%.*g", prec, v);
     if (std::strtod(buf, nullptr) == v) break;
@@ -341,8 +345,9 @@ std::string suggestion(const std::string& key) {
   };
   for (const auto& f : fields()) consider(f.name);
   for (const auto& a : aliases()) consider(a.first);
-  int limit = std::max<int>(2, static_cast<int>(key.size()) / 3);
-  if (best_d > limit) return "";
+  // About one edit per three characters; never a suggestion that replaces the whole key.
+  int limit = std::max<int>(1, static_cast<int>(key.size()) / 3);
+  if (best_d > limit || best_d >= static_cast<int>(key.size())) return "";
   return " (did you mean '" + best + "'?)";
 }
 

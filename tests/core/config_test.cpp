@@ -267,7 +267,7 @@ TEST(Config, MalformedYamlNamesFileAndLine) {
       [] { core::parse_config("model_name: wan\nlr: [1, 2\nseed: 3\n", "bad.yaml"); },
       {"bad.yaml:", "malformed YAML"});
   try {
-    core::parse_config("a: 1\nb: 2\nc: 'unterminated\n", "bad.yaml");
+    core::parse_config("lr: 1.0\nseed: 2\n  log_iters: 3\n", "bad.yaml");
     ADD_FAILURE() << "expected an error";
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
@@ -409,10 +409,15 @@ TEST(Config, SaveLoadRoundTrip) {
                             "generator_ckpt='a: b # c'", "lr=0.1", "timestep_shift=3",
                             "beta2=0.95"});
   c.negative_prompt += "\n\"quoted\"\ttab";
+  c.weight_decay = 1.0 / 3.0;
+  c.ema_weight = 0.1 + 0.2;
+  c.real_guidance_scale = 1e300;
   std::string yaml = core::config_to_yaml(c);
   EXPECT_NE(yaml.find("\xe8\x89\xb2\xe8\xb0\x83"), std::string::npos) << "UTF-8 kept as is";
   EXPECT_NE(yaml.find("lr: 0.1\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("timestep_shift: 3.0\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("grad_clip: 10.0\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("beta2: 0.95\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("lr_critic: 4.0e-07\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("seed: 12345678901\n"), std::string::npos) << yaml;
   EXPECT_EQ(yaml.find("model_dim:"), std::string::npos) << "unset optionals are left out";
@@ -481,13 +486,6 @@ TEST(Config, CliPrintsResolvedConfig) {
                                  &out),
             1);
   EXPECT_NE(out.find("did you mean 'num_frame_per_block'?"), std::string::npos) << out;
-  EXPECT_EQ(testing::run_command(bin + " config --config " + cfg + " --set num_frame_per_block=2",
-                                 &out),
-            1);
-  EXPECT_NE(out.find("multiple of num_frame_per_block (2)"), std::string::npos) << out;
-  EXPECT_EQ(testing::run_command(bin + " config --list-keys", &out), 0);
-  EXPECT_NE(out.find("denoising_step_list"), std::string::npos) << out;
-  EXPECT_EQ(testing::run_command(bin + " config", &out), 2);
 }
 
 }  // namespace
