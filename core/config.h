@@ -170,6 +170,7 @@ std::string config_to_yaml(const Config& config);
 // Writes config_to_yaml atomically.
 void save_config(const Config& config, const std::string& path);
 
+// Compares every YAML key (not `source`).
 bool operator==(const Config& a, const Config& b);
 inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }
 
