@@ -27,6 +27,7 @@ const std::vector<Command>& commands() {
       {"check-fixtures", causvid::cli::check_fixtures_main,
        "run the golden fixture checks on fixture directories"},
       {"bench", causvid::cli::bench_main, "benchmarks (bench dit ...)"},
+      {"config", causvid::cli::config_main, "print the resolved, validated config (--set k=v)"},
   };
   return kCommands;
 }

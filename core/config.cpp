@@ -1,0 +1,842 @@
+// core/config.cpp: see config.h. One table (kFields) describes every key: its YAML type,
+// section, doc line and whether it is required; parsing, overrides, saving, equality and
+// --list-keys all walk it, so a new key is one line there plus a member in Config.
+#include "core/config.h"
+
+#include <c10/util/Exception.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "core/fs.h"
+#include "core/log.h"
+
+namespace causvid::core {
+namespace {
+
+// ------------------------------------------------------------------ value conversion
+
+// Thrown by Conv<T>::parse when a node does not hold a T; the caller adds key and source.
+struct BadValue {
+  std::string detail;  // optional, e.g. "element 2"
+};
+
+// Shortest decimal that reads back to the same double, always with a '.' in the mantissa
+// so that YAML 1.1 readers (PyYAML, OmegaConf) also see a float: "8.0", "2.0e-06", "0.999".
+std::string format_double(double v) {
+  if (std::isnan(v)) return ".nan";
+  if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
+  char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {  // 10.0, not 1.0e+01
+    std::snprintf(buf, sizeof(buf), "%.1f", v);
+    return buf;
+  }
+  for (int prec = 1; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof(buf), "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string s = buf;
+  if (s.find_first_of("ni") != std::string::npos) return s;
+  size_t e = s.find_first_of("eE");
+  std::string mantissa = s.substr(0, e);
+  if (mantissa.find('.') == std::string::npos) mantissa += ".0";
+  return e == std::string::npos ? mantissa : mantissa + s.substr(e);
+}
+
+template <class T>
+struct Conv;
+
+template <>
+struct Conv<bool> {
+  static std::string want() { return "a boolean (true or false)"; }
+  static bool parse(const YAML::Node& n) {
+    bool v = false;
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) throw BadValue{};
+    return v;
+  }
+  static void emit(YAML::Emitter& e, bool v) { e << v; }
+};
+
+template <>
+struct Conv<int> {
+  static std::string want() { return "an integer"; }
+  static int parse(const YAML::Node& n) {
+    int v = 0;
+    if (!n.IsScalar() || !YAML::convert<int>::decode(n, v)) throw BadValue{};
+    return v;
+  }
+  static void emit(YAML::Emitter& e, int v) { e << v; }
+};
+
+template <>
+struct Conv<int64_t> {
+  static std::string want() { return "an integer"; }
+  static int64_t parse(const YAML::Node& n) {
+    long long v = 0;
+    if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v)) throw BadValue{};
+    return static_cast<int64_t>(v);
+  }
+  static void emit(YAML::Emitter& e, int64_t v) { e << static_cast<long long>(v); }
+};
+
+template <>
+struct Conv<double> {
+  static std::string want() { return "a number"; }
+  static double parse(const YAML::Node& n) {
+    double v = 0;
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v)) throw BadValue{};
+    return v;
+  }
+  static void emit(YAML::Emitter& e, double v) { e << format_double(v); }
+};
+
+template <>
+struct Conv<std::string> {
+  static std::string want() { return "a string"; }
+  static std::string parse(const YAML::Node& n) {
+    if (n.IsNull()) return "";  // `key:` or `key: null` = empty
+    if (!n.IsScalar()) throw BadValue{};
+    return n.Scalar();
+  }
+  // Always double-quoted so values like "null", "true" or "123" read back as strings.
+  static void emit(YAML::Emitter& e, const std::string& v) { e << YAML::DoubleQuoted << v; }
+};
+
+template <>
+struct Conv<std::vector<int>> {
+  static std::string want() { return "a list of integers"; }
+  static std::vector<int> parse(const YAML::Node& n) {
+    if (!n.IsSequence()) throw BadValue{};
+    std::vector<int> out;
+    for (size_t i = 0; i < n.size(); ++i) {
+      try {
+        out.push_back(Conv<int>::parse(n[i]));
+      } catch (const BadValue&) {
+        throw BadValue{"element " + std::to_string(i) + " is not an integer"};
+      }
+    }
+    return out;
+  }
+  static void emit(YAML::Emitter& e, const std::vector<int>& v) {
+    e << YAML::Flow << YAML::BeginSeq;
+    for (int x : v) e << x;
+    e << YAML::EndSeq;
+  }
+};
+
+template <>
+struct Conv<std::map<std::string, bool>> {
+  static std::string want() { return "a map of submodule name to true/false (e.g. {model: true})"; }
+  static std::map<std::string, bool> parse(const YAML::Node& n) {
+    if (!n.IsMap()) throw BadValue{};
+    std::map<std::string, bool> out;
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar()) throw BadValue{"a submodule name is not a string"};
+      std::string k = kv.first.Scalar();
+      try {
+        out[k] = Conv<bool>::parse(kv.second);
+      } catch (const BadValue&) {
+        throw BadValue{"'" + k + "' is not true/false"};
+      }
+    }
+    return out;
+  }
+  static void emit(YAML::Emitter& e, const std::map<std::string, bool>& v) {
+    e << YAML::Flow << YAML::BeginMap;
+    for (const auto& kv : v) e << YAML::Key << kv.first << YAML::Value << kv.second;
+    e << YAML::EndMap;
+  }
+};
+
+template <class T>
+struct Conv<std::optional<T>> {
+  static std::string want() { return Conv<T>::want() + " or null"; }
+  static std::optional<T> parse(const YAML::Node& n) {
+    if (n.IsNull()) return std::nullopt;
+    return Conv<T>::parse(n);
+  }
+  static void emit(YAML::Emitter& e, const std::optional<T>& v) {
+    if (v) Conv<T>::emit(e, *v);
+    else e << YAML::Null;
+  }
+};
+
+template <class T>
+bool is_present(const T&) { return true; }
+template <class T>
+bool is_present(const std::optional<T>& v) { return v.has_value(); }
+
+// ------------------------------------------------------------------ the key table
+
+enum Required { kOptional = 0, kAlways = 1, kDmd = 2 };
+
+struct FieldDef {
+  std::string name, section, want, doc;
+  int required = kOptional;
+  std::function<void(Config&, const YAML::Node&)> set;  // throws BadValue
+  std::function<void(const Config&, YAML::Emitter&)> emit;
+  std::function<bool(const Config&)> present;
+  std::function<bool(const Config&, const Config&)> equal;
+};
+
+template <class T>
+FieldDef field(const char* section, const char* name, T Config::*member, const char* doc,
+               int required = kOptional) {
+  FieldDef f;
+  f.name = name;
+  f.section = section;
+  f.want = Conv<T>::want();
+  f.doc = doc;
+  f.required = required;
+  f.set = [member](Config& c, const YAML::Node& n) { c.*member = Conv<T>::parse(n); };
+  f.emit = [member](const Config& c, YAML::Emitter& e) { Conv<T>::emit(e, c.*member); };
+  f.present = [member](const Config& c) { return is_present(c.*member); };
+  f.equal = [member](const Config& a, const Config& b) { return a.*member == b.*member; };
+  return f;
+}
+
+const std::vector<FieldDef>& fields() {
+  using C = Config;
+  static const std::vector<FieldDef> kFields = {
+      field("run", "distillation_loss", &C::distillation_loss,
+            "training stage: ode (ODE regression) | dmd (distribution matching)", kAlways),
+      field("run", "mixed_precision", &C::mixed_precision, "bf16 parameters and compute"),
+      field("run", "seed", &C::seed, "base seed (rank r uses seed + r); 0 = random, as CausVid"),
+      field("run", "device", &C::device, "auto | cpu | cuda | cuda:N"),
+      field("run", "output_path", &C::output_path, "run output directory"),
+      field("run", "checkpoint_dir", &C::checkpoint_dir, "\"\" = <output_path>/checkpoints"),
+      field("run", "resume", &C::resume, "\"\" = fresh start, auto = latest checkpoint, or a step dir"),
+      field("run", "log_iters", &C::log_iters, "steps between metric lines", kAlways),
+      field("run", "save_iters", &C::save_iters, "steps between checkpoints; 0 = log_iters"),
+      field("run", "max_iters", &C::max_iters, "total steps; 0 = until killed"),
+      field("run", "keep_latest", &C::keep_latest, "checkpoints kept; 0 = all"),
+
+      field("models", "model_name", &C::model_name,
+            "wan | causal_wan: default of the three models, and the text encoder/VAE family",
+            kAlways),
+      field("models", "generator_name", &C::generator_name, "generator model; \"\" = model_name"),
+      field("models", "real_name", &C::real_name, "teacher (real score) model; \"\" = model_name"),
+      field("models", "fake_name", &C::fake_name, "critic (fake score) model; \"\" = model_name"),
+      field("models", "generator_ckpt", &C::generator_ckpt,
+            "generator init checkpoint (its 'generator' state dict); \"\" = base weights"),
+      field("models", "generator_grad", &C::generator_grad, "trainable submodules of the generator"),
+      field("models", "real_score_grad", &C::real_score_grad, "trainable submodules of the teacher"),
+      field("models", "fake_score_grad", &C::fake_score_grad, "trainable submodules of the critic"),
+      field("models", "gradient_checkpointing", &C::gradient_checkpointing,
+            "recompute DiT blocks in backward (generator and critic)"),
+      field("models", "num_frame_per_block", &C::num_frame_per_block,
+            "latent frames per causal block"),
+      field("models", "model_preset", &C::model_preset, "DiT sizes: wan-1.3b | wan-14b | tiny"),
+      field("models", "model_dim", &C::model_dim, "override of the preset's dim"),
+      field("models", "model_ffn_dim", &C::model_ffn_dim, "override of the preset's ffn_dim"),
+      field("models", "model_freq_dim", &C::model_freq_dim, "override of the preset's freq_dim"),
+      field("models", "model_num_heads", &C::model_num_heads, "override of the preset's num_heads"),
+      field("models", "model_num_layers", &C::model_num_layers,
+            "override of the preset's num_layers"),
+      field("models", "model_in_dim", &C::model_in_dim, "override of the preset's in_dim"),
+      field("models", "model_out_dim", &C::model_out_dim, "override of the preset's out_dim"),
+      field("models", "model_text_dim", &C::model_text_dim, "override of the preset's text_dim"),
+      field("models", "model_text_len", &C::model_text_len, "override of the preset's text_len"),
+      field("models", "wan_model_dir", &C::wan_model_dir, "Wan2.1 release folder"),
+      field("models", "dit_path", &C::dit_path, "base DiT weights; \"\" = wan_model_dir"),
+      field("models", "text_encoder_path", &C::text_encoder_path,
+            "umT5 weights; \"\" = <wan_model_dir>/models_t5_umt5-xxl-enc-bf16.pth"),
+      field("models", "tokenizer_path", &C::tokenizer_path,
+            "umT5 tokenizer; \"\" = <wan_model_dir>/google/umt5-xxl"),
+      field("models", "vae_path", &C::vae_path, "VAE weights; \"\" = <wan_model_dir>/Wan2.1_VAE.pth"),
+      field("models", "prompt_cache", &C::prompt_cache,
+            "precomputed text embeddings; \"\" = run the text encoder"),
+
+      field("diffusion", "generator_task", &C::generator_task,
+            "bidirectional_video | causal_video", kAlways),
+      field("diffusion", "real_task_type", &C::real_task_type, "\"\" = generator_task"),
+      field("diffusion", "fake_task_type", &C::fake_task_type, "\"\" = generator_task"),
+      field("diffusion", "denoising_step_list", &C::denoising_step_list,
+            "generator timesteps, descending (causal: ending with 0)", kAlways),
+      field("diffusion", "warp_denoising_step", &C::warp_denoising_step,
+            "map denoising_step_list through the shifted scheduler timesteps"),
+      field("diffusion", "num_train_timestep", &C::num_train_timestep,
+            "timestep range of the DMD/critic noise", kDmd),
+      field("diffusion", "timestep_shift", &C::timestep_shift,
+            "shift applied to sampled DMD/critic timesteps"),
+      field("diffusion", "real_guidance_scale", &C::real_guidance_scale,
+            "teacher CFG scale (alias: guidance_scale)", kDmd),
+      field("diffusion", "denoising_loss_type", &C::denoising_loss_type,
+            "critic loss: flow | x0", kDmd),
+      field("diffusion", "dfake_gen_update_ratio", &C::dfake_gen_update_ratio,
+            "critic steps per generator step", kDmd),
+      field("diffusion", "image_or_video_shape", &C::image_or_video_shape,
+            "generated latents [B, F, C, H, W] (B is replaced by the batch size)", kDmd),
+      field("diffusion", "backward_simulation", &C::backward_simulation,
+            "simulate generator inputs from noise (prompts only); false = noise ODE latents"),
+      field("diffusion", "negative_prompt", &C::negative_prompt,
+            "prompt of the unconditional CFG branch", kDmd),
+
+      field("optimizer", "lr", &C::lr, "generator learning rate (AdamW)", kAlways),
+      field("optimizer", "beta1", &C::beta1, "AdamW beta1"),
+      field("optimizer", "beta2", &C::beta2, "AdamW beta2"),
+      field("optimizer", "weight_decay", &C::weight_decay, "AdamW weight decay"),
+      field("optimizer", "lr_critic", &C::lr_critic, "critic learning rate; null = lr"),
+      field("optimizer", "beta1_critic", &C::beta1_critic, "critic beta1; null = beta1"),
+      field("optimizer", "beta2_critic", &C::beta2_critic, "critic beta2; null = beta2"),
+      field("optimizer", "grad_clip", &C::grad_clip, "max gradient norm"),
+      field("optimizer", "ema_weight", &C::ema_weight, "generator EMA decay; 0 = no EMA"),
+      field("optimizer", "ema_start_step", &C::ema_start_step, "first step with EMA updates"),
+
+      field("fsdp", "sharding_strategy", &C::sharding_strategy,
+            "full | hybrid_full | hybrid_zero2 | no_shard"),
+      field("fsdp", "generator_fsdp_wrap_strategy", &C::generator_fsdp_wrap_strategy,
+            "size | transformer"),
+      field("fsdp", "real_score_fsdp_wrap_strategy", &C::real_score_fsdp_wrap_strategy,
+            "size | transformer"),
+      field("fsdp", "fake_score_fsdp_wrap_strategy", &C::fake_score_fsdp_wrap_strategy,
+            "size | transformer"),
+      field("fsdp", "text_encoder_fsdp_wrap_strategy", &C::text_encoder_fsdp_wrap_strategy,
+            "size | transformer"),
+      field("fsdp", "generator_fsdp_transformer_module", &C::generator_fsdp_transformer_module,
+            "block class for wrap strategy transformer"),
+      field("fsdp", "real_score_fsdp_transformer_module", &C::real_score_fsdp_transformer_module,
+            "block class for wrap strategy transformer"),
+      field("fsdp", "fake_score_fsdp_transformer_module", &C::fake_score_fsdp_transformer_module,
+            "block class for wrap strategy transformer"),
+      field("fsdp", "text_encoder_fsdp_transformer_module",
+            &C::text_encoder_fsdp_transformer_module, "block class for wrap strategy transformer"),
+
+      field("data", "data_path", &C::data_path,
+            "ODE-pair LMDB, or a prompt file when backward_simulation", kAlways),
+      field("data", "batch_size", &C::batch_size, "samples per rank per step", kAlways),
+      field("data", "max_pair", &C::max_pair, "ODE pairs used from the LMDB"),
+      field("data", "num_workers", &C::num_workers, "data loader threads"),
+  };
+  return kFields;
+}
+
+// Other names accepted for a key (Self-Forcing's spelling).
+const std::map<std::string, std::string>& aliases() {
+  static const std::map<std::string, std::string> kAliases = {
+      {"guidance_scale", "real_guidance_scale"},
+  };
+  return kAliases;
+}
+
+const FieldDef* find_field(const std::string& name) {
+  for (const auto& f : fields())
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+bool is_ignored_key(const std::string& key) { return key.rfind("wandb_", 0) == 0; }
+
+std::string suggestion(const std::string& key) {
+  std::string best;
+  int best_d = 1 << 30;
+  auto consider = [&](const std::string& name) {
+    int d = edit_distance(key, name);
+    if (d < best_d) {
+      best_d = d;
+      best = name;
+    }
+  };
+  for (const auto& f : fields()) consider(f.name);
+  for (const auto& a : aliases()) consider(a.first);
+  // About one edit per three characters; never a suggestion that replaces the whole key.
+  int limit = std::max<int>(1, static_cast<int>(key.size()) / 3);
+  if (best_d > limit || best_d >= static_cast<int>(key.size())) return "";
+  return " (did you mean '" + best + "'?)";
+}
+
+// A node as it would read in flow YAML, shortened, for "got ..." in messages.
+std::string describe(const YAML::Node& n) {
+  if (!n.IsDefined() || n.IsNull()) return "null";
+  std::string s;
+  if (n.IsScalar()) {
+    s = "'" + n.Scalar() + "'";
+  } else {
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    s = e.c_str();
+  }
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
+std::string where(const std::string& source, const YAML::Node& n) {
+  YAML::Mark m = n.Mark();
+  if (m.is_null() || m.line < 0) return source;
+  return source + ":" + std::to_string(m.line + 1);
+}
+
+// Sets one key; `source` names the file (or --set) in messages.
+void set_key(Config& c, const std::string& key, const YAML::Node& value,
+             const std::string& source, const std::string& loc) {
+  std::string name = key;
+  auto a = aliases().find(key);
+  if (a != aliases().end()) name = a->second;
+  const FieldDef* f = find_field(name);
+  TORCH_CHECK(f, source, ": unknown key '", key, "'", suggestion(key));
+  try {
+    f->set(c, value);
+  } catch (const BadValue& bad) {
+    TORCH_CHECK(false, loc, ": key '", key, "': got ", describe(value), ", want ", f->want,
+                bad.detail.empty() ? "" : " (" + bad.detail + ")");
+  }
+}
+
+void log_ignored(const std::string& source, const std::vector<std::string>& ignored) {
+  if (ignored.empty()) return;
+  std::string keys;
+  for (const auto& k : ignored) keys += (keys.empty() ? "" : ", ") + k;
+  LOG_INFO("%s: ignoring %s (no wandb in causvid-cpp; metrics go to metrics.jsonl)", source,
+           keys);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ presets
+
+ModelDims model_preset_dims(const std::string& preset) {
+  ModelDims d;  // Wan2.1-T2V-1.3B
+  if (preset == "wan-1.3b") return d;
+  if (preset == "wan-14b") {
+    d.dim = 5120;
+    d.ffn_dim = 13824;
+    d.num_heads = 40;
+    d.num_layers = 40;
+    return d;
+  }
+  if (preset == "tiny") {
+    d.dim = 64;
+    d.ffn_dim = 128;
+    d.freq_dim = 32;
+    d.num_heads = 2;
+    d.num_layers = 2;
+    d.in_dim = 4;
+    d.out_dim = 4;
+    d.text_dim = 48;
+    d.text_len = 16;
+    return d;
+  }
+  std::string names;
+  for (const auto& n : model_preset_names()) names += (names.empty() ? "" : " | ") + n;
+  throw c10::Error({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                   "key 'model_preset': got '" + preset + "', want " + names);
+}
+
+std::vector<std::string> model_preset_names() { return {"wan-1.3b", "wan-14b", "tiny"}; }
+
+// ------------------------------------------------------------------ accessors
+
+const std::string& Config::generator_model() const {
+  return generator_name.empty() ? model_name : generator_name;
+}
+const std::string& Config::real_model() const { return real_name.empty() ? model_name : real_name; }
+const std::string& Config::fake_model() const { return fake_name.empty() ? model_name : fake_name; }
+const std::string& Config::real_task() const {
+  return real_task_type.empty() ? generator_task : real_task_type;
+}
+const std::string& Config::fake_task() const {
+  return fake_task_type.empty() ? generator_task : fake_task_type;
+}
+
+ModelDims Config::model_dims() const {
+  ModelDims d = model_preset_dims(model_preset);
+  if (model_dim) d.dim = *model_dim;
+  if (model_ffn_dim) d.ffn_dim = *model_ffn_dim;
+  if (model_freq_dim) d.freq_dim = *model_freq_dim;
+  if (model_num_heads) d.num_heads = *model_num_heads;
+  if (model_num_layers) d.num_layers = *model_num_layers;
+  if (model_in_dim) d.in_dim = *model_in_dim;
+  if (model_out_dim) d.out_dim = *model_out_dim;
+  if (model_text_dim) d.text_dim = *model_text_dim;
+  if (model_text_len) d.text_len = *model_text_len;
+  return d;
+}
+
+std::string Config::dit_file() const { return dit_path.empty() ? wan_model_dir : dit_path; }
+std::string Config::text_encoder_file() const {
+  return text_encoder_path.empty() ? wan_model_dir + "/models_t5_umt5-xxl-enc-bf16.pth"
+                                   : text_encoder_path;
+}
+std::string Config::tokenizer_dir() const {
+  return tokenizer_path.empty() ? wan_model_dir + "/google/umt5-xxl" : tokenizer_path;
+}
+std::string Config::vae_file() const {
+  return vae_path.empty() ? wan_model_dir + "/Wan2.1_VAE.pth" : vae_path;
+}
+std::string Config::checkpoint_root() const {
+  return checkpoint_dir.empty() ? output_path + "/checkpoints" : checkpoint_dir;
+}
+
+// ------------------------------------------------------------------ validate
+
+namespace {
+
+std::string join(const std::vector<std::string>& v, const char* sep = " | ") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+std::string list_str(const std::vector<int>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+bool one_of(const std::string& v, const std::vector<std::string>& allowed) {
+  return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
+}
+
+}  // namespace
+
+void Config::validate() const {
+  const std::string& src = source;
+  auto check_one_of = [&](const char* key, const std::string& v,
+                          const std::vector<std::string>& allowed) {
+    TORCH_CHECK(one_of(v, allowed), src, ": key '", key, "': got '", v, "', want ",
+                join(allowed));
+  };
+  const std::vector<std::string> kModels = {"wan", "causal_wan"};
+  const std::vector<std::string> kTasks = {"bidirectional_video", "causal_video"};
+
+  // Run.
+  check_one_of("distillation_loss", distillation_loss, {"ode", "dmd"});
+  TORCH_CHECK(device == "auto" || device == "cpu" || device == "cuda" ||
+                  (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
+                   device.find_first_not_of("0123456789", 5) == std::string::npos),
+              src, ": key 'device': got '", device, "', want auto | cpu | cuda | cuda:N");
+  TORCH_CHECK(log_iters >= 1, src, ": key 'log_iters': got ", log_iters, ", want >= 1");
+  TORCH_CHECK(save_iters >= 0, src, ": key 'save_iters': got ", save_iters,
+              ", want >= 0 (0 = log_iters)");
+  TORCH_CHECK(max_iters >= 0, src, ": key 'max_iters': got ", max_iters,
+              ", want >= 0 (0 = unlimited)");
+  TORCH_CHECK(keep_latest >= 0, src, ": key 'keep_latest': got ", keep_latest,
+              ", want >= 0 (0 = all)");
+  TORCH_CHECK(!output_path.empty(), src, ": key 'output_path': got \"\", want a directory");
+
+  // Models.
+  check_one_of("model_name", model_name, kModels);
+  if (!generator_name.empty()) check_one_of("generator_name", generator_name, kModels);
+  if (!real_name.empty()) check_one_of("real_name", real_name, kModels);
+  if (!fake_name.empty()) check_one_of("fake_name", fake_name, kModels);
+  // CausVid's ode_regression.py builds the generator from model_name only.
+  TORCH_CHECK(is_dmd() || generator_name.empty() || generator_name == model_name, src,
+              ": key 'generator_name': got '", generator_name,
+              "', want it unset (distillation_loss ode builds the generator from model_name '",
+              model_name, "')");
+  for (const auto& [key, grads] :
+       std::vector<std::pair<const char*, const std::map<std::string, bool>*>>{
+           {"generator_grad", &generator_grad},
+           {"real_score_grad", &real_score_grad},
+           {"fake_score_grad", &fake_score_grad}}) {
+    for (const auto& kv : *grads)
+      TORCH_CHECK(kv.first == "model", src, ": key '", key, "': got submodule '", kv.first,
+                  "', want model (the only submodule of a diffusion wrapper)");
+  }
+  TORCH_CHECK(num_frame_per_block >= 1, src, ": key 'num_frame_per_block': got ",
+              num_frame_per_block, ", want >= 1");
+
+  // Model sizes.
+  TORCH_CHECK(one_of(model_preset, model_preset_names()), src, ": key 'model_preset': got '",
+              model_preset, "', want ", join(model_preset_names()));
+  ModelDims d = model_dims();
+  for (const auto& [key, v] : std::vector<std::pair<const char*, int>>{
+           {"model_dim", d.dim},
+           {"model_ffn_dim", d.ffn_dim},
+           {"model_freq_dim", d.freq_dim},
+           {"model_num_heads", d.num_heads},
+           {"model_num_layers", d.num_layers},
+           {"model_in_dim", d.in_dim},
+           {"model_out_dim", d.out_dim},
+           {"model_text_dim", d.text_dim},
+           {"model_text_len", d.text_len}})
+    TORCH_CHECK(v >= 1, src, ": key '", key, "': got ", v, ", want >= 1");
+  TORCH_CHECK(d.dim % d.num_heads == 0, src, ": key 'model_dim': got ", d.dim,
+              ", want a multiple of model_num_heads (", d.num_heads, ")");
+  // Wan's 3D RoPE splits each head into (t, h, w) parts of even size.
+  TORCH_CHECK(d.head_dim() % 2 == 0, src, ": keys 'model_dim'/'model_num_heads': head dim ",
+              d.dim, "/", d.num_heads, " = ", d.head_dim(), ", want an even number");
+  TORCH_CHECK(d.freq_dim % 2 == 0, src, ": key 'model_freq_dim': got ", d.freq_dim,
+              ", want an even number (sinusoidal embedding)");
+
+  // Tasks.
+  check_one_of("generator_task", generator_task, kTasks);
+  if (!real_task_type.empty()) check_one_of("real_task_type", real_task_type, kTasks);
+  if (!fake_task_type.empty()) check_one_of("fake_task_type", fake_task_type, kTasks);
+  auto check_task_model = [&](const char* task_key, const std::string& task,
+                              const char* model_key, const std::string& model) {
+    bool causal_model = model == "causal_wan";
+    bool causal_task = task == "causal_video";
+    TORCH_CHECK(causal_model == causal_task, src, ": key '", task_key, "': got '", task,
+                "' for model '", model, "' (", model_key, "), want ",
+                causal_model ? "causal_video" : "bidirectional_video");
+  };
+  check_task_model("generator_task", generator_task,
+                   generator_name.empty() ? "model_name" : "generator_name", generator_model());
+  if (is_dmd()) {
+    check_task_model("real_task_type", real_task(),
+                     real_name.empty() ? "model_name" : "real_name", real_model());
+    check_task_model("fake_task_type", fake_task(),
+                     fake_name.empty() ? "model_name" : "fake_name", fake_model());
+  }
+
+  // Timesteps.
+  TORCH_CHECK(num_train_timestep >= 1, src, ": key 'num_train_timestep': got ",
+              num_train_timestep, ", want >= 1");
+  const auto& steps = denoising_step_list;
+  TORCH_CHECK(!steps.empty(), src, ": key 'denoising_step_list': got [], want at least one step");
+  for (size_t i = 0; i < steps.size(); ++i) {
+    TORCH_CHECK(steps[i] >= 0 && steps[i] <= num_train_timestep, src,
+                ": key 'denoising_step_list': got ", list_str(steps), ", want values in [0, ",
+                num_train_timestep, "] (num_train_timestep)");
+    TORCH_CHECK(i == 0 || steps[i] < steps[i - 1], src, ": key 'denoising_step_list': got ",
+                list_str(steps), ", want strictly descending values");
+  }
+  TORCH_CHECK(steps[0] > 0, src, ": key 'denoising_step_list': got ", list_str(steps),
+              ", want a first step > 0");
+  // causal_inference.py asserts denoising_step_list[-1] == 0 and drops it; the ODE
+  // trajectories end with the clean latent.
+  TORCH_CHECK(!is_causal() || steps.back() == 0, src, ": key 'denoising_step_list': got ",
+              list_str(steps), ", want a last step of 0 for generator_task causal_video");
+  // dmd.py: timesteps[1000 - denoising_step_list] over a 1000-entry scheduler table.
+  TORCH_CHECK(!warp_denoising_step || num_train_timestep == 1000, src,
+              ": key 'num_train_timestep': got ", num_train_timestep,
+              ", want 1000 when warp_denoising_step is true");
+  TORCH_CHECK(std::isfinite(timestep_shift) && timestep_shift > 0, src,
+              ": key 'timestep_shift': got ", timestep_shift, ", want > 0");
+  TORCH_CHECK(std::isfinite(real_guidance_scale) && real_guidance_scale >= 0, src,
+              ": key 'real_guidance_scale': got ", real_guidance_scale, ", want >= 0");
+  // loss.py's v/noise losses need alphas_cumprod, which flow matching has not.
+  check_one_of("denoising_loss_type", denoising_loss_type, {"flow", "x0"});
+  TORCH_CHECK(dfake_gen_update_ratio >= 1, src, ": key 'dfake_gen_update_ratio': got ",
+              dfake_gen_update_ratio, ", want >= 1");
+
+  // Latent shape [B, F, C, H, W].
+  const auto& shape = image_or_video_shape;
+  TORCH_CHECK(shape.size() == 5 || (!is_dmd() && shape.empty()), src,
+              ": key 'image_or_video_shape': got ", list_str(shape),
+              ", want 5 values [B, F, C, H, W]");
+  if (shape.size() == 5) {
+    for (int v : shape)
+      TORCH_CHECK(v >= 1, src, ": key 'image_or_video_shape': got ", list_str(shape),
+                  ", want positive values");
+    TORCH_CHECK(shape[2] == d.in_dim, src, ": key 'image_or_video_shape': got C = ", shape[2],
+                " in ", list_str(shape), ", want the model's in_dim ", d.in_dim,
+                " (model_preset ", model_preset, " / model_in_dim)");
+    TORCH_CHECK(shape[1] % d.patch_size[0] == 0 && shape[3] % d.patch_size[1] == 0 &&
+                    shape[4] % d.patch_size[2] == 0,
+                src, ": key 'image_or_video_shape': got F, H, W = ", shape[1], ", ", shape[3],
+                ", ", shape[4], ", want multiples of the patch size (", d.patch_size[0], ", ",
+                d.patch_size[1], ", ", d.patch_size[2], ")");
+    TORCH_CHECK(!is_causal() || shape[1] % num_frame_per_block == 0, src,
+                ": key 'image_or_video_shape': got F = ", shape[1], " in ", list_str(shape),
+                ", want a multiple of num_frame_per_block (", num_frame_per_block,
+                ") for generator_task causal_video");
+  }
+
+  // Optimizer.
+  auto check_lr = [&](const char* key, double v) {
+    TORCH_CHECK(std::isfinite(v) && v > 0, src, ": key '", key, "': got ", v, ", want > 0");
+  };
+  auto check_beta = [&](const char* key, double v) {
+    TORCH_CHECK(v >= 0 && v < 1, src, ": key '", key, "': got ", v, ", want in [0, 1)");
+  };
+  check_lr("lr", lr);
+  check_beta("beta1", beta1);
+  check_beta("beta2", beta2);
+  if (lr_critic) check_lr("lr_critic", *lr_critic);
+  if (beta1_critic) check_beta("beta1_critic", *beta1_critic);
+  if (beta2_critic) check_beta("beta2_critic", *beta2_critic);
+  TORCH_CHECK(std::isfinite(weight_decay) && weight_decay >= 0, src,
+              ": key 'weight_decay': got ", weight_decay, ", want >= 0");
+  TORCH_CHECK(std::isfinite(grad_clip) && grad_clip > 0, src, ": key 'grad_clip': got ",
+              grad_clip, ", want > 0");
+  check_beta("ema_weight", ema_weight);
+  TORCH_CHECK(ema_start_step >= 0, src, ": key 'ema_start_step': got ", ema_start_step,
+              ", want >= 0");
+
+  // FSDP.
+  check_one_of("sharding_strategy", sharding_strategy,
+               {"full", "hybrid_full", "hybrid_zero2", "no_shard"});
+  for (const auto& [key, wrap, module_key, module] :
+       std::vector<std::tuple<std::string, std::string, std::string, std::string>>{
+           {"generator_fsdp_wrap_strategy", generator_fsdp_wrap_strategy,
+            "generator_fsdp_transformer_module", generator_fsdp_transformer_module},
+           {"real_score_fsdp_wrap_strategy", real_score_fsdp_wrap_strategy,
+            "real_score_fsdp_transformer_module", real_score_fsdp_transformer_module},
+           {"fake_score_fsdp_wrap_strategy", fake_score_fsdp_wrap_strategy,
+            "fake_score_fsdp_transformer_module", fake_score_fsdp_transformer_module},
+           {"text_encoder_fsdp_wrap_strategy", text_encoder_fsdp_wrap_strategy,
+            "text_encoder_fsdp_transformer_module", text_encoder_fsdp_transformer_module}}) {
+    check_one_of(key.c_str(), wrap, {"size", "transformer"});
+    TORCH_CHECK(wrap != "transformer" || !module.empty(), src, ": key '", module_key,
+                "': got \"\", want a block class name when ", key, " is transformer");
+  }
+
+  // Data.
+  TORCH_CHECK(batch_size >= 1, src, ": key 'batch_size': got ", batch_size, ", want >= 1");
+  TORCH_CHECK(max_pair >= 1, src, ": key 'max_pair': got ", max_pair, ", want >= 1");
+  TORCH_CHECK(num_workers >= 0, src, ": key 'num_workers': got ", num_workers, ", want >= 0");
+}
+
+// ------------------------------------------------------------------ parse / overrides
+
+Config parse_config(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    if (!e.mark.is_null())
+      TORCH_CHECK(false, source, ":", e.mark.line + 1, ":", e.mark.column + 1,
+                  ": malformed YAML: ", e.msg);
+    TORCH_CHECK(false, source, ": malformed YAML: ", e.msg);
+  }
+  TORCH_CHECK(root.IsDefined() && !root.IsNull(), source,
+              ": empty config, want a map of key: value");
+  TORCH_CHECK(root.IsMap(), where(source, root), ": got ", describe(root),
+              ", want a map of key: value at the top level");
+
+  Config c;
+  c.source = source;
+  std::set<std::string> seen;  // canonical names
+  std::vector<std::string> ignored;
+  for (const auto& kv : root) {
+    TORCH_CHECK(kv.first.IsScalar(), where(source, kv.first), ": got key ",
+                describe(kv.first), ", want a plain key name");
+    const std::string key = kv.first.Scalar();
+    std::string loc = where(source, kv.first);
+    if (is_ignored_key(key)) {
+      ignored.push_back(key);
+      continue;
+    }
+    auto a = aliases().find(key);
+    std::string name = a == aliases().end() ? key : a->second;
+    TORCH_CHECK(!seen.count(name), loc, ": key '", key, "' given twice",
+                name != key ? " (alias of '" + name + "')" : std::string());
+    seen.insert(name);
+    set_key(c, key, kv.second, source, loc);
+  }
+  log_ignored(source, ignored);
+
+  for (const auto& f : fields()) {
+    bool needed = (f.required & kAlways) || ((f.required & kDmd) && c.is_dmd());
+    TORCH_CHECK(!needed || seen.count(f.name), source, ": missing required key '", f.name,
+                "' (want ", f.want, "; ", f.doc, ")",
+                (f.required & kDmd) ? "; required when distillation_loss is dmd" : "");
+  }
+  return c;
+}
+
+Config read_config(const std::string& path) {
+  TORCH_CHECK(file_exists(path), path, ": config file not found");
+  return parse_config(read_file(path), path);
+}
+
+void apply_overrides(Config& config, const std::vector<std::string>& overrides) {
+  std::vector<std::string> ignored;
+  for (const auto& ov : overrides) {
+    std::string src = "--set " + ov;
+    auto eq = ov.find('=');
+    TORCH_CHECK(eq != std::string::npos && eq > 0, src, ": want key=value");
+    std::string key = ov.substr(0, eq);
+    std::string text = ov.substr(eq + 1);
+    if (is_ignored_key(key)) {
+      ignored.push_back(key);
+      continue;
+    }
+    TORCH_CHECK(find_field(key) || aliases().count(key), "--set: unknown key '", key, "'",
+                suggestion(key));
+    YAML::Node value;
+    try {
+      value = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      TORCH_CHECK(false, src, ": malformed YAML value: ", e.msg);
+    }
+    set_key(config, key, value, "--set", src);
+  }
+  log_ignored("--set", ignored);
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Config c = read_config(path);
+  apply_overrides(c, overrides);
+  c.validate();
+  return c;
+}
+
+// ------------------------------------------------------------------ save
+
+std::string config_to_yaml(const Config& config) {
+  YAML::Emitter e;
+  e.SetOutputCharset(YAML::EmitNonAscii);
+  e << YAML::Comment("causvid-cpp config, resolved from " + config.source);
+  e << YAML::BeginMap;
+  std::string section;
+  for (const auto& f : fields()) {
+    if (!f.present(config)) continue;
+    if (f.section != section) {
+      section = f.section;
+      e << YAML::Newline << YAML::Comment("---- " + section);
+    }
+    e << YAML::Key << f.name << YAML::Value;
+    f.emit(config, e);
+  }
+  e << YAML::EndMap;
+  TORCH_CHECK(e.good(), "config_to_yaml: emitter error: ", e.GetLastError());
+  return std::string(e.c_str()) + "\n";
+}
+
+void save_config(const Config& config, const std::string& path) {
+  write_file_atomic(path, config_to_yaml(config));
+}
+
+bool operator==(const Config& a, const Config& b) {
+  for (const auto& f : fields())
+    if (!f.equal(a, b)) return false;
+  return true;
+}
+
+std::vector<ConfigKeyInfo> config_keys() {
+  Config defaults;
+  std::vector<ConfigKeyInfo> out;
+  for (const auto& f : fields()) {
+    ConfigKeyInfo k;
+    k.name = f.name;
+    k.section = f.section;
+    k.type = f.want;
+    k.doc = f.doc;
+    k.required_ode = f.required & kAlways;
+    k.required_dmd = f.required & (kAlways | kDmd);
+    YAML::Emitter e;
+    e.SetOutputCharset(YAML::EmitNonAscii);
+    f.emit(defaults, e);
+    k.default_value = e.c_str();
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+int edit_distance(const std::string& a, const std::string& b) {
+  // Optimal string alignment distance: insert, delete, substitute, swap adjacent.
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<int>> d(n + 1, std::vector<int>(m + 1));
+  for (size_t i = 0; i <= n; ++i) d[i][0] = static_cast<int>(i);
+  for (size_t j = 0; j <= m; ++j) d[0][j] = static_cast<int>(j);
+  for (size_t i = 1; i <= n; ++i) {
+    for (size_t j = 1; j <= m; ++j) {
+      int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[n][m];
+}
+
+}  // namespace causvid::core

@@ -1,0 +1,187 @@
+// core/config.h: the run configuration. YAML file (CausVid's keys plus our own) -> typed
+// Config, `--set key=value` overrides, validate(), and save back to YAML.
+//
+// Ports the OmegaConf configs read by CausVid's causvid/train_ode.py,
+// causvid/train_distillation.py, causvid/dmd.py, causvid/ode_regression.py and
+// causvid/models/wan/causal_inference.py. Every key of CausVid's configs/wan_*.yaml loads
+// unmodified; defaults are the getattr() defaults of that code (num_frame_per_block 1,
+// backward_simulation true, timestep_shift 1.0, generator_name = model_name, ...).
+// Deliberate differences from OmegaConf:
+//   - unknown keys are errors naming the file and the closest known key;
+//   - wandb_* keys are accepted and ignored (one notice line): there is no wandb here;
+//   - values are type-checked on load; validate() checks cross-key consistency.
+//   - keys from Self-Forcing (guandeh17/Self-Forcing configs) that fit a CausVid run are
+//     ours too: lr_critic, beta1_critic, beta2_critic, weight_decay, ema_weight,
+//     ema_start_step, and guidance_scale as an alias of real_guidance_scale.
+//
+//   Config c = load_config("configs/wan_causal_dmd.yaml", {"lr=1e-5"});  // validated
+//   c.denoising_step_list; c.is_causal(); c.model_dims().dim;
+//   save_config(c, out_dir + "/config.yaml");
+//
+// Every YAML key is a member of the same name. Optional members (std::optional) are left
+// out of the saved YAML when unset; string members documented as "" = X are resolved by
+// the accessor methods, so a `--set` of the key they derive from still takes effect.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace causvid::core {
+
+// Wan DiT hyper-parameters (Wan2.1 WanModel's constructor arguments). The models stage
+// turns these into its own WanConfig; presets here keep core free of model includes.
+struct ModelDims {
+  int dim = 1536;
+  int ffn_dim = 8960;
+  int freq_dim = 256;
+  int num_heads = 12;
+  int num_layers = 30;
+  int in_dim = 16;
+  int out_dim = 16;
+  int text_dim = 4096;
+  int text_len = 512;
+  std::array<int, 3> patch_size = {1, 2, 2};  // (t, h, w)
+  double eps = 1e-6;
+  int head_dim() const { return dim / num_heads; }
+};
+
+// "wan-1.3b" (Wan2.1-T2V-1.3B), "wan-14b" (Wan2.1-T2V-14B), "tiny" (2 layers, dim 64,
+// 4 latent channels, text_dim 48, text_len 16: the sizes of the golden loss fixtures).
+ModelDims model_preset_dims(const std::string& preset);
+std::vector<std::string> model_preset_names();
+
+struct Config {
+  // ---------------------------------------------------------------- run
+  std::string distillation_loss = "dmd";  // "ode" (train_ode.py) | "dmd" (train_distillation.py)
+  bool mixed_precision = false;           // bf16 params/compute (CausVid's configs: true)
+  int64_t seed = 0;                       // 0 = draw a random seed at start (as CausVid)
+  std::string device = "auto";            // "auto" | "cpu" | "cuda" | "cuda:N"
+  std::string output_path = "outputs";
+  std::string checkpoint_dir;             // "" = <output_path>/checkpoints
+  std::string resume;                     // "" = fresh, "auto" = latest in checkpoint_dir, or a step dir
+  int log_iters = 200;                    // metrics line + (CausVid) checkpoint cadence
+  int save_iters = 0;                     // 0 = every log_iters (as CausVid)
+  int64_t max_iters = 0;                  // 0 = run until killed (as CausVid)
+  int keep_latest = 0;                    // checkpoints kept; 0 = all
+  // ---------------------------------------------------------------- models
+  std::string model_name = "wan";         // "wan" | "causal_wan"; text encoder/VAE family
+  std::string generator_name;             // "" = model_name
+  std::string real_name;                  // "" = model_name
+  std::string fake_name;                  // "" = model_name
+  std::string generator_ckpt;             // "" = init from dit_path; else a model.pt/safetensors with 'generator'
+  std::map<std::string, bool> generator_grad = {{"model", true}};
+  std::map<std::string, bool> real_score_grad = {{"model", false}};
+  std::map<std::string, bool> fake_score_grad = {{"model", true}};
+  bool gradient_checkpointing = false;
+  int num_frame_per_block = 1;
+  std::string model_preset = "wan-1.3b";
+  std::optional<int> model_dim, model_ffn_dim, model_freq_dim, model_num_heads,
+      model_num_layers, model_in_dim, model_out_dim, model_text_dim, model_text_len;
+  std::string wan_model_dir = "wan_models/Wan2.1-T2V-1.3B";  // CausVid's hard-coded folder
+  std::string dit_path;           // "" = wan_model_dir (base DiT weights: teacher, critic init)
+  std::string text_encoder_path;  // "" = <wan_model_dir>/models_t5_umt5-xxl-enc-bf16.pth
+  std::string tokenizer_path;     // "" = <wan_model_dir>/google/umt5-xxl
+  std::string vae_path;           // "" = <wan_model_dir>/Wan2.1_VAE.pth
+  std::string prompt_cache;       // "" = encode prompts with the text encoder
+  // ---------------------------------------------------------------- diffusion / distillation
+  std::string generator_task = "bidirectional_video";  // | "causal_video"
+  std::string real_task_type;  // "" = generator_task
+  std::string fake_task_type;  // "" = generator_task
+  std::vector<int> denoising_step_list = {1000, 757, 522};
+  bool warp_denoising_step = false;
+  int num_train_timestep = 1000;
+  double timestep_shift = 1.0;
+  double real_guidance_scale = 3.5;  // YAML alias: guidance_scale (Self-Forcing)
+  std::string denoising_loss_type = "flow";  // "flow" | "x0"
+  int dfake_gen_update_ratio = 5;
+  std::vector<int> image_or_video_shape = {1, 21, 16, 60, 104};  // [B, F, C, H, W] latents
+  bool backward_simulation = true;
+  std::string negative_prompt;
+  // ---------------------------------------------------------------- optimizer (AdamW)
+  double lr = 2.0e-6;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double weight_decay = 0.01;  // torch.optim.AdamW's default, which CausVid leaves in place
+  std::optional<double> lr_critic, beta1_critic, beta2_critic;  // unset = lr, beta1, beta2
+  double grad_clip = 10.0;     // CausVid's max_grad_norm
+  double ema_weight = 0.0;     // 0 = no EMA of the generator
+  int64_t ema_start_step = 0;
+  // ---------------------------------------------------------------- FSDP
+  std::string sharding_strategy = "full";  // "full" | "hybrid_full" | "hybrid_zero2" | "no_shard"
+  std::string generator_fsdp_wrap_strategy = "size";  // "size" | "transformer"
+  std::string real_score_fsdp_wrap_strategy = "size";
+  std::string fake_score_fsdp_wrap_strategy = "size";
+  std::string text_encoder_fsdp_wrap_strategy = "size";
+  std::string generator_fsdp_transformer_module;  // needed by wrap strategy "transformer"
+  std::string real_score_fsdp_transformer_module;
+  std::string fake_score_fsdp_transformer_module;
+  std::string text_encoder_fsdp_transformer_module;
+  // ---------------------------------------------------------------- data
+  std::string data_path;        // ODE pairs LMDB, or a prompt .txt when backward_simulation
+  int batch_size = 1;           // per rank
+  int64_t max_pair = 100000000;  // ODE LMDB pairs used (train_ode.py's max_pair)
+  int num_workers = 2;
+
+  // Not a YAML key: where the values came from (file path, "<defaults>"), for messages.
+  std::string source = "<defaults>";
+
+  // Throws c10::Error naming the key and the expected value on the first inconsistency.
+  // Runs before any device or process-group initialisation.
+  void validate() const;
+
+  // Resolved views of keys whose "" means "derived".
+  const std::string& generator_model() const;  // generator_name or model_name
+  const std::string& real_model() const;
+  const std::string& fake_model() const;
+  const std::string& real_task() const;  // real_task_type or generator_task
+  const std::string& fake_task() const;
+  bool is_causal() const { return generator_task == "causal_video"; }
+  bool is_dmd() const { return distillation_loss == "dmd"; }
+  double critic_lr() const { return lr_critic.value_or(lr); }
+  double critic_beta1() const { return beta1_critic.value_or(beta1); }
+  double critic_beta2() const { return beta2_critic.value_or(beta2); }
+  int save_every() const { return save_iters > 0 ? save_iters : log_iters; }
+  ModelDims model_dims() const;  // preset + model_* overrides
+  std::string dit_file() const;
+  std::string text_encoder_file() const;
+  std::string tokenizer_dir() const;
+  std::string vae_file() const;
+  std::string checkpoint_root() const;
+};
+
+// Parses YAML text; `source` names it in messages. Unknown keys, wrong types, missing
+// required keys and malformed YAML throw c10::Error naming source (and line). Not validated.
+Config parse_config(const std::string& yaml_text, const std::string& source);
+// Reads and parses a file (not validated).
+Config read_config(const std::string& path);
+// Applies "key=value" overrides in order; each value is parsed as YAML
+// ("lr=1e-5", "denoising_step_list=[1000,757,522]", "generator_ckpt=" clears a string,
+// "model_dim=null" unsets an optional). Unknown keys error like in files.
+void apply_overrides(Config& config, const std::vector<std::string>& overrides);
+// read_config + apply_overrides + validate.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The config as YAML (UTF-8, sections commented); parse_config(config_to_yaml(c)) == c.
+std::string config_to_yaml(const Config& config);
+// Writes config_to_yaml atomically.
+void save_config(const Config& config, const std::string& path);
+
+// Compares every YAML key (not `source`).
+bool operator==(const Config& a, const Config& b);
+inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }
+
+// Every key, for `causvid config --list-keys`.
+struct ConfigKeyInfo {
+  std::string name, section, type, default_value, doc;
+  bool required_ode = false, required_dmd = false;
+};
+std::vector<ConfigKeyInfo> config_keys();
+
+// Levenshtein (with adjacent transpositions) distance, for "did you mean" suggestions.
+int edit_distance(const std::string& a, const std::string& b);
+
+}  // namespace causvid::core
