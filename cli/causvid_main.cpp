@@ -26,6 +26,7 @@ const std::vector<Command>& commands() {
        "print keys, shapes, dtypes, parameter count and bytes of a weight file"},
       {"check-fixtures", causvid::cli::check_fixtures_main,
        "run the golden fixture checks on fixture directories"},
+      {"config", causvid::cli::config_main, "print the resolved, validated config (--set k=v)"},
       {"bench", causvid::cli::bench_main, "benchmarks (bench dit ...)"},
       {"config", causvid::cli::config_main, "print the resolved, validated config (--set k=v)"},
   };
