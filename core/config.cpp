@@ -422,13 +422,32 @@ ModelDims model_preset_dims(const std::string& preset) {
     d.text_len = 16;
     return d;
   }
+  if (preset == "wan-mid") {  // the benchmark size of the foundation issue
+    d.dim = 512;
+    d.ffn_dim = 2048;
+    d.num_heads = 8;
+    d.num_layers = 4;
+    return d;
+  }
+  if (preset == "toy") {  // the CPU toy world
+    d.dim = 128;
+    d.ffn_dim = 384;
+    d.freq_dim = 64;
+    d.num_heads = 4;
+    d.num_layers = 4;
+    d.in_dim = 4;
+    d.out_dim = 4;
+    d.text_dim = 64;
+    d.text_len = 16;
+    return d;
+  }
   std::string names;
   for (const auto& n : model_preset_names()) names += (names.empty() ? "" : " | ") + n;
   throw c10::Error({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
                    "key 'model_preset': got '" + preset + "', want " + names);
 }
 
-std::vector<std::string> model_preset_names() { return {"wan-1.3b", "wan-14b", "tiny"}; }
+std::vector<std::string> model_preset_names() { return {"wan-1.3b", "wan-14b", "wan-mid", "tiny", "toy"}; }
 
 // ------------------------------------------------------------------ accessors
 

@@ -3,6 +3,8 @@
 
 #include <c10/util/Exception.h>
 
+#include "core/config.h"
+
 namespace causvid::models {
 
 void WanConfig::validate() const {
@@ -41,52 +43,27 @@ int64_t WanConfig::num_params() const {
 }
 
 WanConfig WanConfig::preset(const std::string& name) {
-  WanConfig c;
-  if (name == "wan-1.3b") return c;
-  if (name == "wan-14b") {
-    c.dim = 5120;
-    c.ffn_dim = 13824;
-    c.num_heads = 40;
-    c.num_layers = 40;
-    return c;
-  }
-  if (name == "wan-mid") {  // the benchmark size
-    c.dim = 512;
-    c.ffn_dim = 2048;
-    c.num_heads = 8;
-    c.num_layers = 4;
-    return c;
-  }
-  if (name == "tiny") {  // unit tests: as the golden fixtures
-    c.text_len = 16;
-    c.dim = 64;
-    c.ffn_dim = 128;
-    c.freq_dim = 32;
-    c.text_dim = 48;
-    c.in_dim = c.out_dim = 4;
-    c.num_heads = 2;
-    c.num_layers = 2;
-    return c;
-  }
-  if (name == "toy") {  // the CPU toy world
-    c.text_len = 16;
-    c.dim = 128;
-    c.ffn_dim = 384;
-    c.freq_dim = 64;
-    c.text_dim = 64;
-    c.in_dim = c.out_dim = 4;
-    c.num_heads = 4;
-    c.num_layers = 4;
-    return c;
-  }
-  std::string names;
-  for (const auto& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
-  TORCH_CHECK(false, "model preset: got '", name, "', want one of ", names);
+  return from_dims(core::model_preset_dims(name));
 }
 
-std::vector<std::string> WanConfig::preset_names() {
-  return {"wan-1.3b", "wan-14b", "wan-mid", "tiny", "toy"};
+WanConfig WanConfig::from_dims(const core::ModelDims& d) {
+  WanConfig c;
+  c.patch_size = {d.patch_size[0], d.patch_size[1], d.patch_size[2]};
+  c.text_len = d.text_len;
+  c.in_dim = d.in_dim;
+  c.dim = d.dim;
+  c.ffn_dim = d.ffn_dim;
+  c.freq_dim = d.freq_dim;
+  c.text_dim = d.text_dim;
+  c.out_dim = d.out_dim;
+  c.num_heads = d.num_heads;
+  c.num_layers = d.num_layers;
+  c.eps = d.eps;
+  c.validate();
+  return c;
 }
+
+std::vector<std::string> WanConfig::preset_names() { return core::model_preset_names(); }
 
 WanConfig WanConfig::from_json(const nlohmann::json& j) {
   WanConfig c;

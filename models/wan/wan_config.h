@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace causvid::models {
 
 struct WanConfig {
@@ -35,6 +37,8 @@ struct WanConfig {
   // "wan-1.3b", "wan-14b", "wan-mid" (bench size), "tiny" (tests), "toy" (CPU toy world).
   static WanConfig preset(const std::string& name);
   static std::vector<std::string> preset_names();
+  // From the config's model dimensions (core::Config::model_dims()).
+  static WanConfig from_dims(const core::ModelDims& dims);
   // WanModel constructor kwargs as written in fixture meta.json "config".
   static WanConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;

@@ -373,7 +373,7 @@ TEST(Config, ValidateFailures) {
                  {"key 'num_train_timestep'", "want 1000 when warp_denoising_step"});
   expect_invalid(dmd, {"timestep_shift=0"}, {"key 'timestep_shift'", "> 0"});
   expect_invalid(dmd, {"device=gpu"}, {"key 'device'", "cuda:N"});
-  expect_invalid(dmd, {"model_preset=wan-2b"}, {"key 'model_preset'", "wan-1.3b | wan-14b | tiny"});
+  expect_invalid(dmd, {"model_preset=wan-2b"}, {"key 'model_preset'", "wan-1.3b | wan-14b | wan-mid"});
   expect_invalid(dmd, {"generator_grad={modle: true}"},
                  {"key 'generator_grad'", "submodule 'modle'", "want model"});
   expect_invalid(dmd, {"num_frame_per_block=0"}, {"key 'num_frame_per_block'", ">= 1"});
