@@ -44,6 +44,12 @@ void av_log_to_causvid(void* avcl, int level, const char* fmt, va_list vl) {
   std::string s(line);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   if (s.empty()) return;
+  // "[mov,mp4 @ 0x55d0c0a1b2c0] msg" -> "[mov,mp4] msg": the address is noise.
+  size_t at = s.find(" @ 0x");
+  if (at != std::string::npos) {
+    size_t end = s.find(']', at);
+    if (end != std::string::npos) s.erase(at, end - at);
+  }
   if (level <= AV_LOG_ERROR) g_last_av_error = s;
   LOG_DEBUG("libav: %s", s);
 }
@@ -260,8 +266,8 @@ InputVideo open_input(const std::string& path) {
   check_av(avformat_find_stream_info(raw, nullptr), path, "read stream info");
   const AVCodec* codec = nullptr;
   int idx = av_find_best_stream(raw, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-  TORCH_CHECK(idx != AVERROR_STREAM_NOT_FOUND, path, ": no video stream (container '",
-              raw->iformat->name, "'); not a video file?");
+  TORCH_CHECK(idx != AVERROR_STREAM_NOT_FOUND, path, ": no video stream in container '",
+              raw->iformat->name, "' (a zero-frame, truncated or non-video file)");
   if (idx == AVERROR_DECODER_NOT_FOUND) {
     int s = av_find_best_stream(raw, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
     const char* name = s >= 0 ? avcodec_get_name(raw->streams[s]->codecpar->codec_id) : "?";
@@ -519,7 +525,7 @@ DecodedVideo decode_video(const std::string& path, const DecodeOptions& opts) {
   out.num_decoded = decoded;
 
   TORCH_CHECK(decoded > 0, path, ": no decodable video frames (a zero-frame or corrupt video; "
-              "the container declares ", in.info.num_frames, " frames)");
+              "the container declares ", in.info.num_frames, ")");
   if (eof && opts.strict && in.info.num_frames_exact && decoded < in.info.num_frames) {
     TORCH_CHECK(false, path, ": truncated or corrupt: decoded ", decoded, " of the ",
                 in.info.num_frames, " frames the container declares");
@@ -681,7 +687,9 @@ void VideoWriter::abandon() noexcept {
   closed_ = true;
 }
 
-std::string VideoWriter::codec_name() const { return enc_ ? enc_->codec->name : opts_.codec; }
+std::string VideoWriter::codec_name() const {
+  return codec_name_.empty() ? opts_.codec : codec_name_;
+}
 
 void VideoWriter::open(int width, int height) {
   src_width_ = width;
@@ -771,6 +779,7 @@ void VideoWriter::open_streams(bool* created) {
                path_, opts_.codec, why);
   }
 
+  codec_name_ = enc_->codec->name;
   AVStream* st = avformat_new_stream(fmt_.get(), nullptr);
   TORCH_CHECK(st, path_, ": avformat_new_stream: out of memory");
   check_av(avcodec_parameters_from_context(st->codecpar, enc_.get()), path_,

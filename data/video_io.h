@@ -236,7 +236,7 @@ class VideoWriter {
   void open_streams(bool* created);
   void encode(AVFrame* frame);  // nullptr flushes the encoder
   void abandon() noexcept;
-  std::string path_, tmp_path_, write_path_;
+  std::string path_, tmp_path_, write_path_, codec_name_;
   WriterOptions opts_;
   FormatOutputPtr fmt_;
   CodecContextPtr enc_;
