@@ -61,7 +61,8 @@ int bench_video(int argc, char** argv) {
   const int h = core::ArgParser::to_int("--height", height_s);
   const int reps = core::ArgParser::to_int("--reps", reps_s);
   const int threads = core::ArgParser::to_int("--threads", threads_s);
-  TORCH_CHECK(nf > 0 && w > 0 && h > 0 && reps > 0, "bench video: --frames/--width/--height/"
+  TORCH_CHECK(nf > 0 && w > 0 && h > 0 && reps > 0,
+              "bench video: --frames/--width/--height/"
               "--reps must be > 0");
 
   namespace fs = std::filesystem;
@@ -87,13 +88,14 @@ int bench_video(int argc, char** argv) {
                    rw.add_frames(video);
                    rw.close();
                  })});
-  auto encode_with = [&](const std::string& name, const std::string& file,
-                         data::WriterOptions o, int64_t block) {
+  auto encode_with = [&](const std::string& name, const std::string& file, data::WriterOptions o,
+                         int64_t block) {
     o.threads = threads;
     std::string codec;
     double s = best_of(reps, [&] {
       data::VideoWriter vw(file, o);
-      for (int64_t i = 0; i < nf; i += block) vw.add_frames(video.narrow(0, i, std::min(block, nf - i)));
+      for (int64_t i = 0; i < nf; i += block)
+        vw.add_frames(video.narrow(0, i, std::min(block, nf - i)));
       vw.close();
       codec = vw.codec_name();
     });
@@ -144,12 +146,13 @@ int bench_video(int argc, char** argv) {
     std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
                 dec[0].seconds / r.seconds);
   std::printf("(ratio = baseline seconds / row seconds; > 1 is faster than the baseline)\n");
-  std::printf("file sizes: crf18 medium %.1f KiB, veryfast %.1f KiB, streaming %.1f KiB, "
-              "mpeg4 %.1f KiB, raw %.1f KiB\n",
-              fs::file_size(scratch + "/x264.mp4") / 1024.0,
-              fs::file_size(scratch + "/x264fast.mp4") / 1024.0,
-              fs::file_size(scratch + "/stream.mp4") / 1024.0,
-              fs::file_size(scratch + "/mpeg4.mp4") / 1024.0, fs::file_size(raw) / 1024.0);
+  std::printf(
+      "file sizes: crf18 medium %.1f KiB, veryfast %.1f KiB, streaming %.1f KiB, "
+      "mpeg4 %.1f KiB, raw %.1f KiB\n",
+      fs::file_size(scratch + "/x264.mp4") / 1024.0,
+      fs::file_size(scratch + "/x264fast.mp4") / 1024.0,
+      fs::file_size(scratch + "/stream.mp4") / 1024.0,
+      fs::file_size(scratch + "/mpeg4.mp4") / 1024.0, fs::file_size(raw) / 1024.0);
   if (own_dir) {
     std::error_code ec;
     fs::remove_all(scratch, ec);

@@ -39,8 +39,7 @@ std::string encode_png(const torch::Tensor& image) {
   frame->width = w;
   frame->height = h;
   check_av(av_frame_get_buffer(frame.get(), 0), "encode_png", "allocate frame");
-  av_image_copy_plane(frame->data[0], frame->linesize[0], hwc.data_ptr<uint8_t>(), w * 3, w * 3,
-                      h);
+  av_image_copy_plane(frame->data[0], frame->linesize[0], hwc.data_ptr<uint8_t>(), w * 3, w * 3, h);
   frame->pts = 0;
   check_av(avcodec_send_frame(enc.get(), frame.get()), "encode_png", "encode");
   check_av(avcodec_send_frame(enc.get(), nullptr), "encode_png", "flush");
@@ -75,9 +74,7 @@ torch::Tensor read_image(const std::string& path) {
   return decode_video(path, o).frames[0];
 }
 
-torch::Tensor read_image_float(const std::string& path) {
-  return uint8_to_float(read_image(path));
-}
+torch::Tensor read_image_float(const std::string& path) { return uint8_to_float(read_image(path)); }
 
 torch::Tensor make_grid(const torch::Tensor& frames, const GridOptions& opts) {
   TORCH_CHECK(opts.padding >= 0, "make_grid: padding ", opts.padding, ", want >= 0");
@@ -87,9 +84,8 @@ torch::Tensor make_grid(const torch::Tensor& frames, const GridOptions& opts) {
   int64_t cols = opts.num_cols > 0 ? opts.num_cols : int64_t(std::ceil(std::sqrt(double(n))));
   cols = std::min<int64_t>(cols, n);
   const int64_t rows = (n + cols - 1) / cols;
-  torch::Tensor grid =
-      torch::full({3, rows * (h + p) + p, cols * (w + p) + p}, int64_t(opts.pad_value),
-                  torch::kUInt8);
+  torch::Tensor grid = torch::full({3, rows * (h + p) + p, cols * (w + p) + p},
+                                   int64_t(opts.pad_value), torch::kUInt8);
   for (int64_t i = 0; i < n; ++i) {
     int64_t r = i / cols, c = i % cols;
     grid.narrow(1, p + r * (h + p), h).narrow(2, p + c * (w + p), w).copy_(x[i]);

@@ -24,9 +24,9 @@ torch::Tensor read_image(const std::string& path);
 torch::Tensor read_image_float(const std::string& path);
 
 struct GridOptions {
-  int num_cols = 0;        // 0: ceil(sqrt(F))
-  int padding = 2;         // pixels around and between cells
-  uint8_t pad_value = 0;   // gray level of the padding
+  int num_cols = 0;       // 0: ceil(sqrt(F))
+  int padding = 2;        // pixels around and between cells
+  uint8_t pad_value = 0;  // gray level of the padding
 };
 // [F,3,H,W] (uint8 or float [-1,1]) -> [3, rows*(H+p)+p, cols*(W+p)+p] uint8; unused cells
 // are filled with pad_value.

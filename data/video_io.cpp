@@ -61,8 +61,7 @@ std::string take_last_av_error() {
 }
 
 std::string hint_for(int rc) {
-  if (rc == AVERROR_INVALIDDATA)
-    return " (not a video/image file, or truncated/corrupt)";
+  if (rc == AVERROR_INVALIDDATA) return " (not a video/image file, or truncated/corrupt)";
   if (rc == AVERROR(ENOENT)) return " (no such file or directory)";
   if (rc == AVERROR(EACCES)) return " (permission denied)";
   if (rc == AVERROR(EISDIR)) return " (is a directory)";
@@ -135,36 +134,62 @@ PacketPtr make_packet() {
 int sws_flags_for(ResizeFilter filter, int sw, int sh, int dw, int dh) {
   int base;
   switch (filter) {
-    case ResizeFilter::kArea: base = SWS_AREA; break;
-    case ResizeFilter::kLanczos: base = SWS_LANCZOS; break;
-    case ResizeFilter::kBicubic: base = SWS_BICUBIC; break;
-    case ResizeFilter::kBilinear: base = SWS_BILINEAR; break;
+    case ResizeFilter::kArea:
+      base = SWS_AREA;
+      break;
+    case ResizeFilter::kLanczos:
+      base = SWS_LANCZOS;
+      break;
+    case ResizeFilter::kBicubic:
+      base = SWS_BICUBIC;
+      break;
+    case ResizeFilter::kBilinear:
+      base = SWS_BILINEAR;
+      break;
     case ResizeFilter::kAuto:
-    default: base = (dw < sw || dh < sh) ? SWS_AREA : SWS_BICUBIC; break;
+    default:
+      base = (dw < sw || dh < sh) ? SWS_AREA : SWS_BICUBIC;
+      break;
   }
   return base | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP;
 }
 
 int sws_colorspace_of(AVColorSpace cs) {
   switch (cs) {
-    case AVCOL_SPC_BT709: return SWS_CS_ITU709;
-    case AVCOL_SPC_FCC: return SWS_CS_FCC;
-    case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
+    case AVCOL_SPC_FCC:
+      return SWS_CS_FCC;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
     case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-    default: return SWS_CS_ITU601;  // untagged: what swscale/ffmpeg assume
+    case AVCOL_SPC_BT2020_CL:
+      return SWS_CS_BT2020;
+    default:
+      return SWS_CS_ITU601;  // untagged: what swscale/ffmpeg assume
   }
 }
 
 // yuvj* are deprecated aliases meaning "full range"; swscale wants the plain format.
 AVPixelFormat normalize_pix_fmt(AVPixelFormat fmt, bool* full_range) {
   switch (fmt) {
-    case AV_PIX_FMT_YUVJ420P: *full_range = true; return AV_PIX_FMT_YUV420P;
-    case AV_PIX_FMT_YUVJ422P: *full_range = true; return AV_PIX_FMT_YUV422P;
-    case AV_PIX_FMT_YUVJ444P: *full_range = true; return AV_PIX_FMT_YUV444P;
-    case AV_PIX_FMT_YUVJ440P: *full_range = true; return AV_PIX_FMT_YUV440P;
-    case AV_PIX_FMT_YUVJ411P: *full_range = true; return AV_PIX_FMT_YUV411P;
-    default: return fmt;
+    case AV_PIX_FMT_YUVJ420P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV440P;
+    case AV_PIX_FMT_YUVJ411P:
+      *full_range = true;
+      return AV_PIX_FMT_YUV411P;
+    default:
+      return fmt;
   }
 }
 
@@ -207,8 +232,7 @@ class RgbConverter {
         cropped->crop_top = (in->height - ch) / 2;
         cropped->crop_bottom = in->height - ch - cropped->crop_top;
       }
-      check_av(av_frame_apply_cropping(cropped.get(), AV_FRAME_CROP_UNALIGNED), path,
-               "crop frame");
+      check_av(av_frame_apply_cropping(cropped.get(), AV_FRAME_CROP_UNALIGNED), path, "crop frame");
       f = cropped.get();
     }
     bool full_range = f->color_range == AVCOL_RANGE_JPEG;
@@ -524,8 +548,10 @@ DecodedVideo decode_video(const std::string& path, const DecodeOptions& opts) {
   }
   out.num_decoded = decoded;
 
-  TORCH_CHECK(decoded > 0, path, ": no decodable video frames (a zero-frame or corrupt video; "
-              "the container declares ", in.info.num_frames, ")");
+  TORCH_CHECK(decoded > 0, path,
+              ": no decodable video frames (a zero-frame or corrupt video; "
+              "the container declares ",
+              in.info.num_frames, ")");
   if (eof && opts.strict && in.info.num_frames_exact && decoded < in.info.num_frames) {
     TORCH_CHECK(false, path, ": truncated or corrupt: decoded ", decoded, " of the ",
                 in.info.num_frames, " frames the container declares");
@@ -565,8 +591,7 @@ torch::Tensor float_to_uint8(const torch::Tensor& x, bool truncate) {
   return v.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch::kUInt8);
 }
 
-torch::Tensor frames_to_uint8(const torch::Tensor& frames, const std::string& what,
-                              bool truncate) {
+torch::Tensor frames_to_uint8(const torch::Tensor& frames, const std::string& what, bool truncate) {
   TORCH_CHECK(frames.defined(), what, ": frames tensor is undefined");
   torch::Tensor x = frames;
   if (x.dim() == 3) x = x.unsqueeze(0);
@@ -643,8 +668,7 @@ torch::Tensor pad_to_even(const torch::Tensor& x) {
 
 }  // namespace
 
-VideoWriter::VideoWriter(const std::string& path, const WriterOptions& opts, int width,
-                         int height)
+VideoWriter::VideoWriter(const std::string& path, const WriterOptions& opts, int width, int height)
     : path_(path), tmp_path_(tmp_name_for(path)), opts_(opts) {
   init_av_logging();
   TORCH_CHECK(!path.empty(), "VideoWriter: empty output path");
@@ -669,8 +693,8 @@ VideoWriter::~VideoWriter() {
       av_write_trailer(fmt_.get());
     } catch (...) {
     }
-    LOG_WARN("%s: VideoWriter destroyed without close(); kept the %d frames written so far",
-             path_, num_frames_);
+    LOG_WARN("%s: VideoWriter destroyed without close(); kept the %d frames written so far", path_,
+             num_frames_);
     fmt_.reset();
     closed_ = true;
     return;
@@ -716,7 +740,6 @@ void VideoWriter::open(int width, int height) {
 }
 
 void VideoWriter::open_streams(bool* created) {
-
   const AVOutputFormat* of = av_guess_format(nullptr, path_.c_str(), nullptr);
   AVFormatContext* raw = nullptr;
   check_av(avformat_alloc_output_context2(&raw, of, nullptr, write_path_.c_str()), path_,
@@ -774,9 +797,10 @@ void VideoWriter::open_streams(bool* created) {
     TORCH_CHECK(enc_, path_, ": encoder '", opts_.codec, "' ", why,
                 why2.empty() ? "" : "; fallback 'mpeg4' " + why2);
     if (!g_warned_fallback.exchange(true))
-      LOG_WARN("%s: encoder '%s' %s; falling back to 'mpeg4' (MPEG-4 part 2, larger files, "
-               "lower quality). Install FFmpeg with libx264 for H.264 output.",
-               path_, opts_.codec, why);
+      LOG_WARN(
+          "%s: encoder '%s' %s; falling back to 'mpeg4' (MPEG-4 part 2, larger files, "
+          "lower quality). Install FFmpeg with libx264 for H.264 output.",
+          path_, opts_.codec, why);
   }
 
   codec_name_ = enc_->codec->name;
@@ -802,8 +826,7 @@ void VideoWriter::open_streams(bool* created) {
   av_dict_free(&mux);
   check_av(rc, path_, "write header");
 
-  sws_.reset(sws_getContext(width_, height_, AV_PIX_FMT_GBRP, width_, height_,
-                            AV_PIX_FMT_YUV420P,
+  sws_.reset(sws_getContext(width_, height_, AV_PIX_FMT_GBRP, width_, height_, AV_PIX_FMT_YUV420P,
                             SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr, nullptr,
                             nullptr));
   TORCH_CHECK(sws_, path_, ": swscale cannot convert RGB to yuv420p");
@@ -847,8 +870,8 @@ void VideoWriter::add_frames(const torch::Tensor& frames) {
   if (!opened_) {
     open(w, h);
   } else {
-    TORCH_CHECK(w == src_width_ && h == src_height_, path_, ": frames of ", w, "x", h,
-                ", want ", src_width_, "x", src_height_, " (the size of the first frames)");
+    TORCH_CHECK(w == src_width_ && h == src_height_, path_, ": frames of ", w, "x", h, ", want ",
+                src_width_, "x", src_height_, " (the size of the first frames)");
   }
   if (w != width_ || h != height_) x = pad_to_even(x);
   try {
@@ -908,8 +931,7 @@ void VideoWriter::close() {
   closed_ = true;
 }
 
-void write_video(const std::string& path, const torch::Tensor& frames,
-                 const WriterOptions& opts) {
+void write_video(const std::string& path, const torch::Tensor& frames, const WriterOptions& opts) {
   VideoWriter w(path, opts);
   w.add_frames(frames);
   w.close();
@@ -954,13 +976,13 @@ void RawFrameWriter::add_frames(const torch::Tensor& frames) {
     width_ = w;
     height_ = h;
   }
-  TORCH_CHECK(w == width_ && h == height_, path_, ": frames of ", w, "x", h, ", want ", width_,
-              "x", height_, " (the size of the first frames)");
+  TORCH_CHECK(w == width_ && h == height_, path_, ": frames of ", w, "x", h, ", want ", width_, "x",
+              height_, " (the size of the first frames)");
   torch::Tensor hwc = x.permute({0, 2, 3, 1}).contiguous();  // [F,H,W,3] packed rgb24
   size_t n = size_t(hwc.numel());
   size_t wrote = std::fwrite(hwc.data_ptr<uint8_t>(), 1, n, f_);
-  TORCH_CHECK(wrote == n && std::fflush(f_) == 0, path_, ": write failed after ", wrote, " of ",
-              n, " bytes: ", std::strerror(errno),
+  TORCH_CHECK(wrote == n && std::fflush(f_) == 0, path_, ": write failed after ", wrote, " of ", n,
+              " bytes: ", std::strerror(errno),
               errno == EPIPE ? " (the reader closed the pipe)" : "");
   num_frames_ += x.size(0);
 }

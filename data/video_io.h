@@ -81,13 +81,13 @@ using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextDeleter>;
 // ------------------------------------------------------------------ probing
 struct VideoInfo {
   int width = 0, height = 0;
-  double fps = 0;              // average frame rate (avg_frame_rate, else r_frame_rate)
-  int64_t num_frames = 0;      // container's frame count, else round(duration * fps)
+  double fps = 0;                 // average frame rate (avg_frame_rate, else r_frame_rate)
+  int64_t num_frames = 0;         // container's frame count, else round(duration * fps)
   bool num_frames_exact = false;  // true when the container stores the count
-  double duration_s = 0;       // stream duration, else the container's
-  std::string codec;           // decoder name, e.g. "h264"
-  std::string container;       // demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
-  std::string pix_fmt;         // e.g. "yuv420p"
+  double duration_s = 0;          // stream duration, else the container's
+  std::string codec;              // decoder name, e.g. "h264"
+  std::string container;          // demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+  std::string pix_fmt;            // e.g. "yuv420p"
 };
 // Reads the headers only (plus what avformat_find_stream_info needs); does not decode the
 // whole stream. Throws naming the file for a missing/non-video/corrupt file.
@@ -134,12 +134,12 @@ struct DecodeOptions {
 };
 
 struct DecodedVideo {
-  torch::Tensor frames;              // [F,3,H,W] uint8
-  std::vector<double> times_s;       // time of each output frame (from the first frame)
+  torch::Tensor frames;               // [F,3,H,W] uint8
+  std::vector<double> times_s;        // time of each output frame (from the first frame)
   std::vector<int64_t> source_index;  // decoded source frame used for each output frame
-  double fps = 0;                    // output fps (target_fps, or the source's)
-  VideoInfo info;                    // the source
-  int64_t num_decoded = 0;           // source frames decoded
+  double fps = 0;                     // output fps (target_fps, or the source's)
+  VideoInfo info;                     // the source
+  int64_t num_decoded = 0;            // source frames decoded
 };
 
 DecodedVideo decode_video(const std::string& path, const DecodeOptions& opts = {});

@@ -187,10 +187,11 @@ TEST(VideoIO, PlayableWithFfprobe) {
     w.add_frames(moving_pattern(9, 48, 64));
     w.close();
     std::string out;
-    int rc = run_command("ffprobe -v error -count_frames -select_streams v:0 -show_entries "
-                         "stream=codec_name,pix_fmt,width,height,nb_read_frames -of csv=p=0 '" +
-                             path + "'",
-                         &out);
+    int rc = run_command(
+        "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+        "stream=codec_name,pix_fmt,width,height,nb_read_frames -of csv=p=0 '" +
+            path + "'",
+        &out);
     EXPECT_EQ(rc, 0) << out;
     EXPECT_NE(out.find("h264,64,48,yuv420p,18"), std::string::npos) << out;
   }
@@ -365,9 +366,9 @@ TEST(ImageIO, PngRoundTripAndContactSheet) {
   g.pad_value = 255;
   auto grid = make_grid(frames, g);
   ASSERT_EQ(grid.sizes(), (std::vector<int64_t>{3, 2 * 12 + 2, 3 * 14 + 2}));
-  EXPECT_EQ(grid[0][0][0].item<uint8_t>(), 255);                           // padding
-  EXPECT_EQ(grid[0][2 + 12 + 2][2 + 14].item<uint8_t>(), 8 * 4);           // frame 4 at (1,1)
-  EXPECT_EQ(grid[0][2 + 12 + 2][2 + 2 * 14 + 1].item<uint8_t>(), 255);     // empty cell
+  EXPECT_EQ(grid[0][0][0].item<uint8_t>(), 255);                        // padding
+  EXPECT_EQ(grid[0][2 + 12 + 2][2 + 14].item<uint8_t>(), 8 * 4);        // frame 4 at (1,1)
+  EXPECT_EQ(grid[0][2 + 12 + 2][2 + 2 * 14 + 1].item<uint8_t>(), 255);  // empty cell
   write_contact_sheet(dir.file("sheet.png"), indexed_gray(20, 10, 12), g, /*max_frames=*/6);
   auto sheet = read_image(dir.file("sheet.png"));
   EXPECT_EQ(sheet.sizes(), (std::vector<int64_t>{3, 2 * 12 + 2, 3 * 14 + 2}));
@@ -506,14 +507,15 @@ TEST(VideoIOErrors, OddSize) {
 
 TEST(VideoIOErrors, UnwritableOutputPath) {
   TempDir dir;
-  expect_error_contains([&] { VideoWriter w(dir.file("no_such_dir/out.mp4")); },
-                        {"no_such_dir/out.mp4", "cannot create output file",
-                         "No such file or directory"});
+  expect_error_contains(
+      [&] { VideoWriter w(dir.file("no_such_dir/out.mp4")); },
+      {"no_such_dir/out.mp4", "cannot create output file", "No such file or directory"});
   fs::create_directory(dir.file("adir.mp4"));
   expect_error_contains([&] { VideoWriter w(dir.file("adir.mp4")); },
                         {"adir.mp4", "is a directory"});
-  expect_error_contains([&] { write_png(dir.file("no_such_dir/a.png"), moving_pattern(1, 4, 4)[0]); },
-                        {"no_such_dir/a.png"});
+  expect_error_contains(
+      [&] { write_png(dir.file("no_such_dir/a.png"), moving_pattern(1, 4, 4)[0]); },
+      {"no_such_dir/a.png"});
   expect_error_contains([&] { VideoWriter w(dir.file("x.unknownext")); },
                         {"x.unknownext", "unknown container"});
   expect_no_output(dir, "no_such_dir");
@@ -524,10 +526,16 @@ TEST(VideoIOErrors, BadFramesAndAbandonedWriter) {
   const std::string path = dir.file("bad.mp4");
   {
     VideoWriter w(path);
-    expect_error_contains([&] { w.add_frames(torch::zeros({2, 4, 16, 16}, torch::kUInt8)); },
-                          {"bad.mp4", "want [F,3,H,W]"});
-    expect_error_contains([&] { w.add_frames(torch::zeros({2, 3, 16, 16}, torch::kInt32)); },
-                          {"bad.mp4", "dtype"});
+    expect_error_contains(
+        [&] {
+          w.add_frames(torch::zeros({2, 4, 16, 16}, torch::kUInt8));
+        },
+        {"bad.mp4", "want [F,3,H,W]"});
+    expect_error_contains(
+        [&] {
+          w.add_frames(torch::zeros({2, 3, 16, 16}, torch::kInt32));
+        },
+        {"bad.mp4", "dtype"});
     w.add_frames(moving_pattern(2, 16, 16));
     expect_error_contains([&] { w.add_frames(moving_pattern(2, 32, 16)); },
                           {"bad.mp4", "16x32", "want 16x16"});
