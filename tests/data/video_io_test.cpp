@@ -13,6 +13,7 @@ extern "C" {
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "core/fs.h"
 #include "data/image_io.h"
@@ -415,6 +416,45 @@ TEST(VideoIO, RawFrameWriterWritesPackedRgb) {
   expect_no_output(dir, "abandoned.rgb");
   expect_error_contains([&] { RawFrameWriter w(dir.file("no_dir/x.rgb")); },
                         {"no_dir/x.rgb", "cannot create"});
+}
+
+TEST(VideoIO, RawFrameWriterStreamsToFifo) {
+  TempDir dir;
+  const std::string fifo = dir.file("pipe.rgb");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto frames = moving_pattern(4, 16, 24);
+  std::string got;
+  std::thread reader([&] {
+    std::ifstream in(fifo, std::ios::binary);
+    got.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  });
+  {
+    RawFrameWriter w(fifo);  // opens once the reader is there
+    w.add_frames(frames.narrow(0, 0, 2));
+    w.add_frames(frames.narrow(0, 2, 2));
+    w.close();
+  }
+  reader.join();
+  ASSERT_EQ(got.size(), size_t(4 * 16 * 24 * 3));
+  auto hwc = frames.permute({0, 2, 3, 1}).contiguous();
+  EXPECT_EQ(std::memcmp(got.data(), hwc.data_ptr<uint8_t>(), got.size()), 0);
+
+  // A reader that goes away: a clear error (EPIPE), not a SIGPIPE crash.
+  std::thread quitter([&] { std::ifstream in(fifo, std::ios::binary); });
+  RawFrameWriter w(fifo);
+  quitter.join();
+  auto big = moving_pattern(1, 128, 128);
+  bool failed = false;
+  for (int i = 0; i < 200 && !failed; ++i) {
+    try {
+      w.add_frames(big);
+    } catch (const c10::Error& e) {
+      failed = true;
+      EXPECT_NE(std::string(e.what()).find("pipe.rgb"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("write failed"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(failed);
 }
 
 // ---------------------------------------------------------------- bad input
