@@ -5,5 +5,6 @@
 namespace causvid::bench {
 
 int bench_dit(int argc, char** argv);
+int bench_video(int argc, char** argv);
 
 }  // namespace causvid::bench
