@@ -29,30 +29,37 @@ Plan make_plan(int64_t G, int64_t L, int64_t S) {
   return {heads, rows};
 }
 
-// q_GLK, k_GSK, v_GSK contiguous. Returns out_GLK and lse_GL (float32).
+// q_GLK, k_GSK, v_GSK contiguous. Returns out_GLK and, when want_lse, lse_GL (float32).
+// The scale is folded into q (one pass over L*K instead of one over L*S); without lse the
+// fused softmax kernel is used (inference), with it the probabilities are exp(s - lse).
 std::pair<torch::Tensor, torch::Tensor> forward_impl(const torch::Tensor& q,
                                                      const torch::Tensor& k,
-                                                     const torch::Tensor& v, double scale) {
+                                                     const torch::Tensor& v, double scale,
+                                                     bool want_lse) {
   const int64_t G = q.size(0), L = q.size(1), S = k.size(1);
   auto out = torch::empty_like(q);
-  auto lse = torch::empty({G, L}, q.options().dtype(torch::kFloat32));
+  torch::Tensor lse;
+  if (want_lse) lse = torch::empty({G, L}, q.options().dtype(torch::kFloat32));
   const Plan p = make_plan(G, L, S);
+  const bool low_precision = q.scalar_type() != torch::kFloat32;
   for (int64_t g0 = 0; g0 < G; g0 += p.heads_per_chunk) {
     const int64_t g1 = std::min(G, g0 + p.heads_per_chunk);
     auto kt = k.slice(0, g0, g1).transpose(1, 2);  // [g,K,S]
     auto vg = v.slice(0, g0, g1);
     for (int64_t r0 = 0; r0 < L; r0 += p.rows_per_chunk) {
       const int64_t r1 = std::min(L, r0 + p.rows_per_chunk);
-      auto qc = q.slice(0, g0, g1).slice(1, r0, r1);
+      auto qc = q.slice(0, g0, g1).slice(1, r0, r1) * scale;
       auto s = torch::bmm(qc, kt);  // [g,r,S]
-      if (s.scalar_type() != torch::kFloat32) s = s.to(torch::kFloat32);
-      s.mul_(scale);
-      auto m = std::get<0>(s.max(-1, true));  // [g,r,1]
-      s.sub_(m).exp_();
-      auto denom = s.sum(-1, true);
-      s.div_(denom);
-      lse.slice(0, g0, g1).slice(1, r0, r1).copy_((m + denom.log()).squeeze(-1));
-      out.slice(0, g0, g1).slice(1, r0, r1).copy_(torch::bmm(s.to(v.scalar_type()), vg));
+      if (low_precision) s = s.to(torch::kFloat32);
+      torch::Tensor prob;
+      if (want_lse) {
+        auto l = torch::logsumexp(s, -1, true);  // [g,r,1]
+        prob = s.sub_(l).exp_();
+        lse.slice(0, g0, g1).slice(1, r0, r1).copy_(l.squeeze(-1));
+      } else {
+        prob = torch::softmax(s, -1);
+      }
+      out.slice(0, g0, g1).slice(1, r0, r1).copy_(torch::bmm(prob.to(v.scalar_type()), vg));
     }
   }
   return {out, lse};
@@ -62,7 +69,7 @@ class ChunkedAttention : public torch::autograd::Function<ChunkedAttention> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k,
                                torch::Tensor v, double scale) {
-    auto res = forward_impl(q, k, v, scale);
+    auto res = forward_impl(q, k, v, scale, /*want_lse=*/true);
     ctx->save_for_backward({q, k, v, res.first, res.second});
     ctx->saved_data["scale"] = scale;
     return res.first;
@@ -120,7 +127,14 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
               "attention: q ", q.sizes(), " k ", k.sizes(), " v ", v.sizes(), " do not match");
   const int64_t B = q.size(0), L = q.size(1), N = q.size(2), K = q.size(3);
   const double scale = 1.0 / std::sqrt(static_cast<double>(K));
-  auto out = ChunkedAttention::apply(to_GLK(q), to_GLK(k), to_GLK(v), scale);
+  torch::Tensor out;
+  const bool needs_grad = torch::GradMode::is_enabled() &&
+                          (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (needs_grad) {
+    out = ChunkedAttention::apply(to_GLK(q), to_GLK(k), to_GLK(v), scale);
+  } else {
+    out = forward_impl(to_GLK(q), to_GLK(k), to_GLK(v), scale, /*want_lse=*/false).first;
+  }
   return out.view({B, N, L, K}).permute({0, 2, 1, 3});
 }
 
