@@ -14,7 +14,7 @@ struct BudgetGuard {
 };
 
 torch::Tensor block_mask(int64_t L, int64_t block) {
-  auto idx = torch::arange(L) / block;
+  auto idx = torch::div(torch::arange(L), block, "floor");
   return idx.unsqueeze(0) <= idx.unsqueeze(1);  // [L,S]: key block <= query block
 }
 
