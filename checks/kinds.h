@@ -10,5 +10,7 @@ void check_wan_dit(const Fixture& f, FixtureReport& r);
 void check_causal_wan_train(const Fixture& f, FixtureReport& r);
 void check_causal_wan_kv(const Fixture& f, FixtureReport& r);
 void check_flow_match(const Fixture& f, FixtureReport& r);
+void check_umt5_encoder(const Fixture& f, FixtureReport& r);
+void check_umt5_tokenizer(const Fixture& f, FixtureReport& r);
 
 }  // namespace causvid::checks

@@ -27,6 +27,8 @@ const std::vector<Command>& commands() {
       {"check-fixtures", causvid::cli::check_fixtures_main,
        "run the golden fixture checks on fixture directories"},
       {"bench", causvid::cli::bench_main, "benchmarks (bench dit ...)"},
+      {"embed-prompts", causvid::cli::embed_prompts_main,
+       "encode a prompt file with umT5 into an LMDB prompt-embedding cache"},
   };
   return kCommands;
 }

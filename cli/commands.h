@@ -8,5 +8,6 @@ int inspect_main(int argc, char** argv);         // core/inspect_main.cpp
 int check_fixtures_main(int argc, char** argv);  // checks/check_fixtures_main.cpp
 int bench_main(int argc, char** argv);           // bench/bench_main.cpp
 int smoke_main(int argc, char** argv);           // inference/smoke_main.cpp
+int embed_prompts_main(int argc, char** argv);   // data/embed_prompts_main.cpp
 
 }  // namespace causvid::cli
