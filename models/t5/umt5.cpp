@@ -2,6 +2,7 @@
 // causvid/models/wan/wan_wrapper.py WanTextEncoder.
 #include "models/t5/umt5.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -315,8 +316,11 @@ UMT5Encoder load_umt5_encoder(const core::TensorMap& sd, const std::string& sour
 
 // ------------------------------------------------------------------ WanTextEncoder
 UMT5TextEncoder::UMT5TextEncoder(UMT5Encoder encoder, std::shared_ptr<UMT5Tokenizer> tokenizer,
-                                 torch::ScalarType output_dtype)
-    : encoder_(std::move(encoder)), tokenizer_(std::move(tokenizer)), output_dtype_(output_dtype) {
+                                 torch::ScalarType output_dtype, bool trim_padding)
+    : encoder_(std::move(encoder)),
+      tokenizer_(std::move(tokenizer)),
+      output_dtype_(output_dtype),
+      trim_padding_(trim_padding) {
   TORCH_CHECK(tokenizer_, "UMT5TextEncoder: null tokenizer");
   TORCH_CHECK(tokenizer_->vocab_size() <= encoder_->config().vocab, tokenizer_->model_path(),
               ": tokenizer has ", tokenizer_->vocab_size(), " pieces, the encoder only ",
@@ -331,9 +335,15 @@ torch::Tensor UMT5TextEncoder::encode(const std::vector<std::string>& prompts,
                                       std::vector<int64_t>* lengths) {
   torch::NoGradGuard no_grad;
   auto tok = (*tokenizer_)(prompts);
-  auto ctx_BLC = encoder_->forward(tok.ids, tok.mask);
-  ctx_BLC = zero_past_length(ctx_BLC, tok.mask);
   if (lengths) *lengths = tok.lengths;
+  const int64_t full = tok.ids.size(1);
+  int64_t l = full;
+  if (trim_padding_ && !tok.lengths.empty())
+    l = *std::max_element(tok.lengths.begin(), tok.lengths.end());
+  auto mask_BL = tok.mask.narrow(1, 0, l);
+  auto ctx_BLC = zero_past_length(encoder_->forward(tok.ids.narrow(1, 0, l), mask_BL), mask_BL);
+  if (l < full)  // pad back to text_len with zero rows
+    ctx_BLC = torch::constant_pad_nd(ctx_BLC, {0, 0, 0, full - l}, 0);
   return ctx_BLC.to(output_dtype_);
 }
 

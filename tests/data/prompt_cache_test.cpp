@@ -55,7 +55,8 @@ TEST(PromptCache, MatchesEncoderAndPadsAtLoad) {
   std::vector<int64_t> lengths;
   auto want = enc.encode(prompts, &lengths);
   auto got = cache.encode(prompts);
-  EXPECT_TRUE(torch::equal(got, want));
+  // Equal up to float summation order (the encoder trims each batch to its longest prompt).
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
   EXPECT_EQ(cache.length("x"), 2);  // 'x' + EOS
   EXPECT_EQ(cache.length(std::string(100, 'z')), 24);
   EXPECT_EQ(got[2].narrow(0, 2, 22).abs().max().item<float>(), 0.f);
@@ -64,7 +65,7 @@ TEST(PromptCache, MatchesEncoderAndPadsAtLoad) {
   o.cache_dir = dir.file("cache");
   o.text_len = 24;
   auto cond = data::make_text_conditioner(o);
-  EXPECT_TRUE(torch::equal(cond->encode({"x"}), want.narrow(0, 2, 1)));
+  EXPECT_TRUE(torch::allclose(cond->encode({"x"}), want.narrow(0, 2, 1), 1e-5, 1e-5));
   // A prompt not in the cache names the prompt.
   testing::expect_error_contains([&] { cache.encode({"a cat", "a dog on the moon"}); },
                                  {"prompt not in the cache", "'a cat'", dir.file("cache")});
@@ -80,7 +81,7 @@ TEST(PromptCache, Bf16Storage) {
   data::embed_prompts(enc, {"a red car"}, dir.file("c"), torch::kBFloat16, 4, false, "tiny");
   data::PromptCache cache(dir.file("c"));
   EXPECT_EQ(cache.stored_dtype(), torch::kBFloat16);
-  auto want = enc.encode({"a red car"}).to(torch::kBFloat16).to(torch::kFloat32);
+  auto want = enc.encode({"a red car"}).to(torch::kBFloat16).to(torch::kFloat32);  // same batch
   EXPECT_TRUE(torch::equal(cache.encode({"a red car"}), want));
   testing::expect_error_contains([] { data::parse_embed_dtype("--dtype", "int8"); },
                                  {"--dtype", "int8", "bf16"});

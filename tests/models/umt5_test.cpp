@@ -65,6 +65,21 @@ TEST(UMT5, PaddingDoesNotChangeValidRowsAndIsZeroed) {
   EXPECT_GT(a.narrow(1, 0, 9).abs().max().item<float>(), 0.f);
 }
 
+TEST(UMT5, TrimmedPaddingMatchesFullLength) {
+  torch::manual_seed(3);
+  auto tok = std::shared_ptr<models::UMT5Tokenizer>(models::UMT5Tokenizer::bytes(40));
+  models::UMT5Encoder enc(models::UMT5Config::tiny(tok->vocab_size()));
+  models::UMT5TextEncoder full(enc, tok, torch::kFloat32, false);
+  models::UMT5TextEncoder trimmed(enc, tok, torch::kFloat32, true);
+  std::vector<std::string> p = {"a cat", "a much longer prompt here", ""};
+  std::vector<int64_t> la, lb;
+  auto a = full.encode(p, &la), b = trimmed.encode(p, &lb);
+  EXPECT_EQ(la, lb);
+  EXPECT_EQ(b.sizes(), torch::IntArrayRef({3, 40, 32}));
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5)) << (a - b).abs().max();
+  EXPECT_EQ(b.narrow(1, lb[1], 40 - lb[1]).abs().max().item<float>(), 0.f);
+}
+
 TEST(UMT5, BadInputsAreClearErrors) {
   models::UMT5Encoder enc(models::UMT5Config::tiny(50));
   testing::expect_error_contains(
