@@ -4,6 +4,8 @@
 #include "data/prompt_cache.h"
 
 #include "core/fs.h"
+#include "core/safetensors.h"
+#include "core/state_dict.h"
 #include "models/t5/umt5.h"
 #include "tests/test_util.h"
 
@@ -110,6 +112,33 @@ TEST(EmbedPromptsCli, TinyPresetWithSpmTokenizer) {
   EXPECT_TRUE(cache.contains(kNegative));
   EXPECT_GT(cache.length(kNegative), 2);
   EXPECT_EQ(cache.length(longp), 32);  // truncated to text_len
+}
+
+TEST(EmbedPromptsCli, EncoderWeightsMatchInProcessEncoder) {
+  testing::TempDir dir;
+  const std::string spm = testing::shared_dir() + "/fixtures/umt5_tok_spm300_L64/spiece.model";
+  torch::manual_seed(11);
+  models::UMT5Encoder enc(models::UMT5Config::tiny(300));
+  core::save_safetensors(dir.file("enc.safetensors"), core::state_dict(*enc));
+  core::write_file_atomic(dir.file("p.txt"), "a cat playing piano\nTom &amp; Jerry\n");
+  std::string out;
+  int rc = testing::run_command(testing::causvid_binary() + " embed-prompts --prompts " +
+                                    dir.file("p.txt") + " --out " + dir.file("cache") +
+                                    " --encoder " + dir.file("enc.safetensors") +
+                                    " --tokenizer " + spm + " --text-len 20 --dtype fp32",
+                                &out);
+  ASSERT_EQ(rc, 0) << out;
+  data::TextConditionerOptions o;
+  o.encoder_path = dir.file("enc.safetensors");
+  o.tokenizer_path = spm;
+  o.text_len = 20;
+  auto live = data::make_text_conditioner(o);
+  o.cache_dir = dir.file("cache");
+  auto cached = data::make_text_conditioner(o);
+  std::vector<std::string> p = {"Tom & Jerry", "a cat playing piano"};
+  auto a = live->encode(p), b = cached->encode(p);
+  EXPECT_EQ(b.sizes(), torch::IntArrayRef({2, 20, 32}));
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5)) << (a - b).abs().max();
 }
 
 TEST(EmbedPromptsCli, BadInputsFailWithClearMessages) {
