@@ -8,13 +8,21 @@
 // against sentencepiece's own copy. Nothing else may link this library.
 //
 // The file is named *.cc on purpose: the causvid_core glob only picks up *.cpp.
-// No iostreams here (RTLD_DEEPBIND would bind them to libstdc++'s un-relocated copies).
+// No iostreams here, and sentencepiece's own logging is switched off: under RTLD_DEEPBIND
+// libsentencepiece's `std::cerr` binds to libstdc++'s own copy of the object, which is never
+// constructed when the executable holds a copy relocation of std::cerr (causvid_tests does),
+// so any LOG() from sentencepiece would segfault (checked with a two-file experiment).
 #include <sentencepiece_processor.h>
 
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
+
+// Exported by libsentencepiece.so.0 (src/common.h), not declared in the public header.
+namespace sentencepiece::logging {
+void SetMinLogLevel(int v);
+}  // namespace sentencepiece::logging
 
 namespace {
 
@@ -33,6 +41,8 @@ extern "C" {
 __attribute__((visibility("default"))) void* cv_spm_load(const char* path, char* err,
                                                          int errlen) {
   try {
+    // Above LOG_FATAL (3): no LOG() output at all; errors come back as util::Status.
+    sentencepiece::logging::SetMinLogLevel(100);
     auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
     auto st = sp->Load(path);
     if (!st.ok()) {
