@@ -102,6 +102,7 @@ std::string quoted(const std::string& p) {
 std::vector<std::string> read_prompt_file(const std::string& path) {
   TORCH_CHECK(core::file_exists(path), path, ": prompt file not found");
   std::string all = core::read_file(path);
+  if (all.compare(0, 3, "\xEF\xBB\xBF") == 0) all.erase(0, 3);  // UTF-8 byte order mark
   std::vector<std::string> out;
   size_t pos = 0;
   int64_t line_no = 0;

@@ -305,10 +305,11 @@ UMT5Encoder load_umt5_encoder(const core::TensorMap& sd, const std::string& sour
   LOG_INFO("umT5 encoder from %s: %s, %.2fB parameters", source, cfg.str(),
            cfg.num_params() / 1e9);
   UMT5Encoder enc(cfg);
+  // Convert first, then copy (copy_ casts): XXL in bf16 never holds a second fp32 copy.
+  enc->to(device, dtype);
   core::LoadOptions opt;
   opt.source = source;
   core::load_state_dict(*enc, sd, opt);
-  enc->to(device, dtype);
   enc->eval();
   for (auto& p : enc->parameters()) p.set_requires_grad(false);
   return enc;

@@ -25,7 +25,8 @@ models::UMT5TextEncoder tiny_encoder(int64_t text_len = 24) {
 
 TEST(PromptFile, ReadsLinesAndRejectsBadOnes) {
   testing::TempDir dir;
-  core::write_file_atomic(dir.file("ok.txt"), std::string("a cat\r\n") + kNegative + "\nlast");
+  core::write_file_atomic(dir.file("ok.txt"),
+                          std::string("\xEF\xBB\xBF" "a cat\r\n") + kNegative + "\nlast");
   auto p = data::read_prompt_file(dir.file("ok.txt"));
   ASSERT_EQ(p.size(), 3u);
   EXPECT_EQ(p[0], "a cat");
