@@ -6,5 +6,6 @@ namespace causvid::bench {
 
 int bench_dit(int argc, char** argv);
 int bench_video(int argc, char** argv);
+int bench_t5(int argc, char** argv);  // bench/t5_bench.cpp: umT5 encoder time per prompt
 
 }  // namespace causvid::bench

@@ -14,5 +14,7 @@ void check_dmd_loss(const Fixture& f, FixtureReport& r);
 void check_critic_loss(const Fixture& f, FixtureReport& r);
 void check_ode_loss(const Fixture& f, FixtureReport& r);
 void check_teacher_sampling(const Fixture& f, FixtureReport& r);
+void check_umt5_encoder(const Fixture& f, FixtureReport& r);
+void check_umt5_tokenizer(const Fixture& f, FixtureReport& r);
 
 }  // namespace causvid::checks

@@ -28,7 +28,8 @@ const std::vector<Command>& commands() {
        "run the golden fixture checks on fixture directories"},
       {"config", causvid::cli::config_main, "print the resolved, validated config (--set k=v)"},
       {"bench", causvid::cli::bench_main, "benchmarks (bench dit ...)"},
-      {"config", causvid::cli::config_main, "print the resolved, validated config (--set k=v)"},
+      {"embed-prompts", causvid::cli::embed_prompts_main,
+       "encode a prompt file with umT5 into an LMDB prompt-embedding cache"},
   };
   return kCommands;
 }
