@@ -5,6 +5,7 @@
 
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
+#include <c10/util/strides.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -85,6 +86,16 @@ class MappedReadAdapter : public caffe2::serialize::ReadAdapterInterface {
  private:
   std::shared_ptr<MappedFile> f_;
 };
+
+// A storage viewing bytes [offset, offset + nbytes) of the map; it keeps the map alive.
+c10::Storage mapped_storage(const std::shared_ptr<MappedFile>& f, uint64_t offset,
+                            uint64_t nbytes) {
+  auto* ctx = new std::shared_ptr<MappedFile>(f);
+  c10::DataPtr ptr(f->data() + offset, ctx,
+                   [](void* c) { delete static_cast<std::shared_ptr<MappedFile>*>(c); },
+                   c10::Device(c10::kCPU));
+  return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, std::move(ptr), nullptr, false);
+}
 
 // ------------------------------------------------------------------ zip central directory
 
@@ -500,7 +511,17 @@ class CheckpointReader {
     if (fn == "torch._tensor._rebuild_from_type_v2" || fn == "torch._tensor._rebuild_from_type") {
       // (func, type, args, state): a tensor subclass; rebuild the plain tensor.
       PKL_CHECK(args.size() >= 3 && args[0].isString(), fn, " has unexpected arguments");
-      return call(args[0].toStringRef(), args[2]);
+      PKL_CHECK(++call_depth_ < 8, fn, " nested too deeply");
+      Item out = call(args[0].toStringRef(), args[2]);
+      --call_depth_;
+      return out;
+    }
+    if (fn == "torch.jit._pickle.restore_type_tag" || fn == "torch.jit._pickle.build_intlist" ||
+        fn == "torch.jit._pickle.build_doublelist" || fn == "torch.jit._pickle.build_boollist" ||
+        fn == "torch.jit._pickle.build_tensorlist") {
+      // torch::pickle_save (TorchScript's pickler) wraps typed containers in these.
+      PKL_CHECK(!args.empty(), fn, " wants an argument");
+      return Item{args[0]};
     }
     if (fn == "_codecs.encode") {
       // Protocol 2 stores Python 3 bytes as _codecs.encode(str, 'latin1').
@@ -594,15 +615,7 @@ class CheckpointReader {
     const bool stored = ze.method == 0 && (ze.flags & 1) == 0 && ze.comp_size == ze.size;
     if (stored) {
       const uint64_t off = zip_data_offset(*file_, prefix_ + rel, ze);
-      if (opt_.mmap && (off % 16) == 0) {
-        // Zero copy: the storage views the map and keeps it alive.
-        auto* ctx = new std::shared_ptr<MappedFile>(file_);
-        c10::DataPtr ptr(file_->data() + off, ctx,
-                         [](void* c) { delete static_cast<std::shared_ptr<MappedFile>*>(c); },
-                         c10::Device(c10::kCPU));
-        return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, std::move(ptr), nullptr,
-                            false);
-      }
+      if (opt_.mmap && (off % 16) == 0) return mapped_storage(file_, off, nbytes);
       c10::Storage s(c10::Storage::use_byte_size_t(), nbytes, c10::GetAllocator(c10::kCPU), false);
       if (nbytes) std::memcpy(s.data(), file_->data() + off, nbytes);
       return s;
@@ -892,6 +905,7 @@ class CheckpointReader {
   std::map<std::string, StorageMeta> storages_;
   std::unordered_map<const c10::StorageImpl*, std::string> by_impl_;
   std::string last_key_;
+  int call_depth_ = 0;
 };
 
 // ------------------------------------------------------------------ flattening
@@ -906,24 +920,28 @@ std::string key_string(const c10::IValue& k) {
 }
 
 void flatten_rec(const c10::IValue& v, const std::string& prefix, TensorMap& out,
-                 NamedValues* others, int depth) {
+                 NamedValues* others, int depth, int64_t& visited) {
   TORCH_CHECK(depth < kMaxDepth, "flatten_tensors: nesting deeper than ", kMaxDepth,
               " levels at '", prefix, "' (cyclic or corrupt checkpoint?)");
+  // Shared sub-containers are visited once per path; a corrupt pickle could make that
+  // exponential.
+  TORCH_CHECK(++visited < (int64_t(1) << 26), "flatten_tensors: more than 2^26 entries "
+              "(shared containers repeated exponentially? corrupt checkpoint?)");
   auto join = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
   if (v.isTensor()) {
     TORCH_CHECK(out.emplace(prefix, v.toTensor()).second, "flatten_tensors: key '", prefix,
                 "' appears twice after joining nested keys with '.'");
   } else if (v.isGenericDict()) {
     for (const auto& kv : v.toGenericDict())
-      flatten_rec(kv.value(), join(key_string(kv.key())), out, others, depth + 1);
+      flatten_rec(kv.value(), join(key_string(kv.key())), out, others, depth + 1, visited);
   } else if (v.isList()) {
     const auto l = v.toListRef();
     for (size_t i = 0; i < l.size(); ++i)
-      flatten_rec(l[i], join(std::to_string(i)), out, others, depth + 1);
+      flatten_rec(l[i], join(std::to_string(i)), out, others, depth + 1, visited);
   } else if (v.isTuple()) {
     const auto& e = v.toTupleRef().elements();
     for (size_t i = 0; i < e.size(); ++i)
-      flatten_rec(e[i], join(std::to_string(i)), out, others, depth + 1);
+      flatten_rec(e[i], join(std::to_string(i)), out, others, depth + 1, visited);
   } else if (others) {
     others->emplace_back(prefix, v);
   }
@@ -1146,15 +1164,44 @@ c10::IValue load_torch_checkpoint(const std::string& path, const TorchLoadOption
 
 TensorMap flatten_tensors(const c10::IValue& obj, const std::string& prefix, NamedValues* others) {
   TensorMap out;
-  flatten_rec(obj, prefix, out, others, 0);
+  int64_t visited = 0;
+  flatten_rec(obj, prefix, out, others, 0, visited);
   return out;
 }
+
+namespace {
+
+// Safetensors with tensors viewing the map (SafetensorsFile validates the header; a tensor
+// whose offset is not a multiple of its element size is copied instead).
+TensorMap load_safetensors_mapped(const std::string& path) {
+  SafetensorsFile sf(path);
+  auto f = std::make_shared<MappedFile>(path);
+  TORCH_CHECK(f->size() >= 8, path, ": changed while reading");
+  const uint64_t data_start = 8 + rd64(f->data());
+  TensorMap out;
+  for (const auto& key : sf.keys()) {
+    const TensorInfo& info = sf.info(key);
+    const uint64_t off = data_start + info.begin, nbytes = info.end - info.begin;
+    TORCH_CHECK(off <= f->size() && nbytes <= f->size() - off, path, ": changed while reading");
+    if (off % c10::elementSize(info.dtype) != 0) {
+      out[key] = sf.tensor(key);
+      continue;
+    }
+    auto t = torch::empty({0}, torch::TensorOptions().dtype(info.dtype));
+    t.set_(mapped_storage(f, off, nbytes), 0, info.shape, c10::contiguous_strides(info.shape));
+    out[key] = t;
+  }
+  return out;
+}
+
+}  // namespace
 
 TensorMap load_weights(const std::string& path, const TorchLoadOptions& opt) {
   size_t size = 0;
   const WeightFormat f = sniff_file(path, &size);
   switch (f) {
-    case WeightFormat::kSafetensors: return load_safetensors(path);
+    case WeightFormat::kSafetensors:
+      return opt.mmap ? load_safetensors_mapped(path) : load_safetensors(path);
     case WeightFormat::kTorchZip:
     case WeightFormat::kTorchLegacy: {  // the latter throws a clear error
       c10::IValue obj = load_torch_checkpoint(path, opt);

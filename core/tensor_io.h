@@ -42,8 +42,8 @@ WeightFormat detect_weight_format(const std::string& path);
 const char* weight_format_name(WeightFormat f);
 
 struct TorchLoadOptions {
-  // Tensors view a copy-on-write memory map of the file (see above). false: every storage
-  // is copied into freshly allocated memory.
+  // Tensors view a copy-on-write memory map of the file (see above; load_weights does the
+  // same for safetensors). false: every storage is copied into freshly allocated memory.
   bool mmap = true;
 };
 

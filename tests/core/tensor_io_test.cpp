@@ -6,6 +6,7 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <fstream>
+#include <random>
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
@@ -197,6 +198,51 @@ TEST(TensorIO, FlatStateDictSaveAndLoadWeights) {
             core::WeightFormat::kSafetensors);
   core::TensorMap st = core::load_weights(dir.file("flat.safetensors"));
   for (const auto& kv : sd) EXPECT_TRUE(torch::equal(st.at(kv.first), kv.second));
+}
+
+TEST(TensorIO, SafetensorsMappedAndMisalignedTensors) {
+  TempDir dir;
+  // "a" (3 bytes) pushes "b" to an offset that is not a multiple of 4: copied, not mapped.
+  core::TensorMap sd = {{"a", torch::arange(3, torch::kInt32).to(torch::kUInt8)},
+                        {"b", torch::randn({2, 3})},
+                        {"c", torch::randn({5}).to(torch::kBFloat16)}};
+  const std::string path = dir.file("w.safetensors");
+  core::save_safetensors(path, sd);
+  for (bool mmap : {true, false}) {
+    core::TorchLoadOptions opt;
+    opt.mmap = mmap;
+    core::TensorMap got = core::load_weights(path, opt);
+    ASSERT_EQ(got.size(), 3u);
+    for (const auto& kv : sd) expect_same_tensor(got.at(kv.first), kv.second, kv.first);
+    got.at("c").add_(1);  // writable
+  }
+  expect_same_tensor(core::load_weights(path).at("c"), sd.at("c"), "c");
+}
+
+TEST(TensorIO, ReadsTorchPickleSaveOutput) {
+  // LibTorch's own torch::pickle_save (TorchScript pickler: restore_type_tag wrappers,
+  // records written before data.pkl) is a zip checkpoint too.
+  TempDir dir;
+  auto base = torch::arange(10.0f);
+  c10::Dict<std::string, torch::Tensor> inner;
+  inner.insert("model.view", base.slice(0, 2, 5));
+  inner.insert("model.base", base);
+  inner.insert("model.half", torch::ones({2}, torch::kFloat16));
+  c10::impl::GenericDict outer(c10::StringType::get(), c10::AnyType::get());
+  outer.insert("generator", inner);
+  outer.insert("ints", c10::List<int64_t>({1, 2, 3}));
+  const std::vector<char> bytes = torch::pickle_save(outer);
+  const std::string path = dir.file("pickle_save.pt");
+  core::write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  core::NamedValues others;
+  core::TensorMap flat = core::flatten_tensors(core::load_torch_checkpoint(path), "", &others);
+  ASSERT_EQ(flat.size(), 3u);
+  expect_same_tensor(flat.at("generator.model.view"), base.slice(0, 2, 5), "view");
+  expect_same_tensor(flat.at("generator.model.base"), base, "base");
+  EXPECT_TRUE(flat.at("generator.model.view").storage().is_alias_of(
+      flat.at("generator.model.base").storage()));
+  ASSERT_EQ(others.size(), 3u);
+  EXPECT_EQ(others[0].first, "ints.0");
 }
 
 TEST(TensorIO, SaveRejectsUnsupportedValues) {
@@ -494,6 +540,53 @@ TEST(TensorIO, TruncatedAndGarbageFilesGiveClearErrors) {
   testing::expect_error_contains([&] { core::load_weights(legacy); }, {legacy, "legacy"});
   testing::expect_error_contains([&] { core::load_weights(dir.path()); },
                                  {dir.path(), "not a regular file"});
+}
+
+TEST(TensorIO, MutatedFilesNeverCrash) {
+  // Random byte flips in data.pkl (inside an intact archive) and anywhere in the file: each
+  // load either succeeds or throws. CAUSVID_FUZZ_ITERS raises the count for a longer run.
+  TempDir dir;
+  Sample s = make_sample();
+  const std::string good = dir.file("good.pt");
+  core::save_torch_checkpoint(good, s.obj);
+  const std::string bytes = core::read_file(good);
+  std::string pkl;
+  std::vector<std::pair<std::string, std::string>> records;
+  {
+    caffe2::serialize::PyTorchStreamReader r(good);
+    for (const auto& name : r.getAllRecords()) {
+      auto rec = r.getRecord(name);
+      std::string b(static_cast<const char*>(std::get<0>(rec).get()), std::get<1>(rec));
+      if (name == "data.pkl") pkl = b;
+      else if (name.rfind("data/", 0) == 0) records.emplace_back(name, b);
+    }
+  }
+  ASSERT_FALSE(pkl.empty());
+  const char* env = std::getenv("CAUSVID_FUZZ_ITERS");
+  const int iters = env ? std::atoi(env) : 150;
+  std::mt19937 rng(1234);
+  const std::string p = dir.file("fuzz.pt");
+  int loaded = 0, failed = 0;
+  for (int i = 0; i < iters; ++i) {
+    const bool whole_file = i % 3 == 2;
+    std::string m = whole_file ? bytes : pkl;
+    const int flips = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < flips; ++k) {
+      const size_t at = rng() % m.size();
+      m[at] = static_cast<char>(rng() % 4 == 0 ? rng() : m[at] ^ (1u << (rng() % 8)));
+    }
+    if (whole_file) core::write_file_atomic(p, m);
+    else write_archive(p, m, records);
+    try {
+      core::NamedValues others;
+      core::TensorMap t = core::flatten_tensors(core::load_torch_checkpoint(p), "", &others);
+      for (auto& kv : t) kv.second.sum();  // touch the bytes of every view
+      ++loaded;
+    } catch (const std::exception& e) {
+      ++failed;
+    }
+  }
+  std::printf("  %d mutated files: %d loaded, %d rejected with an error\n", iters, loaded, failed);
 }
 
 // ---------------------------------------------------------------- causvid inspect
