@@ -109,8 +109,8 @@ int inspect_main(int argc, char** argv) {
     for (const auto& kv : tensors) {
       if (!match(kv.first)) continue;
       const auto& t = kv.second;
-      rows.push_back(Row{kv.first, dtype_name(t.scalar_type()), shape_string(t.sizes()),
-                         t.numel(), static_cast<int64_t>(t.numel() * t.element_size())});
+      rows.push_back(Row{kv.first, dtype_name(t.scalar_type()), shape_string(t.sizes()), t.numel(),
+                         static_cast<int64_t>(t.numel() * t.element_size())});
       if (seen.insert(t.storage().unsafeGetStorageImpl()).second)
         storage_bytes += static_cast<int64_t>(t.storage().nbytes());
     }

@@ -3,9 +3,9 @@
 // the pickler (torch/serialization.py _save), helpers.
 #include "core/tensor_io.h"
 
+#include <c10/util/strides.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
-#include <c10/util/strides.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -48,8 +48,8 @@ class MappedFile {
       void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
       int err = errno;
       ::close(fd);
-      TORCH_CHECK(p != MAP_FAILED, path, ": mmap of ", size_, " bytes failed: ",
-                  std::strerror(err));
+      TORCH_CHECK(p != MAP_FAILED, path, ": mmap of ", size_,
+                  " bytes failed: ", std::strerror(err));
       data_ = static_cast<uint8_t*>(p);
     } else {
       ::close(fd);
@@ -91,9 +91,9 @@ class MappedReadAdapter : public caffe2::serialize::ReadAdapterInterface {
 c10::Storage mapped_storage(const std::shared_ptr<MappedFile>& f, uint64_t offset,
                             uint64_t nbytes) {
   auto* ctx = new std::shared_ptr<MappedFile>(f);
-  c10::DataPtr ptr(f->data() + offset, ctx,
-                   [](void* c) { delete static_cast<std::shared_ptr<MappedFile>*>(c); },
-                   c10::Device(c10::kCPU));
+  c10::DataPtr ptr(
+      f->data() + offset, ctx, [](void* c) { delete static_cast<std::shared_ptr<MappedFile>*>(c); },
+      c10::Device(c10::kCPU));
   return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, std::move(ptr), nullptr, false);
 }
 
@@ -123,7 +123,8 @@ std::map<std::string, ZipEntry> read_zip_index(const MappedFile& f) {
       break;
     }
   }
-  TORCH_CHECK(eocd >= 0, path, ": zip end-of-central-directory record not found (truncated "
+  TORCH_CHECK(eocd >= 0, path,
+              ": zip end-of-central-directory record not found (truncated "
               "or corrupt torch.save archive)");
   uint64_t entries = rd16(d + eocd + 10), cd_size = rd32(d + eocd + 12),
            cd_off = rd32(d + eocd + 16);
@@ -181,11 +182,11 @@ std::map<std::string, ZipEntry> read_zip_index(const MappedFile& f) {
 uint64_t zip_data_offset(const MappedFile& f, const std::string& name, const ZipEntry& e) {
   const uint8_t* d = f.data();
   const uint64_t n = f.size();
-  TORCH_CHECK(e.local_offset <= n && n - e.local_offset >= 30 &&
-                  rd32(d + e.local_offset) == 0x04034b50,
-              f.path(), ": zip record ", name, " has a corrupt local header (truncated?)");
-  const uint64_t off = e.local_offset + 30 + rd16(d + e.local_offset + 26) +
-                       rd16(d + e.local_offset + 28);
+  TORCH_CHECK(
+      e.local_offset <= n && n - e.local_offset >= 30 && rd32(d + e.local_offset) == 0x04034b50,
+      f.path(), ": zip record ", name, " has a corrupt local header (truncated?)");
+  const uint64_t off =
+      e.local_offset + 30 + rd16(d + e.local_offset + 26) + rd16(d + e.local_offset + 28);
   TORCH_CHECK(off <= n && e.comp_size <= n - off, f.path(), ": zip record ", name, " (",
               e.comp_size, " bytes at ", off, ") extends past the end of the file (", n,
               " bytes; truncated?)");
@@ -209,7 +210,8 @@ WeightFormat sniff_file(const std::string& path, size_t* file_size) {
   if (file_size) *file_size = static_cast<size_t>(st.st_size);
   const uint8_t* b = head;
   // Zip local header or (empty archive) end-of-central-directory signature.
-  if (got >= 4 && b[0] == 'P' && b[1] == 'K' && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6)))
+  if (got >= 4 && b[0] == 'P' && b[1] == 'K' &&
+      ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6)))
     return WeightFormat::kTorchZip;
   // The legacy format is a pickle stream: PROTO 2.
   if (got >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) return WeightFormat::kTorchLegacy;
@@ -244,11 +246,16 @@ c10::impl::GenericList new_list() { return c10::impl::GenericList(c10::AnyType::
 
 torch::ScalarType storage_class_dtype(const std::string& cls, bool* ok) {
   static const std::map<std::string, torch::ScalarType> kMap = {
-      {"FloatStorage", torch::kFloat32},   {"DoubleStorage", torch::kFloat64},
-      {"HalfStorage", torch::kFloat16},    {"BFloat16Storage", torch::kBFloat16},
-      {"LongStorage", torch::kInt64},      {"IntStorage", torch::kInt32},
-      {"ShortStorage", torch::kInt16},     {"CharStorage", torch::kInt8},
-      {"ByteStorage", torch::kUInt8},      {"BoolStorage", torch::kBool},
+      {"FloatStorage", torch::kFloat32},
+      {"DoubleStorage", torch::kFloat64},
+      {"HalfStorage", torch::kFloat16},
+      {"BFloat16Storage", torch::kBFloat16},
+      {"LongStorage", torch::kInt64},
+      {"IntStorage", torch::kInt32},
+      {"ShortStorage", torch::kInt16},
+      {"CharStorage", torch::kInt8},
+      {"ByteStorage", torch::kUInt8},
+      {"BoolStorage", torch::kBool},
       {"ComplexFloatStorage", torch::kComplexFloat},
       {"ComplexDoubleStorage", torch::kComplexDouble},
       {"UntypedStorage", torch::kUInt8}};
@@ -260,19 +267,32 @@ torch::ScalarType storage_class_dtype(const std::string& cls, bool* ok) {
 
 const char* storage_class_name(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return "FloatStorage";
-    case torch::kFloat64: return "DoubleStorage";
-    case torch::kFloat16: return "HalfStorage";
-    case torch::kBFloat16: return "BFloat16Storage";
-    case torch::kInt64: return "LongStorage";
-    case torch::kInt32: return "IntStorage";
-    case torch::kInt16: return "ShortStorage";
-    case torch::kInt8: return "CharStorage";
-    case torch::kUInt8: return "ByteStorage";
-    case torch::kBool: return "BoolStorage";
-    case torch::kComplexFloat: return "ComplexFloatStorage";
-    case torch::kComplexDouble: return "ComplexDoubleStorage";
-    default: return nullptr;
+    case torch::kFloat32:
+      return "FloatStorage";
+    case torch::kFloat64:
+      return "DoubleStorage";
+    case torch::kFloat16:
+      return "HalfStorage";
+    case torch::kBFloat16:
+      return "BFloat16Storage";
+    case torch::kInt64:
+      return "LongStorage";
+    case torch::kInt32:
+      return "IntStorage";
+    case torch::kInt16:
+      return "ShortStorage";
+    case torch::kInt8:
+      return "CharStorage";
+    case torch::kUInt8:
+      return "ByteStorage";
+    case torch::kBool:
+      return "BoolStorage";
+    case torch::kComplexFloat:
+      return "ComplexFloatStorage";
+    case torch::kComplexDouble:
+      return "ComplexDoubleStorage";
+    default:
+      return nullptr;
   }
 }
 
@@ -280,8 +300,7 @@ const char* storage_class_name(torch::ScalarType t) {
 // own pickle interpreter for data.pkl.
 class CheckpointReader {
  public:
-  CheckpointReader(const std::string& path, const TorchLoadOptions& opt)
-      : path_(path), opt_(opt) {
+  CheckpointReader(const std::string& path, const TorchLoadOptions& opt) : path_(path), opt_(opt) {
     file_ = std::make_shared<MappedFile>(path);
     try {
       reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
@@ -294,8 +313,8 @@ class CheckpointReader {
     // The record prefix is the archive's top folder ("archive", or the saved file's stem).
     for (const auto& kv : index_) {
       const auto slash = kv.first.find('/');
-      if (slash != std::string::npos && kv.first.compare(slash + 1, std::string::npos,
-                                                         "data.pkl") == 0) {
+      if (slash != std::string::npos &&
+          kv.first.compare(slash + 1, std::string::npos, "data.pkl") == 0) {
         prefix_ = kv.first.substr(0, slash + 1);
         break;
       }
@@ -331,8 +350,8 @@ class CheckpointReader {
   };
 
 // Errors name the file, the pickle offset of the opcode and, when known, the last dict key.
-#define PKL_CHECK(cond, ...)                                                              \
-  TORCH_CHECK(cond, path_, ": data.pkl byte ", op_pos_, ": ", __VA_ARGS__, key_hint(),   \
+#define PKL_CHECK(cond, ...)                                                           \
+  TORCH_CHECK(cond, path_, ": data.pkl byte ", op_pos_, ": ", __VA_ARGS__, key_hint(), \
               " (corrupt or unsupported torch.save pickle)")
 
   std::string key_hint() const {
@@ -386,10 +405,9 @@ class CheckpointReader {
   void push_string(std::string s) {
     // Remember strings pushed where a dict key goes, for error messages.
     const bool after_dict = !stack_.empty() && is_dict(stack_.back());
-    const bool in_setitems = !marks_.empty() && marks_.back() > 0 &&
-                             marks_.back() <= stack_.size() &&
-                             (stack_.size() - marks_.back()) % 2 == 0 &&
-                             is_dict(stack_[marks_.back() - 1]);
+    const bool in_setitems =
+        !marks_.empty() && marks_.back() > 0 && marks_.back() <= stack_.size() &&
+        (stack_.size() - marks_.back()) % 2 == 0 && is_dict(stack_[marks_.back() - 1]);
     if (after_dict || in_setitems) last_key_ = s;
     push(c10::IValue(std::move(s)));
   }
@@ -572,9 +590,8 @@ class CheckpointReader {
   c10::IValue persistent_load(const c10::IValue& pid) {
     PKL_CHECK(pid.isTuple(), "persistent id is ", pid.tagKind(), ", want a tuple");
     const auto e = pid.toTupleRef().elements().vec();
-    PKL_CHECK(e.size() == 5 && e[0].isString() && e[0].toStringRef() == "storage",
-              "persistent id ", ivalue_summary(pid),
-              " is not ('storage', type, key, location, numel)");
+    PKL_CHECK(e.size() == 5 && e[0].isString() && e[0].toStringRef() == "storage", "persistent id ",
+              ivalue_summary(pid), " is not ('storage', type, key, location, numel)");
     PKL_CHECK(e[1].isString() && e[2].isString(), "persistent id ", ivalue_summary(pid),
               " has a bad storage type or key");
     bool ok = false;
@@ -594,8 +611,8 @@ class CheckpointReader {
       return c10::IValue(it->second.storage);
     }
     const uint64_t itemsize = c10::elementSize(dtype);
-    PKL_CHECK(uint64_t(numel) <= (uint64_t(1) << 62) / itemsize, "storage ", key, " numel ",
-              numel, " overflows");
+    PKL_CHECK(uint64_t(numel) <= (uint64_t(1) << 62) / itemsize, "storage ", key, " numel ", numel,
+              " overflows");
     const uint64_t nbytes = uint64_t(numel) * itemsize;
     StorageMeta meta{read_storage(key, nbytes), dtype, numel, key};
     c10::IValue out(meta.storage);
@@ -655,17 +672,19 @@ class CheckpointReader {
     for (size_t i = 0; i < sizes.size(); ++i) {
       PKL_CHECK(sizes[i] >= 0 && strides[i] >= 0, "tensor size ", c10::IntArrayRef(sizes),
                 " / stride ", c10::IntArrayRef(strides), " has negative entries");
-      if (sizes[i] == 0) empty = true;
-      else last += static_cast<u128>(sizes[i] - 1) * static_cast<u128>(strides[i]);
+      if (sizes[i] == 0)
+        empty = true;
+      else
+        last += static_cast<u128>(sizes[i] - 1) * static_cast<u128>(strides[i]);
     }
     if (empty) {
-      PKL_CHECK(offset <= meta.numel, "storage offset ", offset, " beyond storage data/",
-                meta.key, " of ", meta.numel, " elements");
+      PKL_CHECK(offset <= meta.numel, "storage offset ", offset, " beyond storage data/", meta.key,
+                " of ", meta.numel, " elements");
     } else {
       PKL_CHECK(last < static_cast<u128>(meta.numel), "tensor view (offset ", offset, ", size ",
-                c10::IntArrayRef(sizes), ", stride ", c10::IntArrayRef(strides),
-                ") needs element ", static_cast<uint64_t>(last), " but storage data/", meta.key,
-                " has only ", meta.numel, " elements");
+                c10::IntArrayRef(sizes), ", stride ", c10::IntArrayRef(strides), ") needs element ",
+                static_cast<uint64_t>(last), " but storage data/", meta.key, " has only ",
+                meta.numel, " elements");
     }
     auto t = torch::empty({0}, torch::TensorOptions().dtype(meta.dtype));
     t.set_(storage, offset, sizes, strides);
@@ -682,18 +701,42 @@ class CheckpointReader {
           PKL_CHECK(v <= 5, "pickle protocol ", int(v), " (want <= 5)");
           break;
         }
-        case 0x95: take(8); break;  // FRAME (protocol 4): length only
-        case '}': push(c10::IValue(new_dict())); break;
-        case ']': push(c10::IValue(new_list())); break;
-        case ')': push(c10::ivalue::Tuple::create(std::vector<c10::IValue>{})); break;
-        case 0x8f: push(c10::IValue(new_list())); break;  // EMPTY_SET
-        case '(': marks_.push_back(stack_.size()); break;
-        case 'N': push(c10::IValue()); break;
-        case 0x88: push(c10::IValue(true)); break;
-        case 0x89: push(c10::IValue(false)); break;
-        case 'K': push(c10::IValue(int64_t(u8()))); break;
-        case 'M': push(c10::IValue(int64_t(rd16(take(2))))); break;
-        case 'J': push(c10::IValue(int64_t(int32_t(rd32(take(4)))))); break;
+        case 0x95:  // FRAME (protocol 4): length only
+          take(8);
+          break;
+        case '}':  // EMPTY_DICT
+          push(c10::IValue(new_dict()));
+          break;
+        case ']':  // EMPTY_LIST
+          push(c10::IValue(new_list()));
+          break;
+        case ')':  // EMPTY_TUPLE
+          push(c10::ivalue::Tuple::create(std::vector<c10::IValue>{}));
+          break;
+        case 0x8f:  // EMPTY_SET
+          push(c10::IValue(new_list()));
+          break;
+        case '(':  // MARK
+          marks_.push_back(stack_.size());
+          break;
+        case 'N':  // NONE
+          push(c10::IValue());
+          break;
+        case 0x88:  // NEWTRUE
+          push(c10::IValue(true));
+          break;
+        case 0x89:  // NEWFALSE
+          push(c10::IValue(false));
+          break;
+        case 'K':  // BININT1
+          push(c10::IValue(int64_t(u8())));
+          break;
+        case 'M':  // BININT2
+          push(c10::IValue(int64_t(rd16(take(2)))));
+          break;
+        case 'J':  // BININT
+          push(c10::IValue(int64_t(int32_t(rd32(take(4))))));
+          break;
         case 0x8a: {  // LONG1
           const uint8_t n = u8();
           push(read_long(n));
@@ -737,27 +780,57 @@ class CheckpointReader {
           push(c10::IValue(d));
           break;
         }
-        case 'X': push_string(str(rd32(take(4)))); break;    // BINUNICODE
-        case 0x8c: push_string(str(u8())); break;            // SHORT_BINUNICODE
-        case 0x8d: push_string(str(rd64(take(8)))); break;   // BINUNICODE8
-        case 'T': {                                          // BINSTRING
+        case 'X':  // BINUNICODE
+          push_string(str(rd32(take(4))));
+          break;
+        case 0x8c:  // SHORT_BINUNICODE
+          push_string(str(u8()));
+          break;
+        case 0x8d:  // BINUNICODE8
+          push_string(str(rd64(take(8))));
+          break;
+        case 'T': {  // BINSTRING
           const int32_t n = int32_t(rd32(take(4)));
           PKL_CHECK(n >= 0, "negative BINSTRING length");
           push_string(str(uint64_t(n)));
           break;
         }
-        case 'U': push_string(str(u8())); break;               // SHORT_BINSTRING
-        case 'B': push(c10::IValue(str(rd32(take(4))))); break;  // BINBYTES
-        case 'C': push(c10::IValue(str(u8()))); break;         // SHORT_BINBYTES
-        case 0x8e: push(c10::IValue(str(rd64(take(8))))); break;  // BINBYTES8
-        case 0x96: push(c10::IValue(str(rd64(take(8))))); break;  // BYTEARRAY8
-        case 'q': memo_put(u8()); break;                       // BINPUT
-        case 'r': memo_put(rd32(take(4))); break;              // LONG_BINPUT
-        case 'p': memo_put(uint64_t(parse_int(line()))); break;  // PUT
-        case 0x94: memo_put(memo_.size()); break;              // MEMOIZE
-        case 'h': memo_get(u8()); break;                       // BINGET
-        case 'j': memo_get(rd32(take(4))); break;              // LONG_BINGET
-        case 'g': memo_get(uint64_t(parse_int(line()))); break;  // GET
+        case 'U':  // SHORT_BINSTRING
+          push_string(str(u8()));
+          break;
+        case 'B':  // BINBYTES
+          push(c10::IValue(str(rd32(take(4)))));
+          break;
+        case 'C':  // SHORT_BINBYTES
+          push(c10::IValue(str(u8())));
+          break;
+        case 0x8e:  // BINBYTES8
+          push(c10::IValue(str(rd64(take(8)))));
+          break;
+        case 0x96:  // BYTEARRAY8
+          push(c10::IValue(str(rd64(take(8)))));
+          break;
+        case 'q':  // BINPUT
+          memo_put(u8());
+          break;
+        case 'r':  // LONG_BINPUT
+          memo_put(rd32(take(4)));
+          break;
+        case 'p':  // PUT
+          memo_put(uint64_t(parse_int(line())));
+          break;
+        case 0x94:  // MEMOIZE
+          memo_put(memo_.size());
+          break;
+        case 'h':  // BINGET
+          memo_get(u8());
+          break;
+        case 'j':  // LONG_BINGET
+          memo_get(rd32(take(4)));
+          break;
+        case 'g':  // GET
+          memo_get(uint64_t(parse_int(line())));
+          break;
         case 'c': {  // GLOBAL module\nname\n
           std::string module = line();
           std::string name = line();
@@ -770,18 +843,20 @@ class CheckpointReader {
           push(c10::IValue(module.v.toStringRef() + "." + name.v.toStringRef()), Kind::kGlobal);
           break;
         }
-        case 't': push(make_tuple(pop_mark())); break;
-        case 0x85: {
+        case 't':  // TUPLE
+          push(make_tuple(pop_mark()));
+          break;
+        case 0x85: {  // TUPLE1
           Item a = pop();
           push(c10::ivalue::Tuple::create({a.v}));
           break;
         }
-        case 0x86: {
+        case 0x86: {  // TUPLE2
           Item b = pop(), a = pop();
           push(c10::ivalue::Tuple::create({a.v, b.v}));
           break;
         }
-        case 0x87: {
+        case 0x87: {  // TUPLE3
           Item c = pop(), b = pop(), a = pop();
           push(c10::ivalue::Tuple::create({a.v, b.v, c.v}));
           break;
@@ -810,8 +885,7 @@ class CheckpointReader {
         }
         case 'R': {  // REDUCE
           Item args = pop(), fn = pop();
-          PKL_CHECK(fn.kind == Kind::kGlobal, "REDUCE calls a ", fn.v.tagKind(),
-                    ", want a global");
+          PKL_CHECK(fn.kind == Kind::kGlobal, "REDUCE calls a ", fn.v.tagKind(), ", want a global");
           stack_.push_back(call(fn.v.toStringRef(), args.v));
           break;
         }
@@ -847,8 +921,7 @@ class CheckpointReader {
           auto items = pop_mark();
           PKL_CHECK(items.size() % 2 == 0, "SETITEMS with an odd number of items");
           Item& target = top();
-          for (size_t i = 0; i < items.size(); i += 2)
-            setitem(target, items[i].v, items[i + 1].v);
+          for (size_t i = 0; i < items.size(); i += 2) setitem(target, items[i].v, items[i + 1].v);
           break;
         }
         case 'a': {  // APPEND
@@ -863,9 +936,15 @@ class CheckpointReader {
           for (auto& i : items) append(target, i.v);
           break;
         }
-        case '0': pop(); break;  // POP
-        case '1': pop_mark(); break;  // POP_MARK
-        case '2': stack_.push_back(top()); break;  // DUP
+        case '0':  // POP
+          pop();
+          break;
+        case '1':  // POP_MARK
+          pop_mark();
+          break;
+        case '2':  // DUP
+          stack_.push_back(top());
+          break;
         case '.': {  // STOP
           Item result = pop();
           return result.v;
@@ -921,11 +1000,12 @@ std::string key_string(const c10::IValue& k) {
 
 void flatten_rec(const c10::IValue& v, const std::string& prefix, TensorMap& out,
                  NamedValues* others, int depth, int64_t& visited) {
-  TORCH_CHECK(depth < kMaxDepth, "flatten_tensors: nesting deeper than ", kMaxDepth,
-              " levels at '", prefix, "' (cyclic or corrupt checkpoint?)");
+  TORCH_CHECK(depth < kMaxDepth, "flatten_tensors: nesting deeper than ", kMaxDepth, " levels at '",
+              prefix, "' (cyclic or corrupt checkpoint?)");
   // Shared sub-containers are visited once per path; a corrupt pickle could make that
   // exponential.
-  TORCH_CHECK(++visited < (int64_t(1) << 26), "flatten_tensors: more than 2^26 entries "
+  TORCH_CHECK(++visited < (int64_t(1) << 26),
+              "flatten_tensors: more than 2^26 entries "
               "(shared containers repeated exponentially? corrupt checkpoint?)");
   auto join = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
   if (v.isTensor()) {
@@ -958,9 +1038,7 @@ class PickleWriter {
     std::string key;
   };
 
-  explicit PickleWriter(std::string path) : path_(std::move(path)) {
-    out_ += "\x80\x02";
-  }
+  explicit PickleWriter(std::string path) : path_(std::move(path)) { out_ += "\x80\x02"; }
   void finish() { out_.push_back('.'); }
   const std::string& bytes() const { return out_; }
   const std::vector<StorageRec>& storages() const { return storages_; }
@@ -1000,7 +1078,10 @@ class PickleWriter {
       }
       if (e.size() > 3) out_.push_back('(');
       for (const auto& x : e) value(x, depth + 1);
-      out_.push_back(e.size() == 1 ? '\x85' : e.size() == 2 ? '\x86' : e.size() == 3 ? '\x87' : 't');
+      out_.push_back(e.size() == 1   ? '\x85'
+                     : e.size() == 2 ? '\x86'
+                     : e.size() == 3 ? '\x87'
+                                     : 't');
     } else if (v.isString()) {
       str(v.toStringRef());
     } else if (v.isBool()) {
@@ -1079,8 +1160,8 @@ class PickleWriter {
   void tensor(torch::Tensor t) {
     TORCH_CHECK(t.defined(), path_, ": cannot save an undefined tensor");
     t = t.detach();
-    TORCH_CHECK(t.layout() == torch::kStrided && !t.is_quantized(), path_,
-                ": cannot save a ", t.layout(), " tensor (want dense strided)");
+    TORCH_CHECK(t.layout() == torch::kStrided && !t.is_quantized(), path_, ": cannot save a ",
+                t.layout(), " tensor (want dense strided)");
     if (!t.device().is_cpu()) t = t.cpu();
     if (t.is_conj()) t = t.resolve_conj();
     if (t.is_neg()) t = t.resolve_neg();
@@ -1118,7 +1199,7 @@ class PickleWriter {
     integer(t.storage_offset());
     int_tuple(t.sizes());
     int_tuple(t.strides());
-    out_.push_back('\x89');  // requires_grad=False
+    out_.push_back('\x89');                // requires_grad=False
     global("collections", "OrderedDict");  // backward_hooks=OrderedDict()
     out_.push_back(')');
     out_.push_back('R');
@@ -1140,10 +1221,14 @@ class PickleWriter {
 
 const char* weight_format_name(WeightFormat f) {
   switch (f) {
-    case WeightFormat::kSafetensors: return "safetensors";
-    case WeightFormat::kTorchZip: return "torch zip (torch.save)";
-    case WeightFormat::kTorchLegacy: return "torch legacy (pre-1.6 torch.save)";
-    default: return "unknown";
+    case WeightFormat::kSafetensors:
+      return "safetensors";
+    case WeightFormat::kTorchZip:
+      return "torch zip (torch.save)";
+    case WeightFormat::kTorchLegacy:
+      return "torch legacy (pre-1.6 torch.save)";
+    default:
+      return "unknown";
   }
 }
 
@@ -1155,8 +1240,9 @@ c10::IValue load_torch_checkpoint(const std::string& path, const TorchLoadOption
   TORCH_CHECK(f != WeightFormat::kTorchLegacy, path,
               ": legacy (non-zip) torch.save format is not supported; re-save it in Python "
               "with torch.save(torch.load(path), new_path) (zip format, torch >= 1.6)");
-  TORCH_CHECK(f == WeightFormat::kTorchZip, path, ": not a torch.save zip archive (",
-              size, " bytes, first bytes ", hex_head(path), "; want a .pt/.pth zip file "
+  TORCH_CHECK(f == WeightFormat::kTorchZip, path, ": not a torch.save zip archive (", size,
+              " bytes, first bytes ", hex_head(path),
+              "; want a .pt/.pth zip file "
               "starting with 'PK')");
   CheckpointReader reader(path, opt);
   return reader.load();
@@ -1277,11 +1363,16 @@ std::string ivalue_summary(const c10::IValue& v, size_t max_chars) {
       os << "...";
       return;
     }
-    if (x.isNone()) os << "None";
-    else if (x.isBool()) os << (x.toBool() ? "True" : "False");
-    else if (x.isInt()) os << x.toInt();
-    else if (x.isDouble()) os << x.toDouble();
-    else if (x.isString()) os << "'" << x.toStringRef() << "'";
+    if (x.isNone())
+      os << "None";
+    else if (x.isBool())
+      os << (x.toBool() ? "True" : "False");
+    else if (x.isInt())
+      os << x.toInt();
+    else if (x.isDouble())
+      os << x.toDouble();
+    else if (x.isString())
+      os << "'" << x.toStringRef() << "'";
     else if (x.isTensor()) {
       const auto& t = x.toTensor();
       os << "tensor(" << t.scalar_type() << ", " << t.sizes() << ")";

@@ -45,8 +45,7 @@ TEST(StateDict, KeysMatchReferenceNames) {
   std::vector<std::string> keys;
   for (const auto& kv : core::state_dict(*m)) keys.push_back(kv.first);
   EXPECT_EQ(keys, (std::vector<std::string>{"blocks.0.bias", "blocks.0.weight", "blocks.1.bias",
-                                            "blocks.1.weight", "lin.bias", "lin.weight",
-                                            "steps"}));
+                                            "blocks.1.weight", "lin.bias", "lin.weight", "steps"}));
 }
 
 TEST(StateDict, StrictLoadCopiesEverything) {

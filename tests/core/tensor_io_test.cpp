@@ -6,8 +6,8 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <fstream>
-#include <random>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "core/fs.h"
 #include "core/safetensors.h"
@@ -33,17 +33,28 @@ std::string hex_bytes(const torch::Tensor& t) {
 
 std::string torch_dtype_name(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return "torch.float32";
-    case torch::kFloat16: return "torch.float16";
-    case torch::kBFloat16: return "torch.bfloat16";
-    case torch::kFloat64: return "torch.float64";
-    case torch::kInt64: return "torch.int64";
-    case torch::kInt32: return "torch.int32";
-    case torch::kInt16: return "torch.int16";
-    case torch::kInt8: return "torch.int8";
-    case torch::kUInt8: return "torch.uint8";
-    case torch::kBool: return "torch.bool";
-    default: return "?";
+    case torch::kFloat32:
+      return "torch.float32";
+    case torch::kFloat16:
+      return "torch.float16";
+    case torch::kBFloat16:
+      return "torch.bfloat16";
+    case torch::kFloat64:
+      return "torch.float64";
+    case torch::kInt64:
+      return "torch.int64";
+    case torch::kInt32:
+      return "torch.int32";
+    case torch::kInt16:
+      return "torch.int16";
+    case torch::kInt8:
+      return "torch.int8";
+    case torch::kUInt8:
+      return "torch.uint8";
+    case torch::kBool:
+      return "torch.bool";
+    default:
+      return "?";
   }
 }
 
@@ -68,9 +79,9 @@ Sample make_sample() {
   auto base = torch::arange(24, torch::kFloat32);
   s.gen["model.blocks.0.weight"] = torch::randn({4, 3});
   s.gen["model.blocks.0.bias"] = torch::randn({4}).to(torch::kBFloat16);
-  s.gen["model.view_offset"] = base.slice(0, 5, 11);                 // offset 5 into base
-  s.gen["model.view_t"] = base.slice(0, 0, 12).view({3, 4}).t();     // non-contiguous
-  s.gen["model.base"] = base;                                         // shares the storage
+  s.gen["model.view_offset"] = base.slice(0, 5, 11);              // offset 5 into base
+  s.gen["model.view_t"] = base.slice(0, 0, 12).view({3, 4}).t();  // non-contiguous
+  s.gen["model.base"] = base;                                     // shares the storage
   s.gen["model.half"] = torch::randn({2, 2}).to(torch::kFloat16);
   s.critic["model.f64"] = torch::randn({3}, torch::kFloat64);
   s.critic["model.i64"] = torch::arange(-3, 3);
@@ -168,8 +179,10 @@ TEST(TensorIO, RoundTripNestedAllDtypesViewsAndSharing) {
     core::TensorMap flat = core::flatten_tensors(obj, "", &others);
     EXPECT_EQ(others.size(), 6u);
     EXPECT_EQ(flat.size(), s.gen.size() + s.critic.size());
-    for (const auto& kv : s.gen) expect_same_tensor(flat.at("generator." + kv.first), kv.second, kv.first);
-    for (const auto& kv : s.critic) expect_same_tensor(flat.at("critic." + kv.first), kv.second, kv.first);
+    for (const auto& kv : s.gen)
+      expect_same_tensor(flat.at("generator." + kv.first), kv.second, kv.first);
+    for (const auto& kv : s.critic)
+      expect_same_tensor(flat.at("critic." + kv.first), kv.second, kv.first);
     // Views of one storage still share it.
     const auto& b = flat.at("generator.model.base");
     EXPECT_TRUE(flat.at("generator.model.view_offset").storage().is_alias_of(b.storage()));
@@ -239,8 +252,9 @@ TEST(TensorIO, ReadsTorchPickleSaveOutput) {
   ASSERT_EQ(flat.size(), 3u);
   expect_same_tensor(flat.at("generator.model.view"), base.slice(0, 2, 5), "view");
   expect_same_tensor(flat.at("generator.model.base"), base, "base");
-  EXPECT_TRUE(flat.at("generator.model.view").storage().is_alias_of(
-      flat.at("generator.model.base").storage()));
+  EXPECT_TRUE(flat.at("generator.model.view")
+                  .storage()
+                  .is_alias_of(flat.at("generator.model.base").storage()));
   ASSERT_EQ(others.size(), 3u);
   EXPECT_EQ(others[0].first, "ints.0");
 }
@@ -256,7 +270,8 @@ TEST(TensorIO, SaveRejectsUnsupportedValues) {
 // ---------------------------------------------------------------- Python interop
 
 TEST(TensorIO, ReadsWhatPythonTorchSaveWrites) {
-  if (!have_python_torch()) GTEST_SKIP() << "/usr/bin/python3 with torch not found: interop not checked";
+  if (!have_python_torch())
+    GTEST_SKIP() << "/usr/bin/python3 with torch not found: interop not checked";
   TempDir dir;
   std::string py = std::string(kPyDescribe) + R"PY(
 d = sys.argv[1]
@@ -354,7 +369,8 @@ torch.save({"w": torch.ones(2)}, d + "/legacy.pt", _use_new_zipfile_serializatio
 }
 
 TEST(TensorIO, PythonTorchLoadReadsWhatWeWrite) {
-  if (!have_python_torch()) GTEST_SKIP() << "/usr/bin/python3 with torch not found: interop not checked";
+  if (!have_python_torch())
+    GTEST_SKIP() << "/usr/bin/python3 with torch not found: interop not checked";
   TempDir dir;
   Sample s = make_sample();
   core::save_torch_checkpoint(dir.file("ours.pt"), s.obj);
@@ -409,14 +425,21 @@ json.dump(lin(x).tolist(), open(d + "/linear_out.json", "w"))
 // Minimal protocol-2 pickle builder for hand-made corrupt checkpoints.
 struct Pkl {
   std::string s = "\x80\x02";
-  Pkl& op(const std::string& o) { s += o; return *this; }
+  Pkl& op(const std::string& o) {
+    s += o;
+    return *this;
+  }
   Pkl& str(const std::string& v) {
     s.push_back('X');
     for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>(v.size() >> (8 * i)));
     s += v;
     return *this;
   }
-  Pkl& i1(int v) { s.push_back('K'); s.push_back(static_cast<char>(v)); return *this; }
+  Pkl& i1(int v) {
+    s.push_back('K');
+    s.push_back(static_cast<char>(v));
+    return *this;
+  }
   // {"w": _rebuild_tensor_v2(storage(key "0", FloatStorage, numel), offset, size, stride)}
   static std::string tensor_dict(int numel, int offset, std::vector<int> size,
                                  std::vector<int> stride) {
@@ -536,7 +559,8 @@ TEST(TensorIO, TruncatedAndGarbageFilesGiveClearErrors) {
   testing::expect_error_contains([&] { core::load_weights(dir.file("nope.pt")); },
                                  {dir.file("nope.pt"), "cannot open"});
   const std::string legacy = dir.file("legacy.pt");
-  core::write_file_atomic(legacy, std::string("\x80\x02\x8a\x0al\xfc\x9c\x46\xf9\x20j\xa8P\x19.", 15));
+  core::write_file_atomic(legacy,
+                          std::string("\x80\x02\x8a\x0al\xfc\x9c\x46\xf9\x20j\xa8P\x19.", 15));
   testing::expect_error_contains([&] { core::load_weights(legacy); }, {legacy, "legacy"});
   testing::expect_error_contains([&] { core::load_weights(dir.path()); },
                                  {dir.path(), "not a regular file"});
@@ -557,8 +581,10 @@ TEST(TensorIO, MutatedFilesNeverCrash) {
     for (const auto& name : r.getAllRecords()) {
       auto rec = r.getRecord(name);
       std::string b(static_cast<const char*>(std::get<0>(rec).get()), std::get<1>(rec));
-      if (name == "data.pkl") pkl = b;
-      else if (name.rfind("data/", 0) == 0) records.emplace_back(name, b);
+      if (name == "data.pkl")
+        pkl = b;
+      else if (name.rfind("data/", 0) == 0)
+        records.emplace_back(name, b);
     }
   }
   ASSERT_FALSE(pkl.empty());
@@ -575,8 +601,10 @@ TEST(TensorIO, MutatedFilesNeverCrash) {
       const size_t at = rng() % m.size();
       m[at] = static_cast<char>(rng() % 4 == 0 ? rng() : m[at] ^ (1u << (rng() % 8)));
     }
-    if (whole_file) core::write_file_atomic(p, m);
-    else write_archive(p, m, records);
+    if (whole_file)
+      core::write_file_atomic(p, m);
+    else
+      write_archive(p, m, records);
     try {
       core::NamedValues others;
       core::TensorMap t = core::flatten_tensors(core::load_torch_checkpoint(p), "", &others);
@@ -609,7 +637,8 @@ TEST(TensorIO, InspectPrintsKeysShapesAndTotals) {
     bytes += kv.second.numel() * kv.second.element_size();
   }
   EXPECT_NE(out.find("total: 15 tensors, " + std::to_string(params) + " parameters"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find(std::to_string(bytes) + " bytes"), std::string::npos) << out;
 
   ASSERT_EQ(testing::run_command(bin + " inspect --filter critic. --max-keys 2 " + pt, &out), 0);
