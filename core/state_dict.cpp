@@ -44,6 +44,18 @@ TensorMap state_dict(const torch::nn::Module& module) {
 LoadReport load_state_dict(torch::nn::Module& module, const TensorMap& sd_in,
                            const LoadOptions& opt) {
   TensorMap sd = map_keys(sd_in, opt);
+  const std::string src = opt.source.empty() ? std::string("state dict") : opt.source;
+  if (!opt.select.empty() && sd.empty() && !sd_in.empty()) {
+    // Name the prefixes that are there: the usual cause is a wrong select prefix.
+    std::ostringstream os;
+    size_t n = 0;
+    for (const auto& kv : sd_in) {
+      if (n++ == 3) break;
+      os << (n > 1 ? ", " : "") << "'" << kv.first << "'";
+    }
+    TORCH_CHECK(false, src, ": no key starts with '", opt.select, "' (keys look like ", os.str(),
+                ", ...)");
+  }
   LoadReport rep;
   TensorMap targets = state_dict(module);
   for (const auto& kv : targets) {
@@ -60,7 +72,6 @@ LoadReport load_state_dict(torch::nn::Module& module, const TensorMap& sd_in,
   }
   for (const auto& kv : sd)
     if (!targets.count(kv.first)) rep.unexpected.push_back(kv.first);
-  const std::string src = opt.source.empty() ? std::string("state dict") : opt.source;
   TORCH_CHECK(rep.mismatched.empty(), src, ": cannot load:", rep.summary());
   if (opt.strict) TORCH_CHECK(rep.ok(), src, ": strict load failed:", rep.summary());
   torch::NoGradGuard no_grad;
