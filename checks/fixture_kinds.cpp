@@ -11,7 +11,7 @@ const std::vector<KindInfo>& fixture_kinds() {
       {"causal_wan_train", check_causal_wan_train, "#2"},
       {"causal_wan_kv", check_causal_wan_kv, "#2"},
       {"flow_match", check_flow_match, "#2"},
-      {"wan_vae", nullptr, "#3"},
+      {"wan_vae", check_wan_vae, "#3"},
       {"umt5_encoder", nullptr, "#3"},
       {"umt5_tokenizer", nullptr, "#3"},
       {"dmd_loss", nullptr, "#5"},

@@ -10,5 +10,6 @@ void check_wan_dit(const Fixture& f, FixtureReport& r);
 void check_causal_wan_train(const Fixture& f, FixtureReport& r);
 void check_causal_wan_kv(const Fixture& f, FixtureReport& r);
 void check_flow_match(const Fixture& f, FixtureReport& r);
+void check_wan_vae(const Fixture& f, FixtureReport& r);  // checks/vae_checks.cpp
 
 }  // namespace causvid::checks
