@@ -15,6 +15,17 @@ using models::WanVAEConfig;
 using models::WanVAEWrapper;
 using testing::expect_error_contains;
 
+// Tiny tensors make thousands of small ops; on a shared, oversubscribed machine each OpenMP
+// parallel region can stall, so these tests run single-threaded (restored afterwards).
+class OneThread {
+ public:
+  OneThread() : n_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(n_); }
+
+ private:
+  int n_;
+};
+
 WanVAEConfig tiny_config() {
   WanVAEConfig c;
   c.dim = 4;
@@ -76,6 +87,7 @@ TEST(WanVAE, RealConfigKeysAndShapes) {
 }
 
 TEST(WanVAE, ShapesEncodeDecode) {
+  OneThread one_thread;
   auto w = tiny_wrapper();
   auto video = torch::rand({1, 3, 9, 16, 24}) * 2 - 1;
   auto lat = w.encode_to_latent(video);
@@ -87,6 +99,7 @@ TEST(WanVAE, ShapesEncodeDecode) {
 }
 
 TEST(WanVAE, StreamDecodeEqualsWholeDecodeBitwise) {
+  OneThread one_thread;
   auto w = tiny_wrapper(1);
   auto lat = torch::randn({2, 5, 4, 2, 3});  // [B,F,z,h,w]
   auto whole = w.decode_to_pixel(lat);
@@ -117,6 +130,7 @@ TEST(WanVAE, StreamDecodeEqualsWholeDecodeBitwise) {
 }
 
 TEST(WanVAE, EncoderIsCausalAndBatchItemsIndependent) {
+  OneThread one_thread;
   auto w = tiny_wrapper(2);
   auto video = torch::rand({2, 3, 9, 16, 16}) * 2 - 1;
   auto lat9 = w.encode_to_latent(video);
@@ -134,6 +148,7 @@ TEST(WanVAE, EncoderIsCausalAndBatchItemsIndependent) {
 }
 
 TEST(WanVAE, Bf16RunsCloseToFp32) {
+  OneThread one_thread;
   auto w = tiny_wrapper(3);
   auto lat = torch::randn({1, 2, 4, 2, 2});
   auto ref = w.decode_to_pixel(lat);
