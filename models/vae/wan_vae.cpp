@@ -269,7 +269,7 @@ torch::Tensor ResampleImpl::forward(const torch::Tensor& x_TCHW, CausalCache& ca
     if (!slot.defined()) {
       // First chunk: passes through without the time conv (the reference's 'Rep' marker);
       // later chunks see 2 zero frames of history, never this one.
-      slot = x.slice(0, 0, 0);
+      slot = torch::empty({0, x.size(1), x.size(2), x.size(3)}, x.options());
     } else {
       const int64_t T = x.size(0), C = x.size(1);
       auto y = time_conv_->forward(x, &slot);  // [T,2C,H,W]
@@ -543,6 +543,14 @@ void WanVAEWrapper::to(torch::Device device, torch::ScalarType dtype) {
 
 void WanVAEWrapper::load(const core::TensorMap& sd, const std::string& source) {
   load_wan_vae(model_, sd, source);
+}
+
+void WanVAEWrapper::load_file(const std::string& path) {
+  const std::string ext = ".safetensors";
+  TORCH_CHECK(path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0,
+              path, ": want a .safetensors VAE state dict (Wan2.1_VAE.pth keys); .pth files are "
+              "read by core::load_weights (core/tensor_io.h), then passed to load()");
+  load(core::load_safetensors(path), path);
 }
 
 torch::Tensor WanVAEWrapper::encode_to_latent(const torch::Tensor& pixel_BCFHW) {

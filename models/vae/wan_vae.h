@@ -243,7 +243,11 @@ class WanVAEWrapper {
   const torch::Tensor& std() const { return std_; }
   // Moves the module (and the statistics) to device/dtype.
   void to(torch::Device device, torch::ScalarType dtype);
+  // Strict load of a WanVAE_ state dict (Wan2.1_VAE.pth keys); `source` names it in errors.
   void load(const core::TensorMap& sd, const std::string& source);
+  // A .safetensors file with those keys. (Wan2.1_VAE.pth itself: read it with the torch.save
+  // reader, core::load_weights, and pass the map to load().)
+  void load_file(const std::string& path);
 
   // pixels [B,3,F,H,W] in [-1,1], F = 1+4k -> normalised latents [B,1+k,z,H/8,W/8].
   torch::Tensor encode_to_latent(const torch::Tensor& pixel_BCFHW);

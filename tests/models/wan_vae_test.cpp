@@ -96,6 +96,24 @@ TEST(WanVAE, ShapesEncodeDecode) {
   EXPECT_EQ(px.sizes().vec(), (std::vector<int64_t>{1, 9, 3, 16, 24}));  // [B,F,3,H,W]
   EXPECT_LE(px.abs().max().item<float>(), 1.0f);
   EXPECT_EQ(px.scalar_type(), torch::kFloat);
+  {
+    c10::InferenceMode inference;  // as inference/ calls it
+    auto s = w.stream_decoder();
+    auto a = s.push(lat.slice(1, 0, 2));
+    auto b = s.push(lat.slice(1, 2, 3));
+    EXPECT_TRUE(torch::equal(torch::cat({a, b}, 1), px));
+  }
+}
+
+TEST(WanVAE, LoadFileSafetensorsAndPthHint) {
+  testing::TempDir dir;
+  auto a = tiny_wrapper(5), b = tiny_wrapper(6);
+  core::save_safetensors(dir.file("vae.safetensors"), core::state_dict(*a.model()));
+  b.load_file(dir.file("vae.safetensors"));
+  for (const auto& kv : core::state_dict(*a.model()))
+    EXPECT_TRUE(torch::equal(kv.second, core::state_dict(*b.model()).at(kv.first))) << kv.first;
+  expect_error_contains([&] { b.load_file(dir.file("Wan2.1_VAE.pth")); },
+                        {"Wan2.1_VAE.pth", "core::load_weights"});
 }
 
 TEST(WanVAE, StreamDecodeEqualsWholeDecodeBitwise) {
