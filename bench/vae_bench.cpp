@@ -240,7 +240,7 @@ int bench_vae(int argc, char** argv) {
   std::printf("%-7s %-9s %-5s %9s %9s %8s %9s %8s %8s %8s\n", "op", "size", "dtype", "first_s",
               "steady_s", "vs_fp32", "peak_MiB", "act_MiB", "cache", "frames");
   for (const auto& size : split(sizes, ',')) {
-    auto hw = parse_hw("--sizes", size);
+    parse_hw("--sizes", size);  // validates
     for (const auto& op : split(ops, ',')) {
       TORCH_CHECK(op == "encode" || op == "decode", "--ops: got '", op, "', want encode,decode");
       double fp32_steady = 0;
