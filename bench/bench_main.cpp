@@ -16,6 +16,7 @@ int bench_main(int argc, char** argv) {
   static const Entry kBenches[] = {
       {"dit", bench::bench_dit, "Wan DiT forward / forward+backward vs the GEMM roof"},
       {"video", bench::bench_video, "video decode / encode throughput vs raw frame I/O"},
+      {"vae", bench::bench_vae, "Wan VAE encode/decode time per frame and peak memory, fp32 vs bf16"},
       {"t5", bench::bench_t5, "umT5 encoder time per prompt vs the GEMM rate; XXL estimate"},
   };
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {

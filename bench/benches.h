@@ -7,5 +7,8 @@ namespace causvid::bench {
 int bench_dit(int argc, char** argv);
 int bench_video(int argc, char** argv);
 int bench_t5(int argc, char** argv);  // bench/t5_bench.cpp: umT5 encoder time per prompt
+// causvid bench vae: Wan2.1 VAE encode/decode time per frame (fp32, bf16) and peak memory,
+// real dims with random weights (bench/vae_bench.cpp).
+int bench_vae(int argc, char** argv);
 
 }  // namespace causvid::bench

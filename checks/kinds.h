@@ -16,5 +16,6 @@ void check_ode_loss(const Fixture& f, FixtureReport& r);
 void check_teacher_sampling(const Fixture& f, FixtureReport& r);
 void check_umt5_encoder(const Fixture& f, FixtureReport& r);
 void check_umt5_tokenizer(const Fixture& f, FixtureReport& r);
+void check_wan_vae(const Fixture& f, FixtureReport& r);  // checks/vae_checks.cpp
 
 }  // namespace causvid::checks
