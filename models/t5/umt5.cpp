@@ -2,6 +2,8 @@
 // causvid/models/wan/wan_wrapper.py WanTextEncoder.
 #include "models/t5/umt5.h"
 
+#include "core/tensor_io.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -288,15 +290,8 @@ torch::Tensor zero_past_length(torch::Tensor context_BLC, const torch::Tensor& m
 
 // ------------------------------------------------------------------ loading
 core::TensorMap read_umt5_weights(const std::string& path) {
-  auto ends_with = [&](const std::string& s) {
-    return path.size() >= s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0;
-  };
-  if (ends_with(".safetensors")) return core::load_safetensors(path);
-  // TODO(t5): swap in core::load_weights(path) (core/tensor_io.h, the torch.save zip reader
-  // written in parallel) for models_t5_umt5-xxl-enc-bf16.pth; until then only safetensors.
-  TORCH_CHECK(false, path,
-              ": only .safetensors umT5 weights can be read in this build (the .pth reader "
-              "core::load_weights is not merged yet); convert the checkpoint to safetensors");
+  // .safetensors or torch.save archives (models_t5_umt5-xxl-enc-bf16.pth), by content.
+  return core::load_weights(path);
 }
 
 UMT5Encoder load_umt5_encoder(const core::TensorMap& sd, const std::string& source,

@@ -2,6 +2,8 @@
 // chunking and the deliberate differences from Wan-Video/Wan2.1 wan/modules/vae.py.
 #include "models/vae/wan_vae.h"
 
+#include "core/tensor_io.h"
+
 #include <cmath>
 #include <sstream>
 
@@ -127,12 +129,12 @@ int64_t CausalCache::bytes() const {
 
 // ------------------------------------------------------------------ RMS_norm
 
-RMSNormImpl::RMSNormImpl(int64_t dim, bool images) : dim_(dim) {
+VaeRMSNormImpl::VaeRMSNormImpl(int64_t dim, bool images) : dim_(dim) {
   gamma = register_parameter(
       "gamma", images ? torch::ones({dim, 1, 1}) : torch::ones({dim, 1, 1, 1}));
 }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x_TCHW) {
+torch::Tensor VaeRMSNormImpl::forward(const torch::Tensor& x_TCHW) {
   // F.normalize(x, dim=1) * sqrt(C) * gamma; the norm is over channels of each pixel.
   auto n = x_TCHW.norm(2, {1}, /*keepdim=*/true).clamp_min_(1e-12);
   auto g = gamma.view({dim_, 1, 1}) * std::sqrt(static_cast<double>(dim_));
@@ -199,9 +201,9 @@ torch::Tensor CausalConv3dImpl::forward(const torch::Tensor& x_TCHW, torch::Tens
 
 ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t out, double dropout) {
   // residual = Sequential(RMS_norm, SiLU, CausalConv3d, RMS_norm, SiLU, Dropout, CausalConv3d)
-  norm0_ = RMSNorm(in, /*images=*/false);
+  norm0_ = VaeRMSNorm(in, /*images=*/false);
   conv2_ = CausalConv3d(in, out, 3, 3, 1, 1);
-  norm3_ = RMSNorm(out, /*images=*/false);
+  norm3_ = VaeRMSNorm(out, /*images=*/false);
   conv6_ = CausalConv3d(out, out, 3, 3, 1, 1);
   torch::nn::ModuleList residual;
   residual->push_back(norm0_);
@@ -226,7 +228,7 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x_TCHW, CausalCach
 // ------------------------------------------------------------------ AttentionBlock
 
 AttentionBlockImpl::AttentionBlockImpl(int64_t dim) : dim_(dim) {
-  norm_ = register_module("norm", RMSNorm(dim, /*images=*/true));
+  norm_ = register_module("norm", VaeRMSNorm(dim, /*images=*/true));
   to_qkv_ = register_module("to_qkv", torch::nn::Conv2d(torch::nn::Conv2dOptions(dim, 3 * dim, 1)));
   proj_ = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(dim, dim, 1)));
 }
@@ -341,7 +343,7 @@ Encoder3dImpl::Encoder3dImpl(const WanVAEConfig& cfg) {
   middle_->push_back(AttentionBlock(c));
   middle_->push_back(ResidualBlock(c, c, cfg.dropout));
   head_ = register_module("head", torch::nn::ModuleList());
-  head_->push_back(RMSNorm(c, /*images=*/false));
+  head_->push_back(VaeRMSNorm(c, /*images=*/false));
   head_->push_back(torch::nn::SiLU());
   head_->push_back(CausalConv3d(c, 2 * cfg.z_dim, 3, 3, 1, 1));
 }
@@ -354,7 +356,7 @@ torch::Tensor Encoder3dImpl::forward(const torch::Tensor& x_TCHW, CausalCache& c
   });
   for (size_t i = split_; i < downsamples_->size(); ++i) x = apply_layer(downsamples_[i], x, cache);
   for (const auto& m : *middle_) x = apply_layer(m, x, cache);
-  x = silu_inplace(head_[0]->as<RMSNormImpl>()->forward(x));
+  x = silu_inplace(head_[0]->as<VaeRMSNormImpl>()->forward(x));
   return head_[2]->as<CausalConv3dImpl>()->forward(x, &cache.slot());
 }
 
@@ -393,7 +395,7 @@ Decoder3dImpl::Decoder3dImpl(const WanVAEConfig& cfg) {
     }
   }
   head_ = register_module("head", torch::nn::ModuleList());
-  head_->push_back(RMSNorm(dims.back(), /*images=*/false));
+  head_->push_back(VaeRMSNorm(dims.back(), /*images=*/false));
   head_->push_back(torch::nn::SiLU());
   head_->push_back(CausalConv3d(dims.back(), 3, 3, 3, 1, 1));
 }
@@ -405,7 +407,7 @@ torch::Tensor Decoder3dImpl::forward(const torch::Tensor& x_TCHW, CausalCache& c
   return per_frame(x, cache, [&](const torch::Tensor& f) {
     auto y = f;
     for (size_t i = split_; i < upsamples_->size(); ++i) y = apply_layer(upsamples_[i], y, cache);
-    y = silu_inplace(head_[0]->as<RMSNormImpl>()->forward(y));
+    y = silu_inplace(head_[0]->as<VaeRMSNormImpl>()->forward(y));
     return head_[2]->as<CausalConv3dImpl>()->forward(y, &cache.slot());
   });
 }
@@ -546,11 +548,8 @@ void WanVAEWrapper::load(const core::TensorMap& sd, const std::string& source) {
 }
 
 void WanVAEWrapper::load_file(const std::string& path) {
-  const std::string ext = ".safetensors";
-  TORCH_CHECK(path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0,
-              path, ": want a .safetensors VAE state dict (Wan2.1_VAE.pth keys); .pth files are "
-              "read by core::load_weights (core/tensor_io.h), then passed to load()");
-  load(core::load_safetensors(path), path);
+  // Wan2.1_VAE.pth (torch.save) or a safetensors file with the same keys.
+  load(core::load_weights(path), path);
 }
 
 torch::Tensor WanVAEWrapper::encode_to_latent(const torch::Tensor& pixel_BCFHW) {

@@ -93,16 +93,16 @@ struct CausalCache {
 
 // RMS_norm over the channel dim: x / max(||x||_2, 1e-12) * sqrt(C) * gamma (no bias).
 // gamma has the reference shape: [C,1,1,1] (images=false) or [C,1,1] (images=true).
-class RMSNormImpl : public torch::nn::Module {
+class VaeRMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, bool images);
+  VaeRMSNormImpl(int64_t dim, bool images);
   torch::Tensor forward(const torch::Tensor& x_TCHW);
   torch::Tensor gamma;
 
  private:
   int64_t dim_;
 };
-TORCH_MODULE(RMSNorm);
+TORCH_MODULE(VaeRMSNorm);
 
 // CausalConv3d: weight [Cout,Cin,kt,k,k], bias [Cout]; spatial padding pad_hw on both sides;
 // in time 2*pad_t zero (or cached) frames before and none after.
@@ -126,7 +126,7 @@ class ResidualBlockImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x_TCHW, CausalCache& cache);
 
  private:
-  RMSNorm norm0_{nullptr}, norm3_{nullptr};
+  VaeRMSNorm norm0_{nullptr}, norm3_{nullptr};
   CausalConv3d conv2_{nullptr}, conv6_{nullptr}, shortcut_{nullptr};
 };
 TORCH_MODULE(ResidualBlock);
@@ -139,7 +139,7 @@ class AttentionBlockImpl : public torch::nn::Module {
 
  private:
   int64_t dim_;
-  RMSNorm norm_{nullptr};
+  VaeRMSNorm norm_{nullptr};
   torch::nn::Conv2d to_qkv_{nullptr}, proj_{nullptr};
 };
 TORCH_MODULE(AttentionBlock);

@@ -4,6 +4,8 @@
 // Numerical parity with the reference is the wan_vae fixtures' job (tests/checks/).
 #include "models/vae/wan_vae.h"
 
+#include "core/tensor_io.h"
+
 #include "core/state_dict.h"
 #include "tests/test_util.h"
 
@@ -105,15 +107,20 @@ TEST(WanVAE, ShapesEncodeDecode) {
   }
 }
 
-TEST(WanVAE, LoadFileSafetensorsAndPthHint) {
+TEST(WanVAE, LoadFileSafetensorsAndPth) {
   testing::TempDir dir;
   auto a = tiny_wrapper(5), b = tiny_wrapper(6);
   core::save_safetensors(dir.file("vae.safetensors"), core::state_dict(*a.model()));
   b.load_file(dir.file("vae.safetensors"));
   for (const auto& kv : core::state_dict(*a.model()))
     EXPECT_TRUE(torch::equal(kv.second, core::state_dict(*b.model()).at(kv.first))) << kv.first;
-  expect_error_contains([&] { b.load_file(dir.file("Wan2.1_VAE.pth")); },
-                        {"Wan2.1_VAE.pth", "core::load_weights"});
+  // The same state dict as a torch.save archive (Wan2.1_VAE.pth's format).
+  auto c = tiny_wrapper(7);
+  core::save_torch_checkpoint(dir.file("Wan2.1_VAE.pth"), core::state_dict(*a.model()));
+  c.load_file(dir.file("Wan2.1_VAE.pth"));
+  for (const auto& kv : core::state_dict(*a.model()))
+    EXPECT_TRUE(torch::equal(kv.second, core::state_dict(*c.model()).at(kv.first))) << kv.first;
+  expect_error_contains([&] { b.load_file(dir.file("missing.pth")); }, {"missing.pth"});
 }
 
 TEST(WanVAE, StreamDecodeEqualsWholeDecodeBitwise) {
