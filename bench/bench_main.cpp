@@ -15,6 +15,7 @@ int bench_main(int argc, char** argv) {
   };
   static const Entry kBenches[] = {
       {"dit", bench::bench_dit, "Wan DiT forward / forward+backward vs the GEMM roof"},
+      {"fsdp", bench::bench_fsdp, "sharded data parallel: per-rank bytes W=1/W=2, step time vs no_shard"},
   };
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::printf("usage: causvid bench NAME [options]   (causvid bench NAME --help)\n\nbenchmarks:\n");

@@ -5,5 +5,6 @@
 namespace causvid::bench {
 
 int bench_dit(int argc, char** argv);
+int bench_fsdp(int argc, char** argv);  // bench/fsdp_bench.cpp
 
 }  // namespace causvid::bench

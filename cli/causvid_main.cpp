@@ -28,6 +28,7 @@ const std::vector<Command>& commands() {
        "run the golden fixture checks on fixture directories"},
       {"config", causvid::cli::config_main, "print the resolved, validated config (--set k=v)"},
       {"bench", causvid::cli::bench_main, "benchmarks (bench dit ...)"},
+      {"plan", causvid::cli::plan_main, "per-rank memory of params/grads/optimizer under sharding"},
       {"config", causvid::cli::config_main, "print the resolved, validated config (--set k=v)"},
   };
   return kCommands;
