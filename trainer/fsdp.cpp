@@ -27,6 +27,38 @@ void check_fsdp_options(const FsdpOptions& o) {
   TORCH_CHECK(o.min_num_params >= 1, "min_num_params: got ", o.min_num_params, ", want >= 1");
 }
 
+FsdpOptions fsdp_options_from_config(const core::Config& c, const std::string& which) {
+  FsdpOptions o;
+  o.strategy = c.sharding_strategy;
+  o.mixed_precision = c.mixed_precision;
+  std::string module;
+  if (which == "generator") {
+    o.wrap_policy = c.generator_fsdp_wrap_strategy;
+    module = c.generator_fsdp_transformer_module;
+  } else if (which == "real_score") {
+    o.wrap_policy = c.real_score_fsdp_wrap_strategy;
+    module = c.real_score_fsdp_transformer_module;
+    o.trainable = false;
+  } else if (which == "fake_score") {
+    o.wrap_policy = c.fake_score_fsdp_wrap_strategy;
+    module = c.fake_score_fsdp_transformer_module;
+  } else if (which == "text_encoder") {
+    o.wrap_policy = c.text_encoder_fsdp_wrap_strategy;
+    module = c.text_encoder_fsdp_transformer_module;
+    o.trainable = false;
+  } else {
+    TORCH_CHECK(false, "fsdp_options_from_config: got '", which,
+                "', want generator|real_score|fake_score|text_encoder");
+  }
+  // CausVid names a Python class (e.g. "CausalWanAttentionBlock"); our units are children of
+  // a named submodule, "blocks" for the Wan DiT.
+  if (!module.empty() && module.find('.') == std::string::npos &&
+      module.find("Block") == std::string::npos)
+    o.transformer_module = module;
+  check_fsdp_options(o);
+  return o;
+}
+
 MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S,
                        bool mixed_precision, bool trainable) {
   FsdpOptions o;

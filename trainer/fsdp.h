@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "core/dist.h"
 
 namespace causvid::trainer {
@@ -46,6 +47,12 @@ struct FsdpOptions {
   bool mixed_precision = false;  // bf16 compute params, fp32 master + fp32 reduction
   bool trainable = true;         // false: frozen (no grads, no optimizer state)
 };
+
+// The options CausVid's config gives one of its models: which = generator | real_score |
+// fake_score | text_encoder (sharding_strategy, <which>_fsdp_wrap_strategy,
+// <which>_fsdp_transformer_module (default "blocks"), mixed_precision; real_score and
+// text_encoder are frozen).
+FsdpOptions fsdp_options_from_config(const core::Config& c, const std::string& which);
 
 // Validates a strategy / policy name (error names the key and the accepted values).
 void check_fsdp_options(const FsdpOptions& o);

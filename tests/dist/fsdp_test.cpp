@@ -67,7 +67,7 @@ SD plain_reference(int steps, bool ckpt) {
   return sd;
 }
 
-struct Run {
+struct TrainRun {
   std::string strategy = "full";
   std::string wrap = "transformer";
   int world = 2, local_world = 0;
@@ -79,7 +79,7 @@ struct Run {
 };
 
 // Trains and returns the full state dict from rank 0.
-SD run_fsdp(const Run& run) {
+SD run_fsdp(const TrainRun& run) {
   SD result;
   std::mutex mu;
   testing::run_ranks(
@@ -119,26 +119,32 @@ SD run_fsdp(const Run& run) {
   return result;
 }
 
-void expect_close(const SD& a, const SD& b, double atol, const std::string& what) {
+// Max |a - b| <= atol and mean |a - b| <= mean_tol over every parameter.
+void expect_close(const SD& a, const SD& b, double atol, const std::string& what,
+                  double mean_tol = 1e-6) {
   ASSERT_EQ(a.size(), b.size()) << what;
-  double worst = 0;
+  double worst = 0, sum = 0, n = 0;
   std::string worst_key;
   for (const auto& [k, v] : a) {
     ASSERT_TRUE(b.count(k)) << what << ": " << k;
-    double d = (v.to(torch::kFloat32) - b.at(k).to(torch::kFloat32)).abs().max().item<double>();
+    auto diff = (v.to(torch::kFloat32) - b.at(k).to(torch::kFloat32)).abs();
+    double d = diff.max().item<double>();
+    sum += diff.sum().item<double>();
+    n += double(diff.numel());
     if (d > worst) worst = d, worst_key = k;
   }
   EXPECT_LE(worst, atol) << what << ": worst key " << worst_key;
+  EXPECT_LE(sum / n, mean_tol) << what << ": mean abs difference";
 }
 
 TEST(Fsdp, EveryStrategyW2EqualsSingleProcessFp32) {
   auto ref = plain_reference(3, false);
   for (const char* s : {"full", "shard_grad_op", "zero2", "no_shard"}) {
-    Run r;
+    TrainRun r;
     r.strategy = s;
     expect_close(run_fsdp(r), ref, 2e-5, s);
   }
-  Run sz;
+  TrainRun sz;
   sz.wrap = "size";
   expect_close(run_fsdp(sz), ref, 2e-5, "full/size policy");
 }
@@ -146,7 +152,7 @@ TEST(Fsdp, EveryStrategyW2EqualsSingleProcessFp32) {
 TEST(Fsdp, HybridStrategiesTwoNodesOfTwo) {
   auto ref = plain_reference(2, false);
   for (const char* s : {"hybrid_full", "hybrid_zero2"}) {
-    Run r;
+    TrainRun r;
     r.strategy = s;
     r.world = 4;
     r.local_world = 2;
@@ -158,7 +164,7 @@ TEST(Fsdp, HybridStrategiesTwoNodesOfTwo) {
 TEST(Fsdp, GradientCheckpointing) {
   auto ref = plain_reference(3, true);
   for (const char* s : {"full", "no_shard"}) {
-    Run r;
+    TrainRun r;
     r.strategy = s;
     r.ckpt = true;
     expect_close(run_fsdp(r), ref, 2e-5, s);
@@ -167,7 +173,7 @@ TEST(Fsdp, GradientCheckpointing) {
 
 TEST(Fsdp, MixedPrecisionW2EqualsW1) {
   for (bool ckpt : {false, true}) {
-    Run one;
+    TrainRun one;
     one.world = 1;
     one.mp = true;
     one.ckpt = ckpt;
@@ -175,32 +181,34 @@ TEST(Fsdp, MixedPrecisionW2EqualsW1) {
     // bf16 compute on half batches differs from the whole batch by bf16 rounding only.
     auto fp32 = plain_reference(3, ckpt);
     for (const char* s : {"full", "zero2", "no_shard"}) {
-      Run r = one;
+      TrainRun r = one;
       r.world = 2;
       r.strategy = s;
       auto got = run_fsdp(r);
-      expect_close(got, ref, 2e-3, std::string(s) + " mp");
-      expect_close(got, fp32, 1e-2, std::string(s) + " mp vs fp32");
+      // Adam moves each element by ~lr per step whatever the gradient's size, so a
+      // rounding-level sign flip of a tiny gradient shows in the max; the mean stays small.
+      expect_close(got, ref, 7e-3, std::string(s) + " mp", 2e-4);
+      expect_close(got, fp32, 7e-3, std::string(s) + " mp vs fp32", 5e-4);
     }
   }
 }
 
 TEST(Fsdp, SaveW2ResumeW2AndW1EqualsUninterrupted) {
   testing::TempDir dir;
-  Run full;
+  TrainRun full;
   full.steps = 4;
   full.save_dir = dir.path();
   full.save_at = 2;
   auto uninterrupted = run_fsdp(full);
   ASSERT_EQ(trainer::latest_checkpoint(dir.path()), dir.path() + "/step-2");
-  Run w2;
+  TrainRun w2;
   w2.steps = 4;
   w2.load_dir = dir.path() + "/step-2";
   expect_close(run_fsdp(w2), uninterrupted, 1e-6, "resume W=2");
-  Run w1 = w2;
+  TrainRun w1 = w2;
   w1.world = 1;
   expect_close(run_fsdp(w1), uninterrupted, 2e-5, "resume W=1");
-  Run w3 = w2;  // different layout: no_shard with 2 ranks
+  TrainRun w3 = w2;  // different layout: no_shard with 2 ranks
   w3.strategy = "no_shard";
   expect_close(run_fsdp(w3), uninterrupted, 2e-5, "resume no_shard W=2");
 }
