@@ -383,6 +383,7 @@ std::shared_ptr<DistContext> DistContext::init_with_store(c10::intrusive_ptr<c10
 }
 
 std::shared_ptr<DistContext> DistContext::init(const DistEnv& env, const DistOptions& opts) {
+  set_log_rank(env.rank);  // one process per rank here (tests with thread ranks skip this)
   if (env.world_size == 1) return init_with_store({}, env, opts);
   c10d::TCPStoreOptions so;
   so.port = uint16_t(env.master_port);
