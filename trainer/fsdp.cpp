@@ -101,15 +101,17 @@ ShardedModule::ShardedModule(std::shared_ptr<torch::nn::Module> module,
   keep_params_ = keeps(opts_.strategy);
   compute_dtype_ = opts_.mixed_precision ? torch::kBFloat16 : torch::kFloat32;
   build_units();
+  if (!units_.empty() && !units_[0].params.empty()) device_ = units_[0].params[0].device();
+  const auto f32 = torch::TensorOptions(torch::kFloat32).device(device_);
   torch::NoGradGuard ng;
   const int S = shard_->size(), r = shard_->rank();
   for (auto& u : units_) {
     // Flatten in fp32, pad, make ranks identical (world rank 0 wins), keep our slice.
     u.shard_numel = (u.numel + S - 1) / S;
-    auto flat = torch::zeros({u.shard_numel * S}, torch::kFloat32);
+    auto flat = torch::zeros({u.shard_numel * S}, f32);
     for (size_t i = 0; i < u.params.size(); ++i)
       flat.narrow(0, u.offsets[i], u.params[i].numel())
-          .copy_(u.params[i].detach().to(torch::kCPU, torch::kFloat32).reshape({-1}));
+          .copy_(u.params[i].detach().to(device_, torch::kFloat32).reshape({-1}));
     dist_->world().broadcast(flat, 0);
     u.shard = flat.narrow(0, int64_t(r) * u.shard_numel, u.shard_numel).clone();
     for (auto& p : u.params) {
@@ -209,7 +211,7 @@ void ShardedModule::reduce_grads() {
   const int S = shard_->size();
   const double W = double(dist_->world_size());
   for (auto& u : units_) {
-    auto flat = torch::zeros({u.shard_numel * S}, torch::kFloat32);
+    auto flat = torch::zeros({u.shard_numel * S}, torch::TensorOptions(torch::kFloat32).device(device_));
     bool any = false;
     for (size_t i = 0; i < u.params.size(); ++i) {
       auto& p = u.params[i];
@@ -253,7 +255,7 @@ std::map<std::string, torch::Tensor> ShardedModule::full_state_dict() {
     for (size_t i = 0; i < u.params.size(); ++i) {
       int64_t n = 1;
       for (auto s : u.shapes[i]) n *= s;
-      out[u.param_names[i]] = full.narrow(0, u.offsets[i], n).view(u.shapes[i]).clone();
+      out[u.param_names[i]] = full.narrow(0, u.offsets[i], n).view(u.shapes[i]).to(torch::kCPU).clone();
     }
   }
   for (const auto& b : module_->named_buffers()) out[b.key()] = b.value().detach().cpu().clone();
@@ -276,7 +278,7 @@ void ShardedModule::load_full_state_dict(const std::map<std::string, torch::Tens
       const int64_t a = u.offsets[i], n = sd.at(u.param_names[i]).numel(), b = a + n;
       const int64_t s = std::max(a, lo), e = std::min(b, hi);
       if (s >= e) continue;
-      auto src = sd.at(u.param_names[i]).reshape({-1}).to(torch::kFloat32);
+      auto src = sd.at(u.param_names[i]).reshape({-1}).to(device_, torch::kFloat32);
       u.shard.narrow(0, s - lo, e - s).copy_(src.narrow(0, s - a, e - s));
     }
   }

@@ -107,6 +107,8 @@ class ShardedModule {
   core::DistContext& dist() { return *dist_; }
   torch::nn::Module& module() { return *module_; }
   bool keeps_params() const { return keep_params_; }
+  // Where shards, grads and optimizer state live: the device of the module's parameters.
+  torch::Device device() const { return device_; }
 
   // Full fp32 state dict (parameter names as the module's) on CPU; gathered collectively,
   // returned on every rank (callers export on rank 0).
@@ -127,6 +129,7 @@ class ShardedModule {
   bool keep_params_ = false;
   bool gathered_ = false;
   torch::ScalarType compute_dtype_ = torch::kFloat32;
+  torch::Device device_ = torch::kCPU;
   std::vector<FlatUnit> units_;
 };
 

@@ -24,7 +24,7 @@ double ShardedAdamW::grad_norm() {
   // shards and must not be counted twice).
   double total = 0;
   for (auto* m : modules_) {
-    auto sq = torch::zeros({1}, torch::kFloat64);
+    auto sq = torch::zeros({1}, torch::TensorOptions(torch::kFloat64).device(m->device()));
     for (auto& u : m->units())
       if (u.grad.defined()) sq += u.grad.to(torch::kFloat64).pow(2).sum();
     m->shard_group().all_reduce(sq, "sum");

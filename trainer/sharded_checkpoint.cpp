@@ -160,8 +160,8 @@ int64_t load_sharded_checkpoint(const std::string& step_dir,
         auto eas = read_full(files, key + ".exp_avg_sq", u.numel, step_dir);
         st.step = ju.value("opt_step", int64_t(0));
         if (ea.defined() && eas.defined()) {
-          st.exp_avg = my_slice(ea, u.shard_numel, r);
-          st.exp_avg_sq = my_slice(eas, u.shard_numel, r);
+          st.exp_avg = my_slice(ea, u.shard_numel, r).to(u.shard.device());
+          st.exp_avg_sq = my_slice(eas, u.shard_numel, r).to(u.shard.device());
         } else {
           st.exp_avg = st.exp_avg_sq = torch::Tensor();
         }
