@@ -10,5 +10,6 @@ int bench_t5(int argc, char** argv);  // bench/t5_bench.cpp: umT5 encoder time p
 // causvid bench vae: Wan2.1 VAE encode/decode time per frame (fp32, bf16) and peak memory,
 // real dims with random weights (bench/vae_bench.cpp).
 int bench_vae(int argc, char** argv);
+int bench_fsdp(int argc, char** argv);  // bench/fsdp_bench.cpp
 
 }  // namespace causvid::bench

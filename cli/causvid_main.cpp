@@ -30,6 +30,7 @@ const std::vector<Command>& commands() {
       {"bench", causvid::cli::bench_main, "benchmarks (bench dit ...)"},
       {"embed-prompts", causvid::cli::embed_prompts_main,
        "encode a prompt file with umT5 into an LMDB prompt-embedding cache"},
+      {"plan", causvid::cli::plan_main, "per-rank memory of params/grads/optimizer under sharding"},
   };
   return kCommands;
 }

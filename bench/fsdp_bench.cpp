@@ -1,0 +1,149 @@
+// bench/fsdp_bench.cpp: `causvid bench fsdp`: per-rank memory at rest (params + grads + AdamW
+// state, measured from the live ShardedModule / ShardedAdamW) for W = 1 and W = 2 under every
+// sharding strategy on a mid-size Wan DiT, the step time of each strategy relative to no_shard
+// measured in the same run, and Gloo reduce_scatter emulations (all-to-all vs all-reduce).
+// Ranks are threads over Gloo loopback (c10d::HashStore), so on a small machine the two ranks
+// share the cores: step times compare strategies, not scaling.
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "bench/bench_util.h"
+#include "bench/benches.h"
+#include "core/args.h"
+#include "core/dist.h"
+#include "models/wan/wan_model.h"
+#include "trainer/fsdp.h"
+#include "trainer/optimizer.h"
+
+namespace causvid::bench {
+namespace {
+
+void run_threads(int W, const std::function<void(std::shared_ptr<core::DistContext>)>& fn) {
+  auto store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<std::thread> ts;
+  std::exception_ptr err;
+  std::mutex mu;
+  for (int r = 0; r < W; ++r)
+    ts.emplace_back([&, r] {
+      try {
+        core::DistEnv e;
+        e.rank = r;
+        e.world_size = W;
+        e.local_world_size = W;
+        e.local_rank = r;
+        auto ctx = core::DistContext::init_with_store(store, e);
+        fn(ctx);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(mu);
+        if (!err) err = std::current_exception();
+      }
+    });
+  for (auto& t : ts) t.join();
+  if (err) std::rethrow_exception(err);
+}
+
+struct Result {
+  int64_t bytes = 0;
+  double step_s = 0;
+};
+
+}  // namespace
+
+int bench_fsdp(int argc, char** argv) {
+  core::ArgParser p("causvid bench fsdp",
+                    "Per-rank bytes at rest for W=1 and W=2 under each sharding strategy, and "
+                    "step time relative to no_shard (ranks as threads over Gloo loopback).");
+  auto& preset = p.flag("--preset", "wan-mid", "model preset");
+  auto& steps = p.flag("--steps", "3", "timed steps per configuration (median)");
+  auto& mp = p.toggle("--mixed-precision", "bf16 compute params");
+  auto& rs_mb = p.flag("--rs-mb", "64", "MiB of the reduce_scatter comparison");
+  if (!p.parse(argc, argv)) return p.exit_code();
+  auto cfg = models::WanConfig::preset(preset);
+  cfg.text_len = 32;  // keep the cross-attention small: this measures sharding, not attention
+  const int reps = std::stoi(steps);
+  std::printf("model %s: %lld params, mixed_precision %s, threads %d\n", preset.c_str(),
+              (long long)cfg.num_params(), mp == "1" ? "on" : "off", at::get_num_threads());
+
+  auto measure = [&](const std::string& strategy, int W) {
+    Result res;
+    std::mutex mu;
+    run_threads(W, [&](std::shared_ptr<core::DistContext> ctx) {
+      models::WanModel m(cfg);
+      m->init_weights(0);
+      trainer::FsdpOptions o;
+      o.strategy = strategy;
+      o.wrap_policy = "transformer";
+      o.mixed_precision = mp == "1";
+      trainer::ShardedModule sm(m.ptr(), ctx, o);
+      trainer::ShardedAdamW opt({&sm}, {});
+      auto gen = at::detail::createCPUGenerator(ctx->rank());
+      auto x = torch::randn({1, cfg.in_dim, 2, 16, 16}, gen);
+      auto t = torch::full({1}, 500.0);
+      auto c = torch::randn({1, cfg.text_len, cfg.text_dim}, gen);
+      auto step = [&] {
+        opt.zero_grad();
+        sm.gather_params();
+        m->forward(x, t, c).to(torch::kFloat32).square().mean().backward();
+        sm.reduce_grads();
+        opt.clip_grad_norm(10.0);
+        opt.step();
+      };
+      double s = time_median(step, reps, 1);
+      auto bytes = sm.memory_at_rest(opt.state_bytes()).total();
+      ctx->world().barrier();
+      if (ctx->rank() == 0) {
+        std::lock_guard<std::mutex> g(mu);
+        res.bytes = bytes;
+        res.step_s = s;
+      }
+    });
+    return res;
+  };
+
+  std::printf("\n%-14s %14s %14s %10s %12s %12s\n", "strategy", "W=1 MiB/rank", "W=2 MiB/rank",
+              "W2/W1", "W=2 step s", "vs no_shard");
+  const double mib = 1024.0 * 1024.0;
+  // The baseline is measured before and after the others (shared machines drift); the
+  // faster of the two is used.
+  std::vector<std::pair<std::string, std::pair<Result, Result>>> rows;
+  auto base = measure("no_shard", 2);
+  for (const char* s : {"full", "shard_grad_op", "hybrid_full", "hybrid_zero2"})
+    rows.push_back({s, {measure(s, 1), measure(s, 2)}});
+  auto base2 = measure("no_shard", 2);
+  const double base_s = std::min(base.step_s, base2.step_s);
+  auto one = measure("no_shard", 1);
+  std::printf("%-14s %14.1f %14.1f %10.3f %12.3f %12.3f  (runs: %.3f s, %.3f s)\n", "no_shard",
+              one.bytes / mib, base.bytes / mib, double(base.bytes) / double(one.bytes), base_s,
+              1.0, base.step_s, base2.step_s);
+  for (const auto& [s, r] : rows)
+    std::printf("%-14s %14.1f %14.1f %10.3f %12.3f %12.3f\n", s.c_str(), r.first.bytes / mib,
+                r.second.bytes / mib, double(r.second.bytes) / double(r.first.bytes),
+                r.second.step_s, r.second.step_s / base_s);
+  std::printf("(hybrid_* with 2 ranks on one node shard like full / shard_grad_op)\n");
+
+  // reduce_scatter emulations on Gloo.
+  const int64_t n = int64_t(std::stod(rs_mb) * mib / 4) / 2 * 2;
+  std::printf("\nreduce_scatter of %.0f MiB fp32, W=2 (median of 3):\n", n * 4 / mib);
+  for (auto algo : {core::ReduceScatterAlgo::kAllToAll, core::ReduceScatterAlgo::kAllReduce}) {
+    double secs = 0;
+    run_threads(2, [&](std::shared_ptr<core::DistContext> ctx) {
+      core::DistGroup g = ctx->world();
+      g.reduce_scatter_algo = algo;
+      auto in = torch::randn({n});
+      double s = time_median([&] { g.reduce_scatter(in); }, 3, 1);
+      if (ctx->rank() == 0) secs = s;
+    });
+    static double first = 0;
+    if (first == 0) first = secs;
+    std::printf("  %-22s %8.3f s  %6.2f GB/s  ratio to all_to_all %.2f\n",
+                algo == core::ReduceScatterAlgo::kAllToAll ? "all_to_all + local sum"
+                                                           : "all_reduce + slice",
+                secs, n * 4 / secs / 1e9, secs / first);
+  }
+  return 0;
+}
+
+}  // namespace causvid::bench

@@ -1,0 +1,149 @@
+// core/dist.h: the distributed runtime. DistEnv is what the launcher told this process (rank,
+// world size, local rank, node, master address/port); parse_dist_env is a pure function of an
+// environment map so every launcher's variables are unit-tested without the launchers.
+// DistContext turns a DistEnv into a c10d::TCPStore + c10d::ProcessGroupGloo (or
+// ProcessGroupNCCL on CUDA builds, see core/dist_cuda.cpp) and offers the collectives the
+// sharded trainer needs, plus the intra-node "shard" and inter-node "replica" sub-groups of
+// hybrid sharding.
+// Ports CausVid's causvid/util.py (launch_distributed_job: torch.distributed.init_process_group
+// with timeout 1800 s, set_seed(seed + rank)) and the sampler of
+// torch.utils.data.distributed.DistributedSampler.
+//
+// Launchers recognised (first match wins):
+//   torchrun : RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR/PORT
+//   SLURM    : SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NODEID, SLURM_NTASKS_PER_NODE
+//              (or SLURM_TASKS_PER_NODE), master = MASTER_ADDR or first host of
+//              SLURM_JOB_NODELIST ("node[01-03,07]" compressed form), port MASTER_PORT or 29500
+//   OpenMPI  : OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE, MASTER_ADDR/PORT
+//   none     : a single process, world size 1, no store, no network.
+// Gloo's reduce_scatter is missing in 1.13; reduce_scatter() emulates it (see dist.cpp).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+namespace causvid::core {
+
+struct DistEnv {
+  std::string launcher = "none";  // "torchrun" | "slurm" | "mpi" | "none"
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  int local_world_size = 1;
+  int node_rank = 0;
+  int num_nodes = 1;
+  std::string master_addr = "127.0.0.1";  // brackets of "[::1]" removed
+  int master_port = 29500;
+};
+
+// Parses the launcher variables of `env`. Throws naming the variable on bad or inconsistent
+// values (rank >= world size, non-numeric, local world size not dividing world size...).
+DistEnv parse_dist_env(const std::map<std::string, std::string>& env);
+// The process environment as a map (for parse_dist_env).
+std::map<std::string, std::string> process_env();
+// Expands a SLURM host list: "node[01-03,07],gpu5" -> {node01,node02,node03,node07,gpu5}.
+std::vector<std::string> expand_slurm_nodelist(const std::string& s);
+
+enum class ReduceScatterAlgo { kAuto, kAllToAll, kAllReduce };
+
+// One communicator (world or a sub-group). size() == 1 groups need no process group at all.
+class DistGroup {
+ public:
+  DistGroup() = default;
+  DistGroup(c10::intrusive_ptr<c10d::ProcessGroup> pg, int rank, int size,
+            std::chrono::milliseconds timeout, std::string name);
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  const std::string& name() const { return name_; }
+
+  // In place. op: "sum" | "avg" | "max".
+  void all_reduce(torch::Tensor& t, const std::string& op = "sum") const;
+  void broadcast(torch::Tensor& t, int root) const;
+  // in: [n] contiguous -> out [size * n] (rank r's data at r*n).
+  torch::Tensor all_gather(const torch::Tensor& in) const;
+  void all_gather_into(torch::Tensor& out, const torch::Tensor& in) const;
+  // in: [size * n] -> this rank's slice of the elementwise sum, [n].
+  torch::Tensor reduce_scatter(const torch::Tensor& in) const;
+  void barrier() const;
+
+  ReduceScatterAlgo reduce_scatter_algo = ReduceScatterAlgo::kAuto;
+
+ private:
+  void wait(c10::intrusive_ptr<c10d::Work>& w, const char* what) const;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  int rank_ = 0, size_ = 1;
+  std::chrono::milliseconds timeout_{1800000};
+  std::string name_ = "world";
+};
+
+struct DistOptions {
+  std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // CausVid: 1800 s
+  std::string backend = "auto";  // "auto" (nccl on CUDA builds with a CUDA device) | "gloo" | "nccl"
+  // Ranks per shard group for hybrid sharding; 0 = local_world_size (one node).
+  int shard_group_size = 0;
+};
+
+class DistContext {
+ public:
+  // Single process, no network.
+  DistContext();
+  // From a launcher environment (world size 1 -> no network either).
+  static std::shared_ptr<DistContext> init(const DistEnv& env, const DistOptions& opts = {});
+  static std::shared_ptr<DistContext> init_from_env(const DistOptions& opts = {});
+  // Over an existing store (tests run ranks as threads sharing a c10d::HashStore).
+  static std::shared_ptr<DistContext> init_with_store(c10::intrusive_ptr<c10d::Store> store,
+                                                      const DistEnv& env,
+                                                      const DistOptions& opts = {});
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  int local_rank() const { return env_.local_rank; }
+  bool is_main() const { return env_.rank == 0; }
+  const DistEnv& env() const { return env_; }
+  const DistGroup& world() const { return world_; }
+  // Hybrid sharding: shard group = ranks of one node (shard_group_size consecutive ranks);
+  // replica group = ranks with the same position in every shard group.
+  const DistGroup& shard_group() const { return shard_; }
+  const DistGroup& replica_group() const { return replica_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  // A new group over a subset (all ranks must call with the same lists, in the same order);
+  // returns a size-1 group view on ranks outside `ranks`.
+  DistGroup new_group(const std::vector<int>& ranks, const std::string& name);
+
+ private:
+  void setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions& opts);
+  DistEnv env_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  DistGroup world_, shard_, replica_;
+  std::chrono::milliseconds timeout_{std::chrono::minutes(30)};
+  std::string backend_ = "gloo";
+};
+
+// CausVid's seed rule: seed 0 -> rank 0 draws a random seed and broadcasts it; returns the
+// shared base seed (each rank then seeds its generators with base + rank).
+int64_t resolve_seed(int64_t seed, const DistGroup& world);
+
+// torch DistributedSampler: indices of `rank` for `epoch`. shuffle: randperm with a generator
+// seeded seed + epoch; drop_last drops the tail so every rank gets floor(n / world) indices,
+// otherwise the list is padded by wrapping to ceil(n / world) per rank; rank r takes r::world.
+std::vector<int64_t> distributed_sampler_indices(int64_t n, int world, int rank, bool shuffle,
+                                                 int64_t seed, int64_t epoch, bool drop_last);
+
+#if defined(CAUSVID_WITH_NCCL)
+// core/dist_cuda.cpp
+c10::intrusive_ptr<c10d::ProcessGroup> make_nccl_group(c10::intrusive_ptr<c10d::Store> store,
+                                                       int rank, int size,
+                                                       std::chrono::milliseconds timeout,
+                                                       int local_rank);
+#endif
+
+}  // namespace causvid::core

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# launch/torchrun.sh: run a native program under torchrun (torch.distributed.run --no_python),
+# single- or multi-node. torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+# GROUP_RANK, MASTER_ADDR, MASTER_PORT, which core::parse_dist_env reads.
+# Debian's torchrun (torch 1.13, Python 3.11) crashes in its default stdout redirect handling;
+# with torch < 2 this script passes --redirects 1 --tee 1 --log_dir DIR, which works. Newer
+# torchruns get no such flags.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: launch/torchrun.sh [--nnodes N] [--nproc_per_node P] [--node_rank R]
+                          [--rdzv_endpoint HOST:PORT] [--rdzv_id ID] [--log_dir DIR]
+                          [--] PROGRAM [ARGS...]
+  --nnodes N            nodes (default 1; > 1 needs --rdzv_endpoint, run once per node)
+  --nproc_per_node P    ranks per node (default 1)
+  --node_rank R         this node (optional with c10d rendezvous)
+  --rdzv_endpoint H:P   rendezvous host:port on the first node (IPv6 as [::1]:29500)
+  --rdzv_id ID          job id shared by all nodes (default causvid)
+  --log_dir DIR         per-rank logs (default a temp dir; used by the torch<2 workaround)
+  TORCHRUN              environment: the torchrun command (default: torchrun on PATH, else
+                        /usr/bin/python3 -m torch.distributed.run)
+example (2 nodes x 8): launch/torchrun.sh --nnodes 2 --nproc_per_node 8 \
+    --rdzv_endpoint node01:29500 -- build/causvid train --config configs/wan_causal_dmd.yaml
+USAGE
+}
+
+nnodes=1; nproc=1; node_rank=""; endpoint=""; rdzv_id=causvid; log_dir=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --nnodes) nnodes="$2"; shift 2 ;;
+    --nproc_per_node|--nproc-per-node) nproc="$2"; shift 2 ;;
+    --node_rank|--node-rank) node_rank="$2"; shift 2 ;;
+    --rdzv_endpoint|--rdzv-endpoint) endpoint="$2"; shift 2 ;;
+    --rdzv_id|--rdzv-id) rdzv_id="$2"; shift 2 ;;
+    --log_dir|--log-dir) log_dir="$2"; shift 2 ;;
+    --) shift; break ;;
+    -*) echo "torchrun.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+[[ $# -ge 1 ]] || { usage >&2; exit 2; }
+
+if [[ -n "${TORCHRUN:-}" ]]; then
+  read -r -a trun <<<"$TORCHRUN"
+  py=""
+elif command -v torchrun >/dev/null 2>&1 && torchrun --help >/dev/null 2>&1; then
+  trun=(torchrun)
+  py="$(head -n1 "$(command -v torchrun)" | sed -n 's/^#!\s*//p')"
+else
+  trun=(/usr/bin/python3 -m torch.distributed.run)
+  py=/usr/bin/python3
+fi
+
+# torch < 2: add the redirect workaround.
+major=$( (${py:-/usr/bin/python3} -c 'import torch; print(torch.__version__.split(".")[0])') 2>/dev/null || echo 2)
+extra=()
+if [[ "$major" =~ ^[0-9]+$ && "$major" -lt 2 ]]; then
+  [[ -n "$log_dir" ]] || log_dir="$(mktemp -d -t causvid_torchrun_XXXXXX)"
+  extra+=(--redirects 1 --tee 1 --log_dir "$log_dir")
+elif [[ -n "$log_dir" ]]; then
+  extra+=(--log_dir "$log_dir")
+fi
+
+args=(--nnodes "$nnodes" --nproc_per_node "$nproc")
+if [[ "$nnodes" == 1 && -z "$endpoint" ]]; then
+  args+=(--standalone)
+else
+  [[ -n "$endpoint" ]] || { echo "torchrun.sh: --nnodes $nnodes needs --rdzv_endpoint HOST:PORT" >&2; exit 2; }
+  args+=(--rdzv_backend c10d --rdzv_endpoint "$endpoint" --rdzv_id "$rdzv_id")
+  [[ -z "$node_rank" ]] || args+=(--node_rank "$node_rank")
+fi
+exec "${trun[@]}" "${args[@]}" "${extra[@]}" --no_python "$@"

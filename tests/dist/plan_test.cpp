@@ -1,0 +1,46 @@
+// tests/dist/plan_test.cpp: the memory plan of each strategy and `causvid plan`.
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+#include "trainer/fsdp.h"
+
+namespace causvid {
+namespace {
+
+TEST(FsdpPlan, BytesPerStrategy) {
+  const int64_t n = 1000;
+  auto full = trainer::plan_memory(n, "full", 2, false, true);
+  EXPECT_EQ(full.at_rest.params, 2000);
+  EXPECT_EQ(full.at_rest.grads, 2000);
+  EXPECT_EQ(full.at_rest.optimizer, 4000);
+  auto ddp = trainer::plan_memory(n, "no_shard", 8, false, true);
+  EXPECT_EQ(ddp.at_rest.total(), 16000);  // params alias the fp32 master
+  auto z2 = trainer::plan_memory(n, "shard_grad_op", 2, true, true);
+  EXPECT_EQ(z2.at_rest.params, 2000 + 2000);  // fp32 shard + whole bf16 params
+  auto frozen = trainer::plan_memory(n, "full", 4, true, false);
+  EXPECT_EQ(frozen.at_rest.total(), 1000);
+  EXPECT_LE(double(full.at_rest.total()),
+            0.55 * double(trainer::plan_memory(n, "full", 1, false, true).at_rest.total()));
+  testing::expect_error_contains([] { trainer::plan_memory(1, "zero3", 2, false, true); },
+                                 {"sharding_strategy", "zero3"});
+}
+
+TEST(FsdpPlan, Command) {
+  std::string out;
+  int rc = testing::run_command(testing::causvid_binary() + " plan --config " +
+                                    testing::source_dir() +
+                                    "/configs/wan_causal_dmd.yaml --world-size 8",
+                                &out);
+  ASSERT_EQ(rc, 0) << out;
+  for (const char* k : {"generator", "real_score", "fake_score", "total", "shard group 8"})
+    EXPECT_NE(out.find(k), std::string::npos) << k << "\n" << out;
+  rc = testing::run_command(testing::causvid_binary() + " plan --config " +
+                                testing::source_dir() +
+                                "/configs/wan_causal_dmd.yaml --world-size 6 --nproc-per-node 4",
+                            &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("--nproc-per-node"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace causvid

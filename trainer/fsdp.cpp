@@ -1,0 +1,308 @@
+// trainer/fsdp.cpp: see fsdp.h.
+#include "trainer/fsdp.h"
+
+#include <set>
+
+#include "core/log.h"
+
+namespace causvid::trainer {
+namespace {
+
+const std::vector<std::string> kStrategies = {"full",          "hybrid_full", "hybrid_zero2",
+                                              "shard_grad_op", "zero2",       "no_shard"};
+
+bool is_hybrid(const std::string& s) { return s == "hybrid_full" || s == "hybrid_zero2"; }
+bool keeps(const std::string& s) {
+  return s == "hybrid_zero2" || s == "shard_grad_op" || s == "zero2" || s == "no_shard";
+}
+
+}  // namespace
+
+void check_fsdp_options(const FsdpOptions& o) {
+  TORCH_CHECK(std::find(kStrategies.begin(), kStrategies.end(), o.strategy) != kStrategies.end(),
+              "sharding_strategy: got '", o.strategy,
+              "', want full|hybrid_full|hybrid_zero2|shard_grad_op|zero2|no_shard");
+  TORCH_CHECK(o.wrap_policy == "size" || o.wrap_policy == "transformer",
+              "fsdp_wrap_strategy: got '", o.wrap_policy, "', want size|transformer");
+  TORCH_CHECK(o.min_num_params >= 1, "min_num_params: got ", o.min_num_params, ", want >= 1");
+}
+
+FsdpOptions fsdp_options_from_config(const core::Config& c, const std::string& which) {
+  FsdpOptions o;
+  o.strategy = c.sharding_strategy;
+  o.mixed_precision = c.mixed_precision;
+  std::string module;
+  if (which == "generator") {
+    o.wrap_policy = c.generator_fsdp_wrap_strategy;
+    module = c.generator_fsdp_transformer_module;
+  } else if (which == "real_score") {
+    o.wrap_policy = c.real_score_fsdp_wrap_strategy;
+    module = c.real_score_fsdp_transformer_module;
+    o.trainable = false;
+  } else if (which == "fake_score") {
+    o.wrap_policy = c.fake_score_fsdp_wrap_strategy;
+    module = c.fake_score_fsdp_transformer_module;
+  } else if (which == "text_encoder") {
+    o.wrap_policy = c.text_encoder_fsdp_wrap_strategy;
+    module = c.text_encoder_fsdp_transformer_module;
+    o.trainable = false;
+  } else {
+    TORCH_CHECK(false, "fsdp_options_from_config: got '", which,
+                "', want generator|real_score|fake_score|text_encoder");
+  }
+  // CausVid names a Python class (e.g. "CausalWanAttentionBlock"); our units are children of
+  // a named submodule, "blocks" for the Wan DiT.
+  if (!module.empty() && module.find('.') == std::string::npos &&
+      module.find("Block") == std::string::npos)
+    o.transformer_module = module;
+  check_fsdp_options(o);
+  return o;
+}
+
+MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S,
+                       bool mixed_precision, bool trainable) {
+  FsdpOptions o;
+  o.strategy = strategy;
+  check_fsdp_options(o);
+  if (strategy == "no_shard") S = 1;
+  TORCH_CHECK(S >= 1, "shard size: got ", S, ", want >= 1");
+  const int64_t P = mixed_precision ? 2 : 4;
+  const int64_t shard = (numel + S - 1) / S;
+  MemoryPlan m;
+  m.at_rest.params = 4 * shard;
+  const bool alias = S == 1 && !mixed_precision;
+  const bool keep = keeps(strategy);
+  if (keep && !alias) m.at_rest.params += P * numel;
+  if (!keep) m.peak_extra += P * numel;
+  if (trainable) {
+    m.at_rest.grads = 4 * shard;
+    m.at_rest.optimizer = 8 * shard;
+    m.peak_extra += P * numel;  // module .grad before reduce_grads()
+  }
+  return m;
+}
+
+ShardedModule::ShardedModule(std::shared_ptr<torch::nn::Module> module,
+                             std::shared_ptr<core::DistContext> dist, FsdpOptions opts)
+    : module_(std::move(module)), dist_(std::move(dist)), opts_(std::move(opts)) {
+  check_fsdp_options(opts_);
+  TORCH_CHECK(module_ && dist_, "ShardedModule: null module or DistContext");
+  single_ = core::DistGroup({}, 0, 1, dist_->timeout(), "self");
+  if (opts_.strategy == "no_shard") {
+    shard_ = &single_;
+    replica_ = &dist_->world();
+  } else if (is_hybrid(opts_.strategy)) {
+    shard_ = &dist_->shard_group();
+    replica_ = &dist_->replica_group();
+  } else {
+    shard_ = &dist_->world();
+    replica_ = &single_;
+  }
+  keep_params_ = keeps(opts_.strategy);
+  compute_dtype_ = opts_.mixed_precision ? torch::kBFloat16 : torch::kFloat32;
+  build_units();
+  if (!units_.empty() && !units_[0].params.empty()) device_ = units_[0].params[0].device();
+  const auto f32 = torch::TensorOptions(torch::kFloat32).device(device_);
+  torch::NoGradGuard ng;
+  const int S = shard_->size(), r = shard_->rank();
+  for (auto& u : units_) {
+    // Flatten in fp32, pad, make ranks identical (world rank 0 wins), keep our slice.
+    u.shard_numel = (u.numel + S - 1) / S;
+    auto flat = torch::zeros({u.shard_numel * S}, f32);
+    for (size_t i = 0; i < u.params.size(); ++i)
+      flat.narrow(0, u.offsets[i], u.params[i].numel())
+          .copy_(u.params[i].detach().to(device_, torch::kFloat32).reshape({-1}));
+    dist_->world().broadcast(flat, 0);
+    u.shard = flat.narrow(0, int64_t(r) * u.shard_numel, u.shard_numel).clone();
+    for (auto& p : u.params) {
+      p.set_data(torch::empty({0}, p.options().dtype(compute_dtype_)));
+      if (!opts_.trainable) p.set_requires_grad(false);
+    }
+  }
+  gathered_ = false;
+  if (keep_params_) gather_params();
+}
+
+void ShardedModule::build_units() {
+  auto named = module_->named_parameters(/*recurse=*/true);
+  std::set<std::string> assigned;
+  auto add_unit = [&](const std::string& prefix) {
+    FlatUnit u;
+    u.name = prefix;
+    for (const auto& kv : named) {
+      const std::string& n = kv.key();
+      if (assigned.count(n)) continue;
+      if (!prefix.empty() && n.rfind(prefix + ".", 0) != 0) continue;
+      u.param_names.push_back(n);
+      u.params.push_back(kv.value());
+      u.shapes.push_back(kv.value().sizes().vec());
+      u.offsets.push_back(u.numel);
+      u.numel += kv.value().numel();
+      assigned.insert(n);
+    }
+    if (u.numel > 0) units_.push_back(std::move(u));
+  };
+  if (opts_.wrap_policy == "transformer") {
+    bool found = false;
+    for (const auto& item : module_->named_modules("", /*include_self=*/false)) {
+      if (item.key() != opts_.transformer_module) continue;
+      found = true;
+      for (const auto& child : item.value()->named_children())
+        add_unit(opts_.transformer_module + "." + child.key());
+    }
+    TORCH_CHECK(found, "fsdp_transformer_module: no submodule named '", opts_.transformer_module,
+                "' in the model (want e.g. 'blocks')");
+  } else {
+    // size_based_auto_wrap_policy: post-order, a submodule whose not-yet-wrapped parameters
+    // reach min_num_params becomes a unit; the root takes the rest.
+    std::function<void(const std::string&, torch::nn::Module&)> visit =
+        [&](const std::string& prefix, torch::nn::Module& m) {
+          for (const auto& c : m.named_children())
+            visit(prefix.empty() ? c.key() : prefix + "." + c.key(), *c.value());
+          if (prefix.empty()) return;
+          int64_t n = 0;
+          for (const auto& kv : named)
+            if (!assigned.count(kv.key()) && kv.key().rfind(prefix + ".", 0) == 0)
+              n += kv.value().numel();
+          if (n >= opts_.min_num_params) add_unit(prefix);
+        };
+    visit("", *module_);
+  }
+  add_unit("");  // root: everything left
+  // Registration order of the flat layout must not depend on the policy's visiting order
+  // within a unit; units themselves are ordered as created (deterministic on every rank).
+}
+
+void ShardedModule::gather_params() {
+  if (gathered_) return;
+  torch::NoGradGuard ng;
+  const int S = shard_->size();
+  for (auto& u : units_) {
+    torch::Tensor full;
+    if (S == 1 && compute_dtype_ == torch::kFloat32) {
+      full = u.shard;  // alias: the optimizer's in-place update is the params' update
+    } else {
+      full = shard_->all_gather(u.shard);
+      if (compute_dtype_ != torch::kFloat32) full = full.to(compute_dtype_);
+    }
+    u.full = full;
+    for (size_t i = 0; i < u.params.size(); ++i) {
+      int64_t n = 1;
+      for (auto s : u.shapes[i]) n *= s;
+      u.params[i].set_data(full.narrow(0, u.offsets[i], n).view(u.shapes[i]));
+    }
+  }
+  gathered_ = true;
+}
+
+void ShardedModule::reshard() {
+  if (!gathered_ || keep_params_) return;
+  torch::NoGradGuard ng;
+  for (auto& u : units_) {
+    for (auto& p : u.params) p.set_data(torch::empty({0}, p.options()));
+    u.full = torch::Tensor();
+  }
+  gathered_ = false;
+}
+
+void ShardedModule::reduce_grads() {
+  TORCH_CHECK(opts_.trainable, "reduce_grads: module is frozen (trainable = false)");
+  torch::NoGradGuard ng;
+  const int S = shard_->size();
+  const double W = double(dist_->world_size());
+  for (auto& u : units_) {
+    auto flat = torch::zeros({u.shard_numel * S}, torch::TensorOptions(torch::kFloat32).device(device_));
+    bool any = false;
+    for (size_t i = 0; i < u.params.size(); ++i) {
+      auto& p = u.params[i];
+      auto g = p.grad();
+      if (!g.defined()) continue;
+      any = true;
+      flat.narrow(0, u.offsets[i], g.numel()).copy_(g.reshape({-1}));  // fp32 reduction
+      p.mutable_grad() = torch::Tensor();
+    }
+    (void)any;  // every rank must join the collective even without local grads
+    flat.div_(W);
+    auto g = shard_->reduce_scatter(flat);
+    replica_->all_reduce(g, "sum");
+    if (u.grad.defined())
+      u.grad.add_(g);
+    else
+      u.grad = g;
+  }
+  reshard();
+}
+
+void ShardedModule::after_step() {
+  if (!keep_params_) return;
+  const int S = shard_->size();
+  if (S == 1 && compute_dtype_ == torch::kFloat32) return;  // params alias the shards
+  gathered_ = false;
+  gather_params();
+}
+
+void ShardedModule::zero_grad() {
+  for (auto& u : units_) {
+    u.grad = torch::Tensor();
+    for (auto& p : u.params) p.mutable_grad() = torch::Tensor();
+  }
+}
+
+std::map<std::string, torch::Tensor> ShardedModule::full_state_dict() {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& u : units_) {
+    auto full = shard_->all_gather(u.shard);
+    for (size_t i = 0; i < u.params.size(); ++i) {
+      int64_t n = 1;
+      for (auto s : u.shapes[i]) n *= s;
+      out[u.param_names[i]] = full.narrow(0, u.offsets[i], n).view(u.shapes[i]).to(torch::kCPU).clone();
+    }
+  }
+  for (const auto& b : module_->named_buffers()) out[b.key()] = b.value().detach().cpu().clone();
+  return out;
+}
+
+void ShardedModule::load_full_state_dict(const std::map<std::string, torch::Tensor>& sd) {
+  torch::NoGradGuard ng;
+  const int S = shard_->size(), r = shard_->rank();
+  for (auto& u : units_) {
+    for (size_t i = 0; i < u.params.size(); ++i) {
+      auto it = sd.find(u.param_names[i]);
+      TORCH_CHECK(it != sd.end(), "state dict: missing key '", u.param_names[i], "'");
+      TORCH_CHECK(it->second.sizes().vec() == u.shapes[i], "state dict: key '", u.param_names[i],
+                  "' has shape ", it->second.sizes(), ", want ", c10::IntArrayRef(u.shapes[i]));
+    }
+    const int64_t lo = int64_t(r) * u.shard_numel, hi = lo + u.shard_numel;
+    u.shard.zero_();
+    for (size_t i = 0; i < u.params.size(); ++i) {
+      const int64_t a = u.offsets[i], n = sd.at(u.param_names[i]).numel(), b = a + n;
+      const int64_t s = std::max(a, lo), e = std::min(b, hi);
+      if (s >= e) continue;
+      auto src = sd.at(u.param_names[i]).reshape({-1}).to(device_, torch::kFloat32);
+      u.shard.narrow(0, s - lo, e - s).copy_(src.narrow(0, s - a, e - s));
+    }
+  }
+  for (auto& b : module_->named_buffers()) {
+    auto it = sd.find(b.key());
+    if (it != sd.end()) b.value().copy_(it->second);
+  }
+  if (gathered_ || keep_params_) {
+    gathered_ = false;
+    gather_params();
+  }
+}
+
+MemoryBytes ShardedModule::memory_at_rest(int64_t optimizer_bytes) const {
+  MemoryBytes m;
+  const int S = shard_->size();
+  for (const auto& u : units_) {
+    m.params += u.shard.numel() * 4;
+    const bool alias = S == 1 && compute_dtype_ == torch::kFloat32;
+    if (keep_params_ && !alias) m.params += u.numel * c10::elementSize(compute_dtype_);
+    if (u.grad.defined()) m.grads += u.grad.numel() * 4;
+  }
+  m.optimizer = optimizer_bytes;
+  return m;
+}
+
+}  // namespace causvid::trainer
