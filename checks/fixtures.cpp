@@ -98,7 +98,7 @@ void FixtureReport::compare(const std::string& out_name, const torch::Tensor& go
     auto g = got.to(torch::kFloat64), w = want.to(torch::kFloat64);
     auto diff = (g - w).abs();
     auto bound = c.tol.atol + c.tol.rtol * w.abs();
-    auto bad = (diff > bound) | g.isnan() != w.isnan();
+    auto bad = (diff > bound) | (g.isnan() != w.isnan());
     c.max_abs = diff.numel() ? diff.nan_to_num(1e300).max().item<double>() : 0.0;
     c.max_rel = diff.numel() ? (diff / (w.abs() + 1e-12)).nan_to_num(1e300).max().item<double>() : 0.0;
     c.pass = !bad.any().item<bool>();
