@@ -24,12 +24,18 @@ inline double time_median(const std::function<void()>& fn, int reps = 3, int war
   return t[t.size() / 2];
 }
 
+// GFLOP/s of an [m,k] x [k,n] matmul in `dtype` (median of `reps`).
+inline double gemm_gflops(int64_t m, int64_t k, int64_t n, torch::Dtype dtype = torch::kFloat32,
+                          int reps = 3) {
+  torch::NoGradGuard ng;
+  auto a = torch::randn({m, k}).to(dtype), b = torch::randn({k, n}).to(dtype);
+  double s = time_median([&] { auto c = torch::mm(a, b); }, reps, 1);
+  return 2.0 * m * k * n / s / 1e9;
+}
+
 // The GEMM roof of this machine: GFLOP/s of an n x n x n matmul in `dtype`.
 inline double gemm_roof_gflops(torch::Dtype dtype, int64_t n = 2048) {
-  torch::NoGradGuard ng;
-  auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
-  double s = time_median([&] { auto c = torch::mm(a, b); }, 3, 1);
-  return 2.0 * n * n * n / s / 1e9;
+  return gemm_gflops(n, n, n, dtype);
 }
 
 }  // namespace causvid::bench

@@ -3,9 +3,9 @@
 // Baseline: a plain [L, dim] x [dim, dim_ffn] matmul; the encoder's achieved rate is
 // printed as a ratio of it, and the XXL estimate uses both the raw XXL-shaped GEMM rate
 // (lower bound) and that rate scaled by the small config's measured efficiency.
-#include <chrono>
 #include <cstdio>
 
+#include "bench/bench_util.h"
 #include "bench/benches.h"
 #include "core/args.h"
 #include "models/t5/umt5.h"
@@ -15,10 +15,7 @@ namespace causvid::bench {
 namespace {
 
 double seconds_of(const std::function<void()>& fn, int iters) {
-  fn();  // warm-up
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) fn();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+  return time_median(fn, iters, 1);
 }
 
 // Matmul FLOPs of one encoder forward over `l` tokens (norms, softmax, GELU ignored).
@@ -29,10 +26,8 @@ double encoder_flops(const models::UMT5Config& c, int64_t l) {
   return per_layer * c.num_layers;
 }
 
-double gemm_rate(int64_t m, int64_t k, int64_t n, int iters) {
-  auto a = torch::randn({m, k}), b = torch::randn({k, n});
-  double s = seconds_of([&] { (void)torch::matmul(a, b); }, iters);
-  return 2.0 * m * k * n / s;
+double gemm_rate(int64_t m, int64_t k, int64_t n, int iters) {  // FLOP/s
+  return gemm_gflops(m, k, n, torch::kFloat32, iters) * 1e9;
 }
 
 }  // namespace
