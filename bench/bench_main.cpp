@@ -18,6 +18,7 @@ int bench_main(int argc, char** argv) {
       {"video", bench::bench_video, "video decode / encode throughput vs raw frame I/O"},
       {"vae", bench::bench_vae, "Wan VAE encode/decode time per frame and peak memory, fp32 vs bf16"},
       {"t5", bench::bench_t5, "umT5 encoder time per prompt vs the GEMM rate; XXL estimate"},
+      {"train", bench::bench_train, "seconds per training step of each stage (toy size) vs the GEMM roof"},
       {"fsdp", bench::bench_fsdp, "sharded data parallel: per-rank bytes W=1/W=2, step time vs no_shard"},
   };
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {

@@ -644,7 +644,7 @@ TrainResult Trainer::run() {
   const int64_t end = c_.max_iters > 0 ? c_.max_iters : INT64_MAX;
   const auto t0 = std::chrono::steady_clock::now();
   auto last = t0;
-  double ema_dt = -1;
+  double ema_dt = -1, step_seconds = 0;
   while (step_ < end) {
     auto m = train_step();
     ++step_;
@@ -652,6 +652,7 @@ TrainResult Trainer::run() {
     const double dt = std::chrono::duration<double>(now - last).count();
     last = now;
     ema_dt = ema_dt < 0 ? dt : 0.9 * ema_dt + 0.1 * dt;
+    step_seconds += dt;
     m["step_time"] = dt;
     metrics_->append(step_, m);
     r.last_metrics = m;
@@ -675,7 +676,8 @@ TrainResult Trainer::run() {
   r.end_step = step_;
   r.last_checkpoint = last_ckpt_;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.seconds_per_step = r.end_step > r.start_step ? r.seconds / (r.end_step - r.start_step) : 0;
+  // Training steps only (checkpoints and sample sheets excluded).
+  r.seconds_per_step = r.end_step > r.start_step ? step_seconds / (r.end_step - r.start_step) : 0;
   return r;
 }
 

@@ -53,7 +53,8 @@ struct TrainOptions {
 struct TrainResult {
   int64_t start_step = 0, end_step = 0;
   std::string last_checkpoint;
-  double seconds = 0, seconds_per_step = 0;
+  double seconds = 0;           // wall time of the run
+  double seconds_per_step = 0;  // mean time of a training step (checkpoints excluded)
   std::map<std::string, double> last_metrics;
 };
 
