@@ -145,7 +145,7 @@ FsdpOptions fsdp_options_from_config(const core::Config& c, const std::string& w
 }
 
 MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S,
-                       bool mixed_precision, bool trainable) {
+                       bool mixed_precision, bool trainable, int64_t gathered_numel) {
   FsdpOptions o;
   o.strategy = strategy;
   check_fsdp_options(o);
@@ -157,12 +157,13 @@ MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S,
   m.at_rest.params = 4 * shard;
   const bool alias = S == 1 && !mixed_precision;
   const bool keep = keeps(strategy);
+  const int64_t gathered = gathered_numel < 0 ? numel : std::min(gathered_numel, numel);
   if (keep && !alias) m.at_rest.params += P * numel;
-  if (!keep) m.peak_extra += P * numel;
+  if (!keep) m.peak_extra += P * gathered;
   if (trainable) {
     m.at_rest.grads = 4 * shard;
     m.at_rest.optimizer = 8 * shard;
-    m.peak_extra += P * numel;  // module .grad before reduce_grads()
+    m.peak_extra += P * (keep ? numel : gathered);  // module .grad before its reduction
   }
   return m;
 }

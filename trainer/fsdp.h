@@ -113,14 +113,16 @@ struct MemoryBytes {
 // Planned per-rank bytes of a module of `numel` parameters under a strategy with shard group
 // size S (1 for no_shard), as ShardedModule lays it out: at_rest = between steps (fp32
 // master shard, kept compute params, fp32 grad shard, AdamW m+v shards); `peak` adds what a
-// step materialises (unsharded compute params for freed strategies + module grads in the
-// compute dtype).
+// step materialises: for freed strategies the unsharded compute params and compute-dtype
+// module grads of `gathered_numel` parameters at once (per-block gathering: the root unit
+// plus one block; -1 = the whole model, as under gather-all or when no block is a unit), for
+// kept strategies the module grads of the whole model.
 struct MemoryPlan {
   MemoryBytes at_rest;
   int64_t peak_extra = 0;
 };
 MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int shard_size,
-                       bool mixed_precision, bool trainable);
+                       bool mixed_precision, bool trainable, int64_t gathered_numel = -1);
 
 class ShardedModule {
  public:
