@@ -43,7 +43,13 @@
 // Limits: the gathered fp32 buffer is cast to bf16 after the all-gather (Gloo in LibTorch
 // 1.13 has no bf16 collectives), so under mixed precision a gather briefly holds the unit in
 // fp32 too; a block recomputed in backward must be side-effect free (the KV-cache inference
-// path runs without grad, so it is never recomputed).
+// path runs without grad, so it is never recomputed). Difference vs torch FSDP: without
+// activation checkpointing torch keeps a unit's activations and only re-gathers its params
+// for backward; here a block unit always recomputes (about one extra block forward per
+// step; per_unit = false restores gather-all without recomputation). Per-block gathering needs
+// blocks to be wrap units: the transformer policy always; the size policy (5e7) only when a
+// block reaches min_num_params (Wan 14B; a Wan 1.3B block has 4.6e7 parameters, so the block
+// list becomes one unit and a step still gathers the whole model, as in CausVid's own run).
 #pragma once
 
 #include <torch/torch.h>
