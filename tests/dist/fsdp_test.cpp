@@ -469,5 +469,12 @@ TEST(Fsdp, FullShardingHalvesMemoryAtRest) {
   EXPECT_LE(double(bytes[2]), 0.55 * double(bytes[1]));
 }
 
+TEST(Fsdp, BenchRejectsUnknownSection) {
+  std::string out;
+  int rc = testing::run_command(testing::causvid_binary() + " bench fsdp --only bogus", &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("--only"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace causvid
