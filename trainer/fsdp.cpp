@@ -144,8 +144,8 @@ FsdpOptions fsdp_options_from_config(const core::Config& c, const std::string& w
   return o;
 }
 
-MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S,
-                       bool mixed_precision, bool trainable, int64_t gathered_numel) {
+MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S, bool mixed_precision,
+                       bool trainable, int64_t gathered_numel) {
   FsdpOptions o;
   o.strategy = strategy;
   check_fsdp_options(o);
@@ -233,10 +233,10 @@ void ShardedModule::install_runner() {
     dummy_ = torch::zeros({1}, torch::TensorOptions(torch::kFloat32).device(device_))
                  .set_requires_grad(true);
   host_ = host;
-  host_->set_block_runner([this](int64_t b, const models::BlockFn& fn,
-                                 const std::vector<torch::Tensor>& in) {
-    return run_block(b, fn, in);
-  });
+  host_->set_block_runner(
+      [this](int64_t b, const models::BlockFn& fn, const std::vector<torch::Tensor>& in) {
+        return run_block(b, fn, in);
+      });
 }
 
 std::vector<torch::Tensor> ShardedModule::run_block(int64_t b, const models::BlockFn& fn,
@@ -384,7 +384,8 @@ void ShardedModule::reshard() {
 void ShardedModule::reduce_unit(FlatUnit& u) {
   const int S = shard_->size();
   const double W = double(dist_->world_size());
-  auto flat = torch::zeros({u.shard_numel * S}, torch::TensorOptions(torch::kFloat32).device(device_));
+  auto flat =
+      torch::zeros({u.shard_numel * S}, torch::TensorOptions(torch::kFloat32).device(device_));
   for (size_t i = 0; i < u.params.size(); ++i) {
     auto& p = u.params[i];
     auto g = p.grad();
@@ -409,8 +410,8 @@ void ShardedModule::reduce_grads() {
       // Reduced inside the block's backward; a grad here means the block's parameters were
       // used outside its block call, which per-unit gathering cannot see.
       for (size_t i = 0; i < u.params.size(); ++i)
-        TORCH_CHECK(!u.params[i].grad().defined(), "reduce_grads: parameter '",
-                    u.param_names[i], "' of block unit '", u.name,
+        TORCH_CHECK(!u.params[i].grad().defined(), "reduce_grads: parameter '", u.param_names[i],
+                    "' of block unit '", u.name,
                     "' got a gradient outside its block call (use per_unit = false)");
       continue;
     }

@@ -107,8 +107,8 @@ struct FlatUnit {
 struct GatherStats {
   int64_t current_bytes = 0;
   int64_t peak_bytes = 0;
-  int64_t gathers = 0;             // unit gathers (forward, backward and step gathers)
-  int64_t backward_reduces = 0;    // unit gradient reductions done inside backward
+  int64_t gathers = 0;           // unit gathers (forward, backward and step gathers)
+  int64_t backward_reduces = 0;  // unit gradient reductions done inside backward
 };
 
 struct MemoryBytes {
@@ -136,7 +136,7 @@ class ShardedModule {
   // world rank 0's values are broadcast (so ranks start identical).
   ShardedModule(std::shared_ptr<torch::nn::Module> module, std::shared_ptr<core::DistContext> dist,
                 FsdpOptions opts);
-  ~ShardedModule();  // removes the block runner from the module
+  ~ShardedModule();                              // removes the block runner from the module
   ShardedModule(const ShardedModule&) = delete;  // the installed runner points at this object
   ShardedModule& operator=(const ShardedModule&) = delete;
 
@@ -180,8 +180,7 @@ class ShardedModule {
  private:
   void build_units();
   void install_runner();
-  std::vector<torch::Tensor> run_block(int64_t b, const std::function<std::vector<torch::Tensor>(
-                                                      const std::vector<torch::Tensor>&)>& fn,
+  std::vector<torch::Tensor> run_block(int64_t b, const models::BlockFn& fn,
                                        const std::vector<torch::Tensor>& inputs);
   void gather_unit(FlatUnit& u, bool force = false);
   void free_unit(FlatUnit& u);

@@ -80,8 +80,7 @@ int plan_main(int argc, char** argv) {
   trainer::MemoryBytes sum;
   int64_t sum_peak = 0, sum_one = 0;
   for (const auto& r : rows) {
-    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable,
-                                  gathered(r.policy));
+    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable, gathered(r.policy));
     auto one = trainer::plan_memory(numel, st, 1, c.mixed_precision, r.trainable);
     std::printf("%-11s %10s %10s %10s %10s %12s %12s %8.3f\n", r.name,
                 gib(m.at_rest.params).c_str(), gib(m.at_rest.grads).c_str(),
@@ -99,11 +98,12 @@ int plan_main(int argc, char** argv) {
               gib(sum.grads).c_str(), gib(sum.optimizer).c_str(), gib(sum.total()).c_str(),
               gib(sum_peak).c_str(), gib(sum_one).c_str(),
               double(sum.total()) / double(sum_one));
-  std::printf("GiB per rank; peak_step adds the unsharded compute params and compute-dtype "
-              "grads held at once (freed strategies: root + one block when blocks are wrap "
-              "units, else the whole model; %lld params per block); activations not "
-              "included.\n",
-              (long long)block);
+  std::printf(
+      "GiB per rank; peak_step adds the unsharded compute params and compute-dtype "
+      "grads held at once (freed strategies: root + one block when blocks are wrap "
+      "units, else the whole model; %lld params per block); activations not "
+      "included.\n",
+      (long long)block);
   return 0;
 }
 

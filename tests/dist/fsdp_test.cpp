@@ -57,8 +57,8 @@ Batch batch(int step) {
 torch::Tensor loss_of(WanModel& m, const Batch& b, int64_t lo, int64_t n, int calls = 1) {
   torch::Tensor loss;
   for (int c = 0; c < calls; ++c) {
-    auto out = m->forward(b.x.narrow(0, lo, n) + 0.5 * c, b.t.narrow(0, lo, n),
-                          b.ctx.narrow(0, lo, n));
+    auto out =
+        m->forward(b.x.narrow(0, lo, n) + 0.5 * c, b.t.narrow(0, lo, n), b.ctx.narrow(0, lo, n));
     auto l = torch::mse_loss(out.to(torch::kFloat32), b.target.narrow(0, lo, n));
     loss = c == 0 ? l : loss + l;
   }
@@ -91,7 +91,7 @@ struct TrainRun {
   std::string load_dir;   // resume from here before training (steps counted from its step)
   bool per_unit = true;   // FsdpOptions::per_unit
   int64_t layers = 2;
-  int calls = 1;          // model calls per step
+  int calls = 1;  // model calls per step
   // Separate backward per call (grads accumulate in the module) instead of one summed loss.
   bool backward_per_call = false;
 };
@@ -100,9 +100,9 @@ struct TrainRun {
 struct RunStats {
   bool per_unit = false;
   trainer::GatherStats stats;
-  int64_t step_bytes = 0;      // gather bytes of the step units (root)
-  int64_t max_block_bytes = 0;  // largest gather of one block's units
-  int64_t all_bytes = 0;        // gather bytes of every unit (the whole model)
+  int64_t step_bytes = 0;            // gather bytes of the step units (root)
+  int64_t max_block_bytes = 0;       // largest gather of one block's units
+  int64_t all_bytes = 0;             // gather bytes of every unit (the whole model)
   int64_t after_forward_bytes = -1;  // gathered between the forward and the backward
 };
 
@@ -362,7 +362,8 @@ TEST(Fsdp, FrozenModuleForwardUnderFullSharding) {
     EXPECT_EQ(sm.gather_stats().gathers, 3);  // one per block
     EXPECT_EQ(sm.gather_stats().peak_bytes, root + block);
     EXPECT_EQ(sm.gather_stats().current_bytes, root);
-    for (const auto& kv : m->blocks->named_parameters()) EXPECT_EQ(kv.value().numel(), 0) << kv.key();
+    for (const auto& kv : m->blocks->named_parameters())
+      EXPECT_EQ(kv.value().numel(), 0) << kv.key();
     {  // input gradient through the frozen sharded model (recomputed per block)
       torch::AutoGradMode on(true);
       auto x = b.x.clone().set_requires_grad(true);

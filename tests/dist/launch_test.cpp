@@ -98,10 +98,10 @@ TEST(DistLaunch, MpirunTwoLocalRanks) {
   if (testing::run_command("command -v mpirun") != 0)
     GTEST_SKIP() << "no mpirun (apt-get install openmpi-bin) on this machine";
   std::string out;
-  int rc = testing::run_command(worker_cmd("ok") + "timeout 120 " + testing::source_dir() +
-                                    "/launch/mpirun.sh -n 2 --master_port 29617 -- " +
-                                    worker_prog(),
-                                &out);
+  int rc =
+      testing::run_command(worker_cmd("ok") + "timeout 120 " + testing::source_dir() +
+                               "/launch/mpirun.sh -n 2 --master_port 29617 -- " + worker_prog(),
+                           &out);
   EXPECT_EQ(rc, 0) << out;
   for (int r = 0; r < 2; ++r)
     EXPECT_NE(out.find("WORKER_OK rank " + std::to_string(r) + " of 2 launcher mpi"),
@@ -132,19 +132,21 @@ TEST(DistLaunch, SlurmBatchScript) {
   std::string out;
   EXPECT_EQ(testing::run_command("bash -n " + script, &out), 0) << out;
   // Outside a job: a clear error, not an srun failure.
-  EXPECT_EQ(testing::run_command("env -u SLURM_JOB_ID bash " + script + " true", &out), 2)
-      << out;
+  EXPECT_EQ(testing::run_command("env -u SLURM_JOB_ID bash " + script + " true", &out), 2) << out;
   EXPECT_NE(out.find("not inside a SLURM job"), std::string::npos) << out;
   testing::TempDir dir;
   const std::string path = fake_srun_path(dir);
   // Default port, extra srun flags and the program's arguments pass through.
-  EXPECT_EQ(testing::run_command(path + "env -u MASTER_PORT SLURM_JOB_ID=1 SLURM_NTASKS=1 "
-                                        "SRUN_ARGS='--mpi=none' bash " + script + " true a 'b c'",
+  EXPECT_EQ(testing::run_command(path +
+                                     "env -u MASTER_PORT SLURM_JOB_ID=1 SLURM_NTASKS=1 "
+                                     "SRUN_ARGS='--mpi=none' bash " +
+                                     script + " true a 'b c'",
                                  &out),
             0)
       << out;
-  EXPECT_NE(out.find("FAKE_SRUN args: --kill-on-bad-exit=1 --mpi=none true a b c MASTER_PORT=29500"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("FAKE_SRUN args: --kill-on-bad-exit=1 --mpi=none true a b c MASTER_PORT=29500"),
+      std::string::npos)
       << out;
   // Two tasks rendezvous through the SLURM variables (master = first host of the node list).
   EXPECT_EQ(testing::run_command(worker_cmd("ok") + path +
