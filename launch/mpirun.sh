@@ -12,7 +12,9 @@ usage: launch/mpirun.sh [-n N] [--hostfile FILE] [--master_addr A] [--master_por
   --hostfile FILE   OpenMPI hostfile (ranks fill hosts in order; first host = master)
   --master_addr A   rank 0's host (default: first host of the hostfile, else 127.0.0.1)
   --master_port P   rendezvous port (default 29500)
-  MPIRUN_ARGS       environment: extra mpirun flags (e.g. "--bind-to none")
+  MPIRUN_ARGS       environment: extra mpirun flags (e.g. "--bind-to none", or
+                    "--oversubscribe" for more ranks than cores on one machine)
+  Run as root (containers), --allow-run-as-root is added: OpenMPI refuses root otherwise.
 example: launch/mpirun.sh -n 16 --hostfile hosts -- build/causvid train --config c.yaml
 USAGE
 }
@@ -36,5 +38,6 @@ if [[ -z "$addr" ]]; then
   if [[ -n "$hostfile" ]]; then addr="$(grep -v '^\s*#' "$hostfile" | awk 'NF{print $1; exit}')"; else addr=127.0.0.1; fi
 fi
 hf=(); [[ -z "$hostfile" ]] || hf=(--hostfile "$hostfile")
+root=(); [[ "$(id -u)" != 0 ]] || root=(--allow-run-as-root)
 # shellcheck disable=SC2086
-exec mpirun -np "$n" "${hf[@]}" ${MPIRUN_ARGS:-} -x MASTER_ADDR="$addr" -x MASTER_PORT="$port" "$@"
+exec mpirun "${root[@]}" -np "$n" "${hf[@]}" ${MPIRUN_ARGS:-} -x MASTER_ADDR="$addr" -x MASTER_PORT="$port" "$@"

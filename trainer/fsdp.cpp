@@ -16,7 +16,92 @@ bool keeps(const std::string& s) {
   return s == "hybrid_zero2" || s == "shard_grad_op" || s == "zero2" || s == "no_shard";
 }
 
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return n;
+}
+
 }  // namespace
+
+// One block call under per-unit gathering (see the header comment). Not in the anonymous
+// namespace: ShardedModule's block hooks are reached through the holder.
+namespace fsdp_detail {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct BlockCall : torch::CustomClassHolder {
+  ShardedModule* sm = nullptr;
+  int64_t block = 0;
+  models::BlockFn fn;
+  size_t n_inputs = 0;  // the inputs of fn; a trailing dummy follows when trainable
+  bool reduce = false;  // reduce the block's grads in backward (trainable modules)
+};
+
+// Gathers block b's units for its lifetime (also when fn throws).
+struct BlockGathered {
+  ShardedModule& sm;
+  int64_t b;
+  BlockGathered(ShardedModule& s, int64_t block) : sm(s), b(block) { sm.gather_block(b); }
+  ~BlockGathered() { sm.free_block(b); }
+};
+
+class BlockFunction : public torch::autograd::Function<BlockFunction> {
+ public:
+  // TensorList: autograd treats only Tensor / TensorList arguments as differentiable.
+  static variable_list forward(AutogradContext* ctx, at::TensorList inputs,
+                               c10::intrusive_ptr<BlockCall> call) {
+    ctx->saved_data["call"] = c10::IValue::make_capsule(call);
+    variable_list in(inputs.begin(), inputs.end());
+    ctx->save_for_backward(in);
+    torch::NoGradGuard no_grad;
+    BlockGathered g(*call->sm, call->block);
+    return call->fn(variable_list(in.begin(), in.begin() + int64_t(call->n_inputs)));
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto call = c10::static_intrusive_pointer_cast<BlockCall>(ctx->saved_data["call"].toCapsule());
+    auto saved = ctx->get_saved_variables();
+    variable_list detached;
+    for (size_t i = 0; i < call->n_inputs; ++i) {
+      const auto& t = saved[i];
+      if (!t.defined()) {
+        detached.push_back(t);
+        continue;
+      }
+      auto d = t.detach();
+      d.set_requires_grad(t.requires_grad());
+      detached.push_back(d);
+    }
+    {
+      BlockGathered g(*call->sm, call->block);
+      variable_list outs;
+      {
+        torch::AutoGradMode enable(true);
+        outs = call->fn(detached);
+      }
+      variable_list o, go;
+      for (size_t i = 0; i < outs.size() && i < grads.size(); ++i) {
+        if (outs[i].defined() && outs[i].requires_grad() && grads[i].defined()) {
+          o.push_back(outs[i]);
+          go.push_back(grads[i]);
+        }
+      }
+      if (!o.empty()) torch::autograd::backward(o, go);
+      // Every rank runs the same graph, so every rank joins this collective.
+      if (call->reduce) call->sm->reduce_block(call->block);
+    }
+    variable_list result;
+    for (const auto& d : detached)
+      result.push_back(d.defined() && d.requires_grad() ? d.grad() : torch::Tensor());
+    for (size_t i = call->n_inputs; i < saved.size(); ++i) result.push_back(torch::Tensor());
+    result.push_back(torch::Tensor());  // the BlockCall
+    return result;
+  }
+};
+
+}  // namespace fsdp_detail
 
 void check_fsdp_options(const FsdpOptions& o) {
   TORCH_CHECK(std::find(kStrategies.begin(), kStrategies.end(), o.strategy) != kStrategies.end(),
@@ -59,8 +144,8 @@ FsdpOptions fsdp_options_from_config(const core::Config& c, const std::string& w
   return o;
 }
 
-MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S,
-                       bool mixed_precision, bool trainable) {
+MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S, bool mixed_precision,
+                       bool trainable, int64_t gathered_numel) {
   FsdpOptions o;
   o.strategy = strategy;
   check_fsdp_options(o);
@@ -72,12 +157,13 @@ MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S,
   m.at_rest.params = 4 * shard;
   const bool alias = S == 1 && !mixed_precision;
   const bool keep = keeps(strategy);
+  const int64_t gathered = gathered_numel < 0 ? numel : std::min(gathered_numel, numel);
   if (keep && !alias) m.at_rest.params += P * numel;
-  if (!keep) m.peak_extra += P * numel;
+  if (!keep) m.peak_extra += P * gathered;
   if (trainable) {
     m.at_rest.grads = 4 * shard;
     m.at_rest.optimizer = 8 * shard;
-    m.peak_extra += P * numel;  // module .grad before reduce_grads()
+    m.peak_extra += P * (keep ? numel : gathered);  // module .grad before its reduction
   }
   return m;
 }
@@ -121,6 +207,86 @@ ShardedModule::ShardedModule(std::shared_ptr<torch::nn::Module> module,
   }
   gathered_ = false;
   if (keep_params_) gather_params();
+  if (!keep_params_ && opts_.per_unit) install_runner();
+}
+
+ShardedModule::~ShardedModule() {
+  if (host_) host_->set_block_runner({});
+}
+
+void ShardedModule::install_runner() {
+  auto* host = dynamic_cast<models::BlockRunnerHost*>(module_.get());
+  if (!host) return;  // not a block model: gather-all
+  const std::string list = host->block_list_name() + ".";
+  for (size_t i = 0; i < units_.size(); ++i) {
+    auto& u = units_[i];
+    if (u.name.rfind(list, 0) != 0) continue;
+    const std::string rest = u.name.substr(list.size());
+    const std::string idx = rest.substr(0, rest.find('.'));
+    if (idx.empty() || idx.find_first_not_of("0123456789") != std::string::npos) continue;
+    u.block = std::stoll(idx);
+    if (size_t(u.block) >= block_units_.size()) block_units_.resize(size_t(u.block) + 1);
+    block_units_[size_t(u.block)].push_back(i);
+  }
+  if (block_units_.empty()) return;  // e.g. the size policy wrapped no block: gather-all
+  if (opts_.trainable)
+    dummy_ = torch::zeros({1}, torch::TensorOptions(torch::kFloat32).device(device_))
+                 .set_requires_grad(true);
+  host_ = host;
+  host_->set_block_runner(
+      [this](int64_t b, const models::BlockFn& fn, const std::vector<torch::Tensor>& in) {
+        return run_block(b, fn, in);
+      });
+}
+
+std::vector<torch::Tensor> ShardedModule::run_block(int64_t b, const models::BlockFn& fn,
+                                                    const std::vector<torch::Tensor>& in) {
+  if (b < 0 || size_t(b) >= block_units_.size() || block_units_[size_t(b)].empty())
+    return fn(in);  // no unit of its own: its params are in a step unit
+  bool input_grad = false;
+  for (const auto& t : in) input_grad = input_grad || (t.defined() && t.requires_grad());
+  if (!torch::GradMode::is_enabled() || (!opts_.trainable && !input_grad)) {
+    fsdp_detail::BlockGathered g(*this, b);
+    return fn(in);
+  }
+  auto call = c10::make_intrusive<fsdp_detail::BlockCall>();
+  call->sm = this;
+  call->block = b;
+  call->fn = fn;
+  call->n_inputs = in.size();
+  call->reduce = opts_.trainable;
+  std::vector<torch::Tensor> args = in;
+  if (opts_.trainable) args.push_back(dummy_);
+  return fsdp_detail::BlockFunction::apply(at::TensorList(args), call);
+}
+
+void ShardedModule::gather_block(int64_t b) {
+  for (size_t i : block_units_.at(size_t(b))) gather_unit(units_[i]);
+}
+
+void ShardedModule::free_block(int64_t b) {
+  for (size_t i : block_units_.at(size_t(b))) free_unit(units_[i]);
+}
+
+void ShardedModule::reduce_block(int64_t b) {
+  torch::NoGradGuard ng;
+  for (size_t i : block_units_.at(size_t(b))) {
+    reduce_unit(units_[i]);
+    ++stats_.backward_reduces;
+  }
+}
+
+void ShardedModule::reset_gather_stats() {
+  stats_ = GatherStats{};
+  for (size_t i = 0; i < units_.size(); ++i)
+    if (units_[i].full.defined()) stats_.current_bytes += unit_gather_bytes(i);
+  stats_.peak_bytes = stats_.current_bytes;
+}
+
+int64_t ShardedModule::unit_gather_bytes(size_t i) const {
+  const auto& u = units_.at(i);
+  if (shard_->size() == 1 && compute_dtype_ == torch::kFloat32) return 0;
+  return u.shard_numel * shard_->size() * int64_t(c10::elementSize(compute_dtype_));
 }
 
 void ShardedModule::build_units() {
@@ -173,62 +339,83 @@ void ShardedModule::build_units() {
   // within a unit; units themselves are ordered as created (deterministic on every rank).
 }
 
+void ShardedModule::gather_unit(FlatUnit& u, bool force) {
+  if (u.full.defined() && !force) return;
+  torch::NoGradGuard ng;
+  const size_t idx = size_t(&u - units_.data());
+  if (u.full.defined()) stats_.current_bytes -= unit_gather_bytes(idx);
+  const int S = shard_->size();
+  torch::Tensor full;
+  if (S == 1 && compute_dtype_ == torch::kFloat32) {
+    full = u.shard;  // alias: the optimizer's in-place update is the params' update
+  } else {
+    full = shard_->all_gather(u.shard);
+    if (compute_dtype_ != torch::kFloat32) full = full.to(compute_dtype_);
+  }
+  u.full = full;
+  for (size_t i = 0; i < u.params.size(); ++i)
+    u.params[i].set_data(full.narrow(0, u.offsets[i], numel_of(u.shapes[i])).view(u.shapes[i]));
+  stats_.current_bytes += unit_gather_bytes(idx);
+  stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+  ++stats_.gathers;
+}
+
+void ShardedModule::free_unit(FlatUnit& u) {
+  if (!u.full.defined() || keep_params_) return;
+  torch::NoGradGuard ng;
+  for (auto& p : u.params) p.set_data(torch::empty({0}, p.options()));
+  u.full = torch::Tensor();
+  stats_.current_bytes -= unit_gather_bytes(size_t(&u - units_.data()));
+}
+
 void ShardedModule::gather_params() {
   if (gathered_) return;
-  torch::NoGradGuard ng;
-  const int S = shard_->size();
-  for (auto& u : units_) {
-    torch::Tensor full;
-    if (S == 1 && compute_dtype_ == torch::kFloat32) {
-      full = u.shard;  // alias: the optimizer's in-place update is the params' update
-    } else {
-      full = shard_->all_gather(u.shard);
-      if (compute_dtype_ != torch::kFloat32) full = full.to(compute_dtype_);
-    }
-    u.full = full;
-    for (size_t i = 0; i < u.params.size(); ++i) {
-      int64_t n = 1;
-      for (auto s : u.shapes[i]) n *= s;
-      u.params[i].set_data(full.narrow(0, u.offsets[i], n).view(u.shapes[i]));
-    }
-  }
+  for (auto& u : units_)
+    if (!host_ || u.block < 0) gather_unit(u, /*force=*/true);
   gathered_ = true;
 }
 
 void ShardedModule::reshard() {
-  if (!gathered_ || keep_params_) return;
-  torch::NoGradGuard ng;
-  for (auto& u : units_) {
-    for (auto& p : u.params) p.set_data(torch::empty({0}, p.options()));
-    u.full = torch::Tensor();
-  }
+  if (keep_params_) return;
+  for (auto& u : units_) free_unit(u);
   gathered_ = false;
+}
+
+void ShardedModule::reduce_unit(FlatUnit& u) {
+  const int S = shard_->size();
+  const double W = double(dist_->world_size());
+  auto flat =
+      torch::zeros({u.shard_numel * S}, torch::TensorOptions(torch::kFloat32).device(device_));
+  for (size_t i = 0; i < u.params.size(); ++i) {
+    auto& p = u.params[i];
+    auto g = p.grad();
+    if (!g.defined()) continue;  // every rank still joins the collective
+    flat.narrow(0, u.offsets[i], g.numel()).copy_(g.reshape({-1}));  // fp32 reduction
+    p.mutable_grad() = torch::Tensor();
+  }
+  flat.div_(W);
+  auto g = shard_->reduce_scatter(flat);
+  replica_->all_reduce(g, "sum");
+  if (u.grad.defined())
+    u.grad.add_(g);
+  else
+    u.grad = g;
 }
 
 void ShardedModule::reduce_grads() {
   TORCH_CHECK(opts_.trainable, "reduce_grads: module is frozen (trainable = false)");
   torch::NoGradGuard ng;
-  const int S = shard_->size();
-  const double W = double(dist_->world_size());
   for (auto& u : units_) {
-    auto flat = torch::zeros({u.shard_numel * S}, torch::TensorOptions(torch::kFloat32).device(device_));
-    bool any = false;
-    for (size_t i = 0; i < u.params.size(); ++i) {
-      auto& p = u.params[i];
-      auto g = p.grad();
-      if (!g.defined()) continue;
-      any = true;
-      flat.narrow(0, u.offsets[i], g.numel()).copy_(g.reshape({-1}));  // fp32 reduction
-      p.mutable_grad() = torch::Tensor();
+    if (host_ && u.block >= 0) {
+      // Reduced inside the block's backward; a grad here means the block's parameters were
+      // used outside its block call, which per-unit gathering cannot see.
+      for (size_t i = 0; i < u.params.size(); ++i)
+        TORCH_CHECK(!u.params[i].grad().defined(), "reduce_grads: parameter '", u.param_names[i],
+                    "' of block unit '", u.name,
+                    "' got a gradient outside its block call (use per_unit = false)");
+      continue;
     }
-    (void)any;  // every rank must join the collective even without local grads
-    flat.div_(W);
-    auto g = shard_->reduce_scatter(flat);
-    replica_->all_reduce(g, "sum");
-    if (u.grad.defined())
-      u.grad.add_(g);
-    else
-      u.grad = g;
+    reduce_unit(u);
   }
   reshard();
 }
@@ -237,8 +424,8 @@ void ShardedModule::after_step() {
   if (!keep_params_) return;
   const int S = shard_->size();
   if (S == 1 && compute_dtype_ == torch::kFloat32) return;  // params alias the shards
-  gathered_ = false;
-  gather_params();
+  for (auto& u : units_) gather_unit(u, /*force=*/true);
+  gathered_ = true;
 }
 
 void ShardedModule::zero_grad() {
@@ -264,7 +451,7 @@ std::map<std::string, torch::Tensor> ShardedModule::full_state_dict() {
 
 void ShardedModule::load_full_state_dict(const std::map<std::string, torch::Tensor>& sd) {
   torch::NoGradGuard ng;
-  const int S = shard_->size(), r = shard_->rank();
+  const int r = shard_->rank();
   for (auto& u : units_) {
     for (size_t i = 0; i < u.params.size(); ++i) {
       auto it = sd.find(u.param_names[i]);
@@ -287,8 +474,8 @@ void ShardedModule::load_full_state_dict(const std::map<std::string, torch::Tens
     if (it != sd.end()) b.value().copy_(it->second);
   }
   if (gathered_ || keep_params_) {
-    gathered_ = false;
-    gather_params();
+    for (auto& u : units_)
+      if (u.full.defined()) gather_unit(u, /*force=*/true);
   }
 }
 

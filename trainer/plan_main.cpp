@@ -47,16 +47,29 @@ int plan_main(int argc, char** argv) {
   const std::string& st = c.sharding_strategy;
   const bool hybrid = st == "hybrid_full" || st == "hybrid_zero2";
   const int S = st == "no_shard" ? 1 : hybrid ? L : W;
-  const int64_t numel = models::WanConfig::from_dims(c.model_dims()).num_params();
+  const auto wan = models::WanConfig::from_dims(c.model_dims());
+  const int64_t numel = wan.num_params();
+  // Per-block gathering holds the root unit and one block at once, when blocks are units:
+  // always under the transformer policy; under the size policy only when a block reaches
+  // min_num_params (5e7; below it the block list is gathered as one unit, as torch's policy
+  // leaves it to the root).
+  auto no_blocks = wan;
+  no_blocks.num_layers = 0;
+  const int64_t block = wan.num_layers > 0 ? (numel - no_blocks.num_params()) / wan.num_layers : 0;
+  auto gathered = [&](const std::string& policy) -> int64_t {
+    if (policy == "transformer" || block >= 50000000) return no_blocks.num_params() + block;
+    return -1;
+  };
 
   struct Row {
     const char* name;
     bool trainable;
+    std::string policy;
   };
-  std::vector<Row> rows = {{"generator", true}};
+  std::vector<Row> rows = {{"generator", true, c.generator_fsdp_wrap_strategy}};
   if (c.distillation_loss == "dmd") {
-    rows.push_back({"real_score", false});
-    rows.push_back({"fake_score", true});
+    rows.push_back({"real_score", false, c.real_score_fsdp_wrap_strategy});
+    rows.push_back({"fake_score", true, c.fake_score_fsdp_wrap_strategy});
   }
   std::printf("config %s: strategy %s, mixed_precision %s, world size %d (%d per node), shard "
               "group %d, %lld params per model\n",
@@ -67,7 +80,7 @@ int plan_main(int argc, char** argv) {
   trainer::MemoryBytes sum;
   int64_t sum_peak = 0, sum_one = 0;
   for (const auto& r : rows) {
-    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable);
+    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable, gathered(r.policy));
     auto one = trainer::plan_memory(numel, st, 1, c.mixed_precision, r.trainable);
     std::printf("%-11s %10s %10s %10s %10s %12s %12s %8.3f\n", r.name,
                 gib(m.at_rest.params).c_str(), gib(m.at_rest.grads).c_str(),
@@ -85,9 +98,12 @@ int plan_main(int argc, char** argv) {
               gib(sum.grads).c_str(), gib(sum.optimizer).c_str(), gib(sum.total()).c_str(),
               gib(sum_peak).c_str(), gib(sum_one).c_str(),
               double(sum.total()) / double(sum_one));
-  std::printf("GiB per rank; peak_step adds the unsharded compute params (freed strategies "
-              "gather the whole model for a step) and compute-dtype grads; activations not "
-              "included.\n");
+  std::printf(
+      "GiB per rank; peak_step adds the unsharded compute params and compute-dtype "
+      "grads held at once (freed strategies: root + one block when blocks are wrap "
+      "units, else the whole model; %lld params per block); activations not "
+      "included.\n",
+      (long long)block);
   return 0;
 }
 

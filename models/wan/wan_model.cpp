@@ -230,6 +230,38 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
 
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto block = blocks[i]->as<WanAttentionBlockImpl>();
+    if (block_runner_) {
+      // Everything that reads block i's parameters runs inside fn: the cross-attention K/V
+      // (unless cached) and the block itself.
+      const bool cached = xcache && xcache->valid;
+      const bool fill = xcache && !xcache->valid;
+      const int64_t layer = int64_t(i);
+      std::vector<torch::Tensor> in = {tokens, e0};
+      if (cached) {
+        in.push_back(xcache->k[i]);
+        in.push_back(xcache->v[i]);
+      } else {
+        in.push_back(ctx);
+      }
+      BlockFn fn = [block, rope, spec, layer, cached, fill](const std::vector<torch::Tensor>& a) {
+        if (cached)
+          return std::vector<torch::Tensor>{
+              block->forward(a[0], a[1], a[2], a[3], rope, spec, layer)};
+        auto kv = block->cross_kv(a[2]);
+        auto y = block->forward(a[0], a[1], kv.first, kv.second, rope, spec, layer);
+        if (fill) return std::vector<torch::Tensor>{y, kv.first, kv.second};
+        return std::vector<torch::Tensor>{y};
+      };
+      auto out = block_runner_(layer, fn, in);
+      TORCH_CHECK(out.size() == (fill ? 3u : 1u), "block runner: block ", i, " returned ",
+                  out.size(), " outputs, want ", fill ? 3 : 1);
+      tokens = out[0];
+      if (fill) {
+        xcache->k.push_back(out[1]);
+        xcache->v.push_back(out[2]);
+      }
+      continue;
+    }
     torch::Tensor ck, cv;
     if (xcache && xcache->valid) {
       ck = xcache->k[i];

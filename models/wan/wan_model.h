@@ -21,6 +21,7 @@
 
 #include <torch/torch.h>
 
+#include "models/common/block_runner.h"
 #include "models/wan/kv_cache.h"
 #include "models/wan/wan_config.h"
 
@@ -95,7 +96,7 @@ class WanAttentionBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(WanAttentionBlock);
 
-class WanModelImpl : public torch::nn::Module {
+class WanModelImpl : public torch::nn::Module, public BlockRunnerHost {
  public:
   explicit WanModelImpl(const WanConfig& cfg);
 
@@ -125,6 +126,11 @@ class WanModelImpl : public torch::nn::Module {
   void init_weights(uint64_t seed);
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
+  // Per-block call hook (see models/common/block_runner.h). While set, every block call
+  // (its cross-attention K/V projection included) goes through the runner, which then owns
+  // recomputation: gradient checkpointing is not applied on top.
+  void set_block_runner(BlockRunner runner) override { block_runner_ = std::move(runner); }
+  std::string block_list_name() const override { return "blocks"; }
   const WanConfig& config() const { return cfg_; }
 
   torch::nn::Conv3d patch_embedding{nullptr};
@@ -140,6 +146,7 @@ class WanModelImpl : public torch::nn::Module {
 
   WanConfig cfg_;
   bool gradient_checkpointing_ = false;
+  BlockRunner block_runner_;
 };
 TORCH_MODULE(WanModel);
 

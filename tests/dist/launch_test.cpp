@@ -1,11 +1,14 @@
 // tests/dist/launch_test.cpp: real processes. The test binary re-runs itself as the ranks
 // (DistWorker.Main, skipped unless CAUSVID_DIST_WORKER is set) under launch/local.sh and
-// torchrun; a rank that dies mid-step makes the others exit with a clear error in time.
+// torchrun, OpenMPI's mpirun (if installed) and the SLURM batch script (with a stand-in srun
+// that starts the tasks with SLURM's variables, since SLURM cannot run here); a rank that
+// dies mid-step makes the others exit with a clear error in time.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 
 #include "core/dist.h"
 #include "tests/test_util.h"
@@ -89,6 +92,74 @@ TEST(DistLaunch, Torchrun) {
                                 &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("WORKER_OK rank 1 of 2 launcher torchrun"), std::string::npos) << out;
+}
+
+TEST(DistLaunch, MpirunTwoLocalRanks) {
+  if (testing::run_command("command -v mpirun") != 0)
+    GTEST_SKIP() << "no mpirun (apt-get install openmpi-bin) on this machine";
+  std::string out;
+  int rc =
+      testing::run_command(worker_cmd("ok") + "timeout 120 " + testing::source_dir() +
+                               "/launch/mpirun.sh -n 2 --master_port 29617 -- " + worker_prog(),
+                           &out);
+  EXPECT_EQ(rc, 0) << out;
+  for (int r = 0; r < 2; ++r)
+    EXPECT_NE(out.find("WORKER_OK rank " + std::to_string(r) + " of 2 launcher mpi"),
+              std::string::npos)
+        << out;
+}
+
+// A stand-in `srun` first on PATH: prints its arguments and MASTER_PORT, then starts
+// SLURM_NTASKS copies of the program with the variables real srun sets on one node.
+std::string fake_srun_path(const testing::TempDir& dir) {
+  std::ofstream f(dir.file("srun"));
+  f << "#!/usr/bin/env bash\n"
+       "echo \"FAKE_SRUN args: $* MASTER_PORT=$MASTER_PORT\"\n"
+       "while [[ \"$1\" == --* ]]; do shift; done\n"
+       "n=${SLURM_NTASKS:-1}; pids=()\n"
+       "for ((i = 0; i < n; i++)); do\n"
+       "  SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NODEID=0 SLURM_NTASKS_PER_NODE=$n \"$@\" &\n"
+       "  pids+=($!)\n"
+       "done\n"
+       "rc=0; for p in \"${pids[@]}\"; do wait $p || rc=$?; done; exit $rc\n";
+  f.close();
+  testing::run_command("chmod +x " + dir.file("srun"));
+  return "PATH=" + dir.path() + ":$PATH ";
+}
+
+TEST(DistLaunch, SlurmBatchScript) {
+  const std::string script = testing::source_dir() + "/launch/slurm.sbatch";
+  std::string out;
+  EXPECT_EQ(testing::run_command("bash -n " + script, &out), 0) << out;
+  // Outside a job: a clear error, not an srun failure.
+  EXPECT_EQ(testing::run_command("env -u SLURM_JOB_ID bash " + script + " true", &out), 2) << out;
+  EXPECT_NE(out.find("not inside a SLURM job"), std::string::npos) << out;
+  testing::TempDir dir;
+  const std::string path = fake_srun_path(dir);
+  // Default port, extra srun flags and the program's arguments pass through.
+  EXPECT_EQ(testing::run_command(path +
+                                     "env -u MASTER_PORT SLURM_JOB_ID=1 SLURM_NTASKS=1 "
+                                     "SRUN_ARGS='--mpi=none' bash " +
+                                     script + " true a 'b c'",
+                                 &out),
+            0)
+      << out;
+  EXPECT_NE(
+      out.find("FAKE_SRUN args: --kill-on-bad-exit=1 --mpi=none true a b c MASTER_PORT=29500"),
+      std::string::npos)
+      << out;
+  // Two tasks rendezvous through the SLURM variables (master = first host of the node list).
+  EXPECT_EQ(testing::run_command(worker_cmd("ok") + path +
+                                     "SLURM_JOB_ID=1 SLURM_NTASKS=2 SLURM_JOB_NODELIST=localhost "
+                                     "MASTER_ADDR=127.0.0.1 MASTER_PORT=29619 timeout 120 bash " +
+                                     script + " " + worker_prog(),
+                                 &out),
+            0)
+      << out;
+  for (int r = 0; r < 2; ++r)
+    EXPECT_NE(out.find("WORKER_OK rank " + std::to_string(r) + " of 2 launcher slurm"),
+              std::string::npos)
+        << out;
 }
 
 TEST(DistLaunch, ScriptsDocumentThemselves) {

@@ -21,6 +21,11 @@ TEST(FsdpPlan, BytesPerStrategy) {
   EXPECT_EQ(frozen.at_rest.total(), 1000);
   EXPECT_LE(double(full.at_rest.total()),
             0.55 * double(trainer::plan_memory(n, "full", 1, false, true).at_rest.total()));
+  // Per-block gathering: the peak holds `gathered` unsharded params and grads, not the model.
+  EXPECT_EQ(full.peak_extra, 2 * 4 * 1000);
+  EXPECT_EQ(trainer::plan_memory(n, "full", 2, false, true, 300).peak_extra, 2 * 4 * 300);
+  EXPECT_EQ(trainer::plan_memory(n, "full", 2, true, false, 300).peak_extra, 2 * 300);
+  EXPECT_EQ(trainer::plan_memory(n, "zero2", 2, false, true, 300).peak_extra, 4 * 1000);
   testing::expect_error_contains([] { trainer::plan_memory(1, "zero3", 2, false, true); },
                                  {"sharding_strategy", "zero3"});
 }
