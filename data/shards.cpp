@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -234,6 +235,23 @@ std::string lmdb_info(const std::string& path) {
   if (db.has_array("prompts") && db.rows("prompts") > 0)
     o << "  first prompt: " << db.string_row("prompts", 0) << "\n";
   return o.str();
+}
+
+}  // namespace causvid::data
+
+namespace causvid::data {
+
+std::vector<int64_t> ShardPlan::shards_of(int rank, int world_size) const {
+  TORCH_CHECK(shard_size >= 1, "--shard-size: got ", shard_size, ", want >= 1");
+  std::vector<int64_t> out;
+  for (int64_t k = rank; k < num_shards(); k += world_size) out.push_back(k);
+  return out;
+}
+
+std::string shard_path(const std::string& dir, const std::string& prefix, int64_t k) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "_%06ld.safetensors", static_cast<long>(k));
+  return (fs::path(dir) / (prefix + buf)).string();
 }
 
 }  // namespace causvid::data

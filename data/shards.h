@@ -25,6 +25,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -64,5 +65,23 @@ LmdbBuildStats build_lmdb_from_shards(
 // The text printed by `causvid lmdb info`: one line per array ("<name>: shape [..], rows N,
 // <kind>") and the first prompt when a "prompts" array exists.
 std::string lmdb_info(const std::string& path);
+
+}  // namespace causvid::data
+
+namespace causvid::data {
+
+// How the producing tools (encode, ode-pairs) cut their work into shards: shard k holds
+// items [k * shard_size, min(n, (k + 1) * shard_size)) of the global list and is produced by
+// rank k % world_size, so the files do not depend on the number of ranks and a rerun skips
+// the shards that exist (resumable).
+struct ShardPlan {
+  int64_t num_items = 0, shard_size = 1;
+  int64_t num_shards() const { return (num_items + shard_size - 1) / shard_size; }
+  int64_t begin(int64_t k) const { return k * shard_size; }
+  int64_t end(int64_t k) const { return std::min(num_items, (k + 1) * shard_size); }
+  std::vector<int64_t> shards_of(int rank, int world_size) const;
+};
+// "<dir>/<prefix>_<k, 6 digits>.safetensors"
+std::string shard_path(const std::string& dir, const std::string& prefix, int64_t k);
 
 }  // namespace causvid::data
