@@ -26,7 +26,16 @@ namespace causvid {
 namespace {
 namespace fs = std::filesystem;
 
-std::string bin() { return testing::causvid_binary(); }
+// One intra-op thread per child process: on a loaded 2-core machine OpenMP's spinning
+// threads made the tiny teacher ~70x slower than one thread.
+std::string bin() { return "CAUSVID_NUM_THREADS=1 " + testing::causvid_binary(); }
+
+// Runs the in-process part of a test with one intra-op thread, restoring the count after.
+struct OneThread {
+  int saved = at::get_num_threads();
+  OneThread() { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(saved); }
+};
 bool contains(const std::string& s, const std::string& n) { return s.find(n) != std::string::npos; }
 
 torch::Tensor half_round(const torch::Tensor& t) { return t.to(torch::kHalf).to(torch::kFloat); }
@@ -221,6 +230,7 @@ models::WanVAEConfig tiny_vae_config() {
 
 TEST(Encode, TinyVaeShardsAndLmdb) {
   testing::TempDir dir;
+  OneThread one;
   torch::manual_seed(3);
   auto cfg = tiny_vae_config();
   models::WanVAEWrapper vae(cfg, torch::zeros({4}), torch::ones({4}));
@@ -328,6 +338,7 @@ TEST(OdePairs, TinyTeacherTrajectoriesResumableAndRankIndependent) {
   // Row 1 is the teacher's trajectory from noise seeded 0 + 1 at [0, 36, 44, 50].
   {
     c10::InferenceMode g;
+    OneThread one;
     models::WanModel net(models::WanConfig::preset("tiny"));
     core::load_state_dict(*net, core::load_safetensors(t.teacher));
     net->eval();
@@ -352,8 +363,10 @@ TEST(OdePairs, TinyTeacherTrajectoriesResumableAndRankIndependent) {
   EXPECT_EQ(core::read_file(t.dir.file("ode/ode_pairs_000001.safetensors")), bytes1);
 
   // Two ranks (torchrun-style launch): same files.
-  rc = testing::run_command("CAUSVID_DIST_TIMEOUT_MS=20000 " + testing::source_dir() +
-                                "/launch/local.sh -n 2 -- " + t.cmd(t.dir.file("ode2")),
+  rc = testing::run_command("CAUSVID_DIST_TIMEOUT_MS=20000 CAUSVID_NUM_THREADS=1 " +
+                                testing::source_dir() +
+                                "/launch/local.sh -n 2 -- " +
+                                t.cmd(t.dir.file("ode2")).substr(bin().size() - testing::causvid_binary().size()),
                             &out);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(contains(out, "ode pairs for 3 prompts (of 3)")) << out;
