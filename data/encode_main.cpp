@@ -65,20 +65,24 @@ int encode_main(int argc, char** argv) {
   models::WanVAEConfig vc;
   vc.dim = core::ArgParser::to_int("--vae-dim", vae_dim);
   vc.z_dim = core::ArgParser::to_int("--vae-z-dim", vae_z);
-  auto vae = vc.z_dim == 16 ? models::WanVAEWrapper(vc)
-                            : models::WanVAEWrapper(vc, torch::zeros({vc.z_dim}),
-                                                    torch::ones({vc.z_dim}));
+  auto vae = vc.z_dim == 16
+                 ? models::WanVAEWrapper(vc)
+                 : models::WanVAEWrapper(vc, torch::zeros({vc.z_dim}), torch::ones({vc.z_dim}));
   const std::string vp = vae_path.empty() ? c.vae_file() : vae_path;
   vae.load_file(vp);
   vae.to(o.device, o.compute_dtype);
   LOG_INFO("%d videos, VAE %s, rank %d/%d", files.size(), vp, dist->rank(), dist->world_size());
   auto st = data::encode_videos(vae, files, caps, out, o, dist->rank(), dist->world_size());
-  LOG_INFO("rank %d: %d videos encoded, %d failed, %d shards written, %d existing, %.2f s "
-           "(%.3f s/video)",
-           dist->rank(), st.done, st.failed, st.shards_written, st.shards_existing, st.seconds,
-           st.seconds / std::max<int64_t>(st.done, 1));
+  LOG_INFO(
+      "rank %d: %d videos encoded, %d failed, %d shards written, %d existing, %.2f s "
+      "(%.3f s/video)",
+      dist->rank(), st.done, st.failed, st.shards_written, st.shards_existing, st.seconds,
+      st.seconds / std::max<int64_t>(st.done, 1));
   auto counts = torch::tensor({st.done, st.failed}, torch::kLong);
   dist->world().all_reduce(counts, "sum");
+  TORCH_CHECK(counts[0].item<int64_t>() > 0 || st.shards_existing > 0, videos,
+              ": no video could be encoded (", counts[1].item<int64_t>(),
+              " failed; see the warnings above)");
   if (dist->is_main())
     std::printf("encoded %ld, failed %ld (of %zu videos) -> %s\n",
                 static_cast<long>(counts[0].item<int64_t>()),

@@ -97,12 +97,16 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
       } catch (const c10::Error& e) {
         ++st.failed;
         LOG_WARN("%s: skipped: %s", v, e.what_without_backtrace());
+      } catch (const std::exception& e) {
+        ++st.failed;
+        LOG_WARN("%s: skipped: %s", v, e.what());
       }
     }
     if (rows.empty()) continue;
     write_shard(path, prompts, torch::stack(rows), o.store_dtype);
     ++st.shards_written;
-    LOG_INFO("%s: %d videos, %.2f s/video", path, rows.size(), since(t0) / std::max<int64_t>(st.done, 1));
+    LOG_INFO("%s: %d videos, %.2f s/video", path, rows.size(),
+             since(t0) / std::max<int64_t>(st.done, 1));
   }
   st.seconds = since(t0);
   return st;
@@ -114,8 +118,8 @@ std::vector<int64_t> resolve_keep_indices(const std::vector<int64_t>& keep, int6
   const int64_t n = num_steps + 1;  // noise + one point per step
   std::vector<int64_t> out;
   for (auto k : keep) {
-    TORCH_CHECK(k >= -n && k < n, "--keep: index ", k, " outside the ", n,
-                " trajectory points of ", num_steps, " steps");
+    TORCH_CHECK(k >= -n && k < n, "--keep: index ", k, " outside the ", n, " trajectory points of ",
+                num_steps, " steps");
     out.push_back(k < 0 ? k + n : k);
   }
   return out;
@@ -153,7 +157,8 @@ ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
       auto tr = inference::sample_teacher(teacher, noise, cond, uncond, o.num_steps,
                                           o.guidance_scale, o.shift);
       // trajectory [1, N+1, F, C, H, W] -> the kept points [S, F, C, H, W]
-      rows.push_back(tr.trajectory[0].index_select(0, keep_t.to(tr.trajectory.device()))
+      rows.push_back(tr.trajectory[0]
+                         .index_select(0, keep_t.to(tr.trajectory.device()))
                          .to(torch::kCPU, torch::kFloat));
       ps.push_back(prompts[i]);
       ++st.done;

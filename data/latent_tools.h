@@ -74,7 +74,7 @@ std::vector<int64_t> resolve_keep_indices(const std::vector<int64_t>& keep, int6
 
 ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
                              models::TextConditioner& text, const std::vector<std::string>& prompts,
-                             const std::string& out_dir, const OdePairOptions& opts,
-                             int rank = 0, int world_size = 1);
+                             const std::string& out_dir, const OdePairOptions& opts, int rank = 0,
+                             int world_size = 1);
 
 }  // namespace causvid::data

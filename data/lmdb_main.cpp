@@ -41,18 +41,18 @@ int lmdb_build_main(int argc, char** argv) {
   data::LmdbBuildOptions o;
   o.overwrite = overwrite == "1";
   const auto t0 = std::chrono::steady_clock::now();
-  auto st = data::build_lmdb_from_shards(files, out, o, [&](int64_t done, int64_t total,
-                                                            int64_t rows) {
-    if (done == total || done % 100 == 0) LOG_INFO("shard %d/%d, %d rows", done, total, rows);
-  });
-  const double s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto st =
+      data::build_lmdb_from_shards(files, out, o, [&](int64_t done, int64_t total, int64_t rows) {
+        if (done == total || done % 100 == 0) LOG_INFO("shard %d/%d, %d rows", done, total, rows);
+      });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string shape;
   for (auto d : st.latents_shape) shape += (shape.empty() ? "" : " ") + std::to_string(d);
-  LOG_INFO("%d shards, %d rows read, %d duplicate prompts dropped, %d rows written "
-           "(latents_shape \"%s\") in %.2f s (%.1f rows/s)",
-           st.shards, st.rows_read, st.duplicates, st.rows_written, shape, s,
-           st.rows_written / std::max(s, 1e-9));
+  LOG_INFO(
+      "%d shards, %d rows read, %d duplicate prompts dropped, %d rows written "
+      "(latents_shape \"%s\") in %.2f s (%.1f rows/s)",
+      st.shards, st.rows_read, st.duplicates, st.rows_written, shape, s,
+      st.rows_written / std::max(s, 1e-9));
   std::printf("%s\n", out.c_str());
   return 0;
 }

@@ -35,8 +35,9 @@ int ode_pairs_main(int argc, char** argv) {
                     "(<out>/ode_pairs_<k>.safetensors) for `causvid lmdb build`. Distributed "
                     "over ranks by shard; noise of prompt i is seeded seed + i; existing "
                     "shards are skipped (resumable).");
-  auto& config = p.flag("--config", "", "run config (model size, image_or_video_shape, "
-                                        "negative_prompt, text encoder / prompt_cache)");
+  auto& config = p.flag("--config", "",
+                        "run config (model size, image_or_video_shape, "
+                        "negative_prompt, text encoder / prompt_cache)");
   auto& sets = p.multi("--set", "config override key=value (repeatable)");
   auto& prompts_path = p.flag("--prompts", "", "prompt file: one UTF-8 prompt per line");
   auto& out = p.flag("--out", "", "output folder for the shards");
@@ -101,11 +102,10 @@ int ode_pairs_main(int argc, char** argv) {
   TORCH_CHECK(text->dim() == dims.text_dim, "text embeddings: dim ", text->dim(),
               ", want the model's text_dim ", dims.text_dim);
 
-  LOG_INFO("%d prompts, teacher %s, %d steps, guidance %.2f, keep %s, rank %d/%d",
-           prompts.size(), tp, o.num_steps, o.guidance_scale, keep, dist->rank(),
-           dist->world_size());
-  auto st = data::generate_ode_pairs(teacher, *text, prompts, out, o, dist->rank(),
-                                     dist->world_size());
+  LOG_INFO("%d prompts, teacher %s, %d steps, guidance %.2f, keep %s, rank %d/%d", prompts.size(),
+           tp, o.num_steps, o.guidance_scale, keep, dist->rank(), dist->world_size());
+  auto st =
+      data::generate_ode_pairs(teacher, *text, prompts, out, o, dist->rank(), dist->world_size());
   LOG_INFO("rank %d: %d prompts, %d shards written, %d existing, %.2f s (%.3f s/prompt)",
            dist->rank(), st.done, st.shards_written, st.shards_existing, st.seconds,
            st.seconds / std::max<int64_t>(st.done, 1));

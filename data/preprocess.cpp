@@ -34,9 +34,8 @@ std::vector<std::string> list_videos(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
     auto ext = e.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) {
-      return static_cast<char>(std::tolower(c));
-    });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     for (const char* k : kExt)
       if (ext == k) out.push_back(e.path().string());
   }
@@ -58,7 +57,8 @@ PreprocessResult preprocess_video(const std::string& input, const std::string& o
     auto info = probe_video(input);
     if (!is_aspect_16_9(info.width, info.height, o.aspect_tolerance)) {
       r.status = PreprocessStatus::kSkipped;
-      r.reason = "not 16:9 (" + std::to_string(info.width) + "x" + std::to_string(info.height) + ")";
+      r.reason =
+          "not 16:9 (" + std::to_string(info.width) + "x" + std::to_string(info.height) + ")";
       return r;
     }
     DecodeOptions d;
@@ -101,8 +101,7 @@ PreprocessSummary preprocess_videos(const std::vector<std::string>& inputs,
   TORCH_CHECK(o.fps > 0, "--fps: got ", o.fps, ", want > 0");
   TORCH_CHECK(o.frames > 0, "--frames: got ", o.frames, ", want > 0");
   TORCH_CHECK(o.jobs >= 1, "--jobs: got ", o.jobs, ", want >= 1");
-  TORCH_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "rank ", rank, " of ",
-              world_size);
+  TORCH_CHECK(world_size >= 1 && rank >= 0 && rank < world_size, "rank ", rank, " of ", world_size);
   core::make_dirs(out_dir);
   std::vector<std::string> mine;
   for (size_t i = 0; i < inputs.size(); ++i)

@@ -49,13 +49,12 @@ int preprocess_main(int argc, char** argv) {
   auto counts = torch::tensor({s.processed, s.skipped, s.failed}, torch::kLong);
   dist->world().all_reduce(counts, "sum");
   auto c = counts.accessor<int64_t, 1>();
-  LOG_INFO("rank %d: %d processed, %d skipped, %d failed in %.2f s (%.2f videos/s)",
-           dist->rank(), s.processed, s.skipped, s.failed, s.seconds,
+  LOG_INFO("rank %d: %d processed, %d skipped, %d failed in %.2f s (%.2f videos/s)", dist->rank(),
+           s.processed, s.skipped, s.failed, s.seconds,
            s.results.size() / std::max(s.seconds, 1e-9));
   if (dist->is_main())
-    std::printf("processed %ld, skipped %ld, failed %ld (of %zu videos)\n",
-                static_cast<long>(c[0]), static_cast<long>(c[1]), static_cast<long>(c[2]),
-                files.size());
+    std::printf("processed %ld, skipped %ld, failed %ld (of %zu videos)\n", static_cast<long>(c[0]),
+                static_cast<long>(c[1]), static_cast<long>(c[2]), files.size());
   return 0;
 }
 

@@ -115,11 +115,12 @@ Shard read_shard(const std::string& path) {
 
 void write_shard(const std::string& path, const std::vector<std::string>& prompts,
                  const torch::Tensor& latents, torch::ScalarType dtype) {
-  TORCH_CHECK(latents.dim() >= 1 && latents.size(0) == static_cast<int64_t>(prompts.size()),
-              path, ": latents ", shape_str(latents.sizes()), " vs ", prompts.size(),
+  TORCH_CHECK(latents.dim() >= 1 && latents.size(0) == static_cast<int64_t>(prompts.size()), path,
+              ": latents ", shape_str(latents.sizes()), " vs ", prompts.size(),
               " prompts, want one row per prompt");
   nlohmann::json j = prompts;
-  core::save_safetensors(path, {{kLatentsKey, latents.detach().to(torch::kCPU, dtype).contiguous()}},
+  core::save_safetensors(path,
+                         {{kLatentsKey, latents.detach().to(torch::kCPU, dtype).contiguous()}},
                          {{"format", kShardFormat}, {"version", "1"}, {"prompts", j.dump()}});
 }
 
@@ -134,7 +135,8 @@ std::vector<std::string> list_shards(const std::vector<std::string>& inputs) {
       std::vector<std::string> files;
       for (const auto& e : fs::directory_iterator(in))
         if (e.is_regular_file() && is_shard_name(e.path())) files.push_back(e.path().string());
-      TORCH_CHECK(!files.empty(), in, ": no shard files (*.pt, *.pth, *.safetensors) in the folder");
+      TORCH_CHECK(!files.empty(), in,
+                  ": no shard files (*.pt, *.pth, *.safetensors) in the folder");
       std::sort(files.begin(), files.end());
       out.insert(out.end(), files.begin(), files.end());
     } else {
@@ -146,8 +148,7 @@ std::vector<std::string> list_shards(const std::vector<std::string>& inputs) {
 
 LmdbBuildStats build_lmdb_from_shards(
     const std::vector<std::string>& shard_files, const std::string& out,
-    const LmdbBuildOptions& opts,
-    const std::function<void(int64_t, int64_t, int64_t)>& progress) {
+    const LmdbBuildOptions& opts, const std::function<void(int64_t, int64_t, int64_t)>& progress) {
   TORCH_CHECK(!shard_files.empty(), out, ": no shards to build from");
   TORCH_CHECK(!out.empty(), "--out: required");
   const bool exists = fs::exists(out);
@@ -191,7 +192,8 @@ LmdbBuildStats build_lmdb_from_shards(
           w.put_string_rows(opts.prompts_array, st.rows_written, kept_prompts);
           st.rows_written += static_cast<int64_t>(keep.size());
         }
-        if (progress) progress(st.shards, static_cast<int64_t>(shard_files.size()), st.rows_written);
+        if (progress)
+          progress(st.shards, static_cast<int64_t>(shard_files.size()), st.rows_written);
       }
       TORCH_CHECK(st.rows_written > 0, out, ": the shards hold no rows");
       st.latents_shape = {st.rows_written};

@@ -84,9 +84,8 @@ TEST(LmdbBuild, OurShardsDeduplicatedAsCausVid) {
   EXPECT_TRUE(contains(out, "prompts: shape [3], rows 3, strings")) << out;
   EXPECT_TRUE(contains(out, "first prompt: a cat")) << out;
   // An existing output needs --overwrite.
-  rc = testing::run_command(bin() + " lmdb build --out " + dir.file("db2") + " --shards " +
-                                dir.file("shards"),
-                            &out);
+  rc = testing::run_command(
+      bin() + " lmdb build --out " + dir.file("db2") + " --shards " + dir.file("shards"), &out);
   EXPECT_NE(rc, 0);
   EXPECT_TRUE(contains(out, "already exists")) << out;
   rc = testing::run_command(bin() + " lmdb build --overwrite --out " + dir.file("db2") +
@@ -101,6 +100,7 @@ TEST(LmdbBuild, CausVidTorchSaveShards) {
   testing::TempDir dir;
   torch::manual_seed(1);
   auto t0 = torch::randn({1, 4, 3, 2, 2, 2}), t1 = torch::randn({1, 4, 3, 2, 2, 2});
+  core::make_dirs(dir.file("py"));
   core::save_torch_checkpoint(dir.file("00000.pt"),
                               core::nested_dict({{"a red ball", t0}, {"a blue cube", t1}}));
   core::save_torch_checkpoint(dir.file("00001.pt"), core::nested_dict({{"a red ball", t1}}));
@@ -114,9 +114,25 @@ TEST(LmdbBuild, CausVidTorchSaveShards) {
   EXPECT_EQ(db.shape("latents"), (std::vector<int64_t>{2, 4, 3, 2, 2, 2}));
   EXPECT_TRUE(torch::equal(db.tensor_row("latents", 1), half_round(t1[0])));
   EXPECT_EQ(db.string_row("prompts", 1), "a blue cube");
+  // A shard written by Python's torch.save itself (bf16 values, as generate_ode_pairs.py
+  // under autocast), when python3-torch is installed.
+  if (testing::run_command("/usr/bin/python3 -c 'import torch'") == 0) {
+    std::string out;
+    int rc = testing::run_command(
+        "/usr/bin/python3 -c \"import torch; torch.manual_seed(0); torch.save({'p one': "
+        "torch.arange(8.).view(1, 2, 1, 2, 2).bfloat16(), 'p two': torch.ones(1, 2, 1, 2, 2)"
+        ".bfloat16()}, '" +
+            dir.file("py/00000.pt") + "')\"",
+        &out);
+    ASSERT_EQ(rc, 0) << out;
+    auto st2 = data::build_lmdb_from_shards(data::list_shards({dir.file("py")}), dir.file("pydb"));
+    EXPECT_EQ(st2.latents_shape, (std::vector<int64_t>{2, 2, 1, 2, 2}));
+    data::ArrayLmdb py(dir.file("pydb"));
+    EXPECT_EQ(py.string_row("prompts", 0), "p one");
+    EXPECT_TRUE(torch::equal(py.tensor_row("latents", 0), torch::arange(8.).view({2, 1, 2, 2})));
+  }
   // A value without the batch dim of 1 is a clear error naming the prompt.
-  core::save_torch_checkpoint(dir.file("bad.pt"),
-                              core::nested_dict({{"x", torch::zeros({2, 3})}}));
+  core::save_torch_checkpoint(dir.file("bad.pt"), core::nested_dict({{"x", torch::zeros({2, 3})}}));
   testing::expect_error_contains([&] { data::read_shard(dir.file("bad.pt")); },
                                  {dir.file("bad.pt"), "'x'", "want [1, ...]"});
 }
@@ -130,9 +146,8 @@ TEST(LmdbBuild, BadInputsAreClearErrors) {
   testing::expect_error_contains([&] { data::list_shards({dir.file("empty")}); },
                                  {dir.file("empty"), "no shard files"});
   std::string out;
-  int rc = testing::run_command(bin() + " lmdb build --out " + dir.file("o") + " --shards " +
-                                    dir.file("nope"),
-                                &out);
+  int rc = testing::run_command(
+      bin() + " lmdb build --out " + dir.file("o") + " --shards " + dir.file("nope"), &out);
   EXPECT_EQ(rc, 1);
   EXPECT_TRUE(contains(out, "shard folder or file not found")) << out;
   // Shards of different row shapes.
@@ -180,20 +195,20 @@ TEST(LmdbBuild, BadInputsAreClearErrors) {
 // A lavfi test video of w x h at `rate` fps for `seconds`.
 void make_video(const std::string& path, int w, int h, int rate, double seconds) {
   std::string out;
-  int rc = testing::run_command("ffmpeg -loglevel error -y -f lavfi -i testsrc=size=" +
-                                    std::to_string(w) + "x" + std::to_string(h) +
-                                    ":rate=" + std::to_string(rate) + " -t " +
-                                    std::to_string(seconds) + " -pix_fmt yuv420p " + path,
-                                &out);
+  int rc = testing::run_command(
+      "ffmpeg -loglevel error -y -f lavfi -i testsrc=size=" + std::to_string(w) + "x" +
+          std::to_string(h) + ":rate=" + std::to_string(rate) + " -t " + std::to_string(seconds) +
+          " -pix_fmt yuv420p " + path,
+      &out);
   ASSERT_EQ(rc, 0) << out;
 }
 
 TEST(Preprocess, KeepsSixteenByNineAndCounts) {
   testing::TempDir dir;
   core::make_dirs(dir.file("in"));
-  make_video(dir.file("in/wide.mp4"), 64, 36, 25, 1.2);    // 16:9: processed
-  make_video(dir.file("in/square.mp4"), 48, 36, 25, 1.2);  // 4:3: skipped
-  make_video(dir.file("in/short.mp4"), 64, 36, 25, 0.2);   // 16:9 but too short
+  make_video(dir.file("in/wide.mp4"), 64, 36, 25, 1.2);               // 16:9: processed
+  make_video(dir.file("in/square.mp4"), 48, 36, 25, 1.2);             // 4:3: skipped
+  make_video(dir.file("in/short.mp4"), 64, 36, 25, 0.2);              // 16:9 but too short
   core::write_file_atomic(dir.file("in/broken.mp4"), "not a video");  // failed
   std::string out;
   const std::string cmd = bin() + " preprocess --input " + dir.file("in") + " --output " +
@@ -214,9 +229,8 @@ TEST(Preprocess, KeepsSixteenByNineAndCounts) {
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(contains(out, "processed 0, skipped 3, failed 1")) << out;
   // Missing input folder.
-  rc = testing::run_command(bin() + " preprocess --input " + dir.file("nope") + " --output " +
-                                dir.file("o2"),
-                            &out);
+  rc = testing::run_command(
+      bin() + " preprocess --input " + dir.file("nope") + " --output " + dir.file("o2"), &out);
   EXPECT_EQ(rc, 1);
   EXPECT_TRUE(contains(out, "video folder not found")) << out;
 }
@@ -276,7 +290,8 @@ TEST(Encode, TinyVaeShardsAndLmdb) {
   rc = testing::run_command(bin() + " encode --videos " + dir.file("videos") + " --captions " +
                                 dir.file("caps2.json") + " --config " + testing::source_dir() +
                                 "/configs/tiny_ode.yaml --out " + dir.file("lat2") + " --vae " +
-                                dir.file("vae.safetensors") + " --vae-dim 4 --vae-z-dim 4 --frames 9",
+                                dir.file("vae.safetensors") +
+                                " --vae-dim 4 --vae-z-dim 4 --frames 9",
                             &out);
   EXPECT_EQ(rc, 1);
   EXPECT_TRUE(contains(out, "no caption for 3 of 4 videos (v1.mp4, v2.mp4, v9.mp4)")) << out;
@@ -285,8 +300,8 @@ TEST(Encode, TinyVaeShardsAndLmdb) {
   core::write_file_atomic(dir.file("file"), "x");
   rc = testing::run_command(bin() + " encode --videos " + dir.file("videos") + " --captions " +
                                 dir.file("caps.json") + " --config " + testing::source_dir() +
-                                "/configs/tiny_ode.yaml --out " + dir.file("file/lat") +
-                                " --vae " + dir.file("vae.safetensors") +
+                                "/configs/tiny_ode.yaml --out " + dir.file("file/lat") + " --vae " +
+                                dir.file("vae.safetensors") +
                                 " --vae-dim 4 --vae-z-dim 4 --frames 9",
                             &out);
   EXPECT_EQ(rc, 1);
@@ -363,11 +378,11 @@ TEST(OdePairs, TinyTeacherTrajectoriesResumableAndRankIndependent) {
   EXPECT_EQ(core::read_file(t.dir.file("ode/ode_pairs_000001.safetensors")), bytes1);
 
   // Two ranks (torchrun-style launch): same files.
-  rc = testing::run_command("CAUSVID_DIST_TIMEOUT_MS=20000 CAUSVID_NUM_THREADS=1 " +
-                                testing::source_dir() +
-                                "/launch/local.sh -n 2 -- " +
-                                t.cmd(t.dir.file("ode2")).substr(bin().size() - testing::causvid_binary().size()),
-                            &out);
+  rc = testing::run_command(
+      "CAUSVID_DIST_TIMEOUT_MS=20000 CAUSVID_NUM_THREADS=1 " + testing::source_dir() +
+          "/launch/local.sh -n 2 -- " +
+          t.cmd(t.dir.file("ode2")).substr(bin().size() - testing::causvid_binary().size()),
+      &out);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(contains(out, "ode pairs for 3 prompts (of 3)")) << out;
   for (const char* f : {"ode_pairs_000000.safetensors", "ode_pairs_000001.safetensors"})
@@ -376,10 +391,10 @@ TEST(OdePairs, TinyTeacherTrajectoriesResumableAndRankIndependent) {
         << f;
 
   // Into an ODE-pair LMDB [N, S, F, C, H, W].
-  rc = testing::run_command(bin() + " lmdb build --shards " + t.dir.file("ode") + " --out " +
-                                t.dir.file("db") + " && " + bin() + " lmdb info " +
-                                t.dir.file("db"),
-                            &out);
+  rc =
+      testing::run_command(bin() + " lmdb build --shards " + t.dir.file("ode") + " --out " +
+                               t.dir.file("db") + " && " + bin() + " lmdb info " + t.dir.file("db"),
+                           &out);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(contains(out, "latents: shape [3, 4, 3, 4, 8, 8]")) << out;
   EXPECT_TRUE(contains(out, "first prompt: a red ball")) << out;
