@@ -31,6 +31,8 @@ const std::vector<Command>& commands() {
       {"embed-prompts", causvid::cli::embed_prompts_main,
        "encode a prompt file with umT5 into an LMDB prompt-embedding cache"},
       {"plan", causvid::cli::plan_main, "per-rank memory of params/grads/optimizer under sharding"},
+      {"train", causvid::cli::train_main, "train the stage a config describes (dmd | ode | diffusion)"},
+      {"export", causvid::cli::export_main, "checkpoint directory -> model.pt (CausVid) or safetensors"},
       {"lmdb", causvid::cli::lmdb_main, "LMDB info / build from latent shards (create_lmdb_iterative)"},
       {"preprocess", causvid::cli::preprocess_main, "videos -> 16:9, 832x480, 16 fps, 81 frames"},
       {"encode", causvid::cli::encode_main, "videos + captions -> VAE latent shards"},
