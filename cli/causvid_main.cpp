@@ -33,6 +33,10 @@ const std::vector<Command>& commands() {
       {"plan", causvid::cli::plan_main, "per-rank memory of params/grads/optimizer under sharding"},
       {"train", causvid::cli::train_main, "train the stage a config describes (dmd | ode | diffusion)"},
       {"export", causvid::cli::export_main, "checkpoint directory -> model.pt (CausVid) or safetensors"},
+      {"lmdb", causvid::cli::lmdb_main, "LMDB info / build from latent shards (create_lmdb_iterative)"},
+      {"preprocess", causvid::cli::preprocess_main, "videos -> 16:9, 832x480, 16 fps, 81 frames"},
+      {"encode", causvid::cli::encode_main, "videos + captions -> VAE latent shards"},
+      {"ode-pairs", causvid::cli::ode_pairs_main, "teacher ODE trajectories per prompt -> shards"},
   };
   return kCommands;
 }

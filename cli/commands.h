@@ -13,5 +13,9 @@ int embed_prompts_main(int argc, char** argv);   // data/embed_prompts_main.cpp
 int plan_main(int argc, char** argv);            // trainer/plan_main.cpp
 int train_main(int argc, char** argv);           // trainer/train_main.cpp
 int export_main(int argc, char** argv);          // trainer/train_main.cpp
+int lmdb_main(int argc, char** argv);            // data/lmdb_main.cpp
+int preprocess_main(int argc, char** argv);      // data/preprocess_main.cpp
+int encode_main(int argc, char** argv);          // data/encode_main.cpp
+int ode_pairs_main(int argc, char** argv);       // data/ode_pairs_main.cpp
 
 }  // namespace causvid::cli
