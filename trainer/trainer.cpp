@@ -585,9 +585,10 @@ void Trainer::write_samples() {
   if (c_.distillation_loss == "diffusion" && !w.causal()) {
     // The teacher's 50-step sampler (CFG on the negative prompt when trained with dropout).
     const bool cfg = uncond1_.defined();
-    lat = inference::sample_teacher(w, noise, cond, cfg ? uncond(n) : cond, 50,
+    const int64_t steps = opts_.teacher_sample_steps;
+    lat = inference::sample_teacher(w, noise, cond, cfg ? uncond(n) : cond, steps,
                                     cfg ? c_.real_guidance_scale : 0.0, c_.timestep_shift)
-              .trajectory.select(1, 50);
+              .trajectory.select(1, steps);
   } else if (w.causal()) {
     inference::CausalSamplerOptions so;
     so.denoising_step_list = sampling_step_list(c_);

@@ -47,6 +47,7 @@ struct TrainOptions {
   std::string resume;       // overrides config.resume when non-empty: "auto" | a checkpoint dir
   int num_samples = 4;      // sample previews per checkpoint (0 = none)
   PreviewFn preview;        // default: first three latent channels, scaled
+  int teacher_sample_steps = 50;  // diffusion stage: steps of the sample previews' sampler
   bool quiet = false;       // no per-step progress line (metrics.jsonl is still written)
 };
 

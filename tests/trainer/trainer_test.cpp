@@ -85,6 +85,7 @@ trainer::TrainResult train(const core::Config& c, const std::string& resume = ""
   trainer::TrainOptions o;
   o.quiet = true;
   o.num_samples = 2;
+  o.teacher_sample_steps = 4;
   o.resume = resume;
   return trainer::run_training(c, std::make_shared<core::DistContext>(), o);
 }
