@@ -19,6 +19,7 @@ int bench_main(int argc, char** argv) {
       {"vae", bench::bench_vae, "Wan VAE encode/decode time per frame and peak memory, fp32 vs bf16"},
       {"t5", bench::bench_t5, "umT5 encoder time per prompt vs the GEMM rate; XXL estimate"},
       {"fsdp", bench::bench_fsdp, "sharded data parallel: per-rank bytes W=1/W=2, step time vs no_shard"},
+      {"generate", bench::bench_generate, "streaming generation: TTFF, per-block latency full vs rolling cache, H100 FPS projection"},
   };
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::printf("usage: causvid bench NAME [options]   (causvid bench NAME --help)\n\nbenchmarks:\n");

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/args.h"
 #include "core/config.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "data/prompt_cache.h"
 #include "inference/generate.h"

@@ -33,7 +33,7 @@ std::vector<VbenchItem> vbench_items(const std::vector<std::string>& prompts,
       it.sample_index = j;
       it.prompt = prompts[i];
       if (naming == "index") {
-        char b[32];
+        char b[64];
         std::snprintf(b, sizeof(b), "%04zu-%lld.mp4", i, (long long)j);
         it.file = b;
       } else {
