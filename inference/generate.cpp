@@ -572,6 +572,7 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
       lat_blocks.push_back(blk);
       sinks.add(decode(blk));
       res.block_s.push_back(now_s() - tb);
+      if (o.on_block) o.on_block(gblock, sinks.frames);
       if (bar)
         bar->update(gblock + 1, c10::str("| block ", res.block_s.back(), "s, prompt ", seg));
     }

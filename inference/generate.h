@@ -143,6 +143,9 @@ struct GenerateOptions {
   bool resize_image = false;  // i2v: resize a differently sized image instead of failing
   bool quiet = false;         // no progress bar / per-block lines
   std::string codec = "libx264";
+  // Called after each block's frames are written: (block index, pixel frames written so
+  // far). The streamed mp4 is a valid file holding exactly those frames at that moment.
+  std::function<void(int64_t, int64_t)> on_block;
 };
 
 struct SampleSpec {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "core/fs.h"
 #include "core/safetensors.h"
 #include "core/state_dict.h"
 #include "data/image_io.h"
@@ -110,11 +111,20 @@ TEST(Generate, SafeFilename) {
 
 TEST(Generate, CausalWritesMp4AndLatentsDeterministically) {
   TempDir d;
-  auto g = make_gen(tiny_options());
+  auto o = tiny_options();
+  std::vector<int64_t> seen;  // frames readable from the streamed file after each block
+  const std::string path = d.file("a.mp4");
+  o.on_block = [&](int64_t, int64_t written) {
+    seen.push_back(data::read_video(path).size(0));
+    EXPECT_EQ(seen.back(), written);
+  };
+  auto g = make_gen(o);
   auto s = spec("a red ball");
-  s.out_path = d.file("a.mp4");
+  s.out_path = path;
   s.latents_out = d.file("a.safetensors");
   auto r = g->generate(s);
+  EXPECT_EQ(seen, (std::vector<int64_t>{3, 6}));
+  g->options_mut().on_block = nullptr;
   EXPECT_EQ(r.latents.sizes(), (std::vector<int64_t>{6, 4, 8, 8}));
   EXPECT_EQ(r.block_s.size(), 2u);
   EXPECT_GT(r.first_frame_s, 0);

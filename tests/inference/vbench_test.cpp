@@ -12,7 +12,7 @@
 #include "core/state_dict.h"
 #include "data/video_io.h"
 #include "inference/vbench.h"
-#include "models/wan/wan_config.h"
+#include "models/wan/wan_model.h"
 #include "tests/test_util.h"
 
 namespace causvid {
