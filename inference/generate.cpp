@@ -125,19 +125,18 @@ std::string safe_filename(const std::string& prompt, size_t max_len) {
   std::string out;
   bool gap = false;
   for (unsigned char c : prompt) {
-    const bool keep = std::isalnum(c) || c == '-' || c == '_' || c == '.';
-    if (keep && c < 128) {
+    if (c < 128 && (std::isalnum(c) || c == '-' || c == '_')) {
       if (gap && !out.empty()) out += '_';
       gap = false;
       out += static_cast<char>(c);
     } else {
-      gap = true;
+      gap = true;  // spaces, punctuation ('.', '/', ...), non-ASCII: one '_' per run
     }
     if (out.size() >= max_len) break;
   }
-  while (!out.empty() && (out[0] == '.' || out[0] == '-')) out.erase(0, 1);
+  while (!out.empty() && (out[0] == '_' || out[0] == '-')) out.erase(0, 1);
   if (out.size() > max_len) out.resize(max_len);
-  while (!out.empty() && (out.back() == '.' || out.back() == '_')) out.pop_back();
+  while (!out.empty() && out.back() == '_') out.pop_back();
   return out.empty() ? "prompt" : out;
 }
 

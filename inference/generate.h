@@ -66,9 +66,9 @@ std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& en
                                             const std::string& source);
 
 // ------------------------------------------------------------------ small helpers
-// A safe file-name stem for a prompt: ASCII letters, digits, '-', '_' and '.' kept, runs
-// of anything else become one '_', at most max_len bytes, never empty, never starting
-// with '.' or '-'. "A cat, on a mat!" -> "A_cat_on_a_mat".
+// A safe file-name stem for a prompt: ASCII letters, digits, '-' and '_' kept, runs of
+// anything else (spaces, '.', '/', non-ASCII) become one '_', at most max_len bytes, never
+// empty, never starting with '-' or '_'. "A cat, on a mat!" -> "A_cat_on_a_mat".
 std::string safe_filename(const std::string& prompt, size_t max_len = 80);
 
 // Latent preview for models without a VAE (toy world, tiny tests): a fixed linear

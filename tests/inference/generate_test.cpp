@@ -22,6 +22,17 @@ using inference::VideoGenerator;
 using testing::expect_error_contains;
 using testing::TempDir;
 
+// Tiny tensors make thousands of small ops; on a shared, oversubscribed machine each OpenMP
+// parallel region can stall, so these tests run single-threaded (as wan_vae_test.cpp).
+class OneThread {
+ public:
+  OneThread() : n_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(n_); }
+
+ private:
+  int n_;
+};
+
 models::WanModel tiny_model(uint64_t seed = 0) {
   models::WanModel m(models::WanConfig::preset("tiny"));
   m->init_weights(seed);
@@ -92,7 +103,7 @@ TEST(PromptSchedule, BadInputs) {
                         {"mixes"});
   expect_error_contains([] { inference::parse_prompt_schedule("0:\n", "f.txt"); },
                         {"empty prompt"});
-  auto s = inference::parse_prompt_schedule("0s: a\n0.1s: b\n", "g.txt");
+  auto s = inference::parse_prompt_schedule("0s: a\n0.01s: b\n", "g.txt");
   expect_error_contains([&] { inference::resolve_schedule(s, 16, 4, 3, "g.txt"); },
                         {"g.txt:2", "same block"});
   expect_error_contains([] { inference::read_prompt_schedule("/nonexistent/sched.txt"); },
@@ -110,6 +121,7 @@ TEST(Generate, SafeFilename) {
 // ------------------------------------------------------------------ causal generation
 
 TEST(Generate, CausalWritesMp4AndLatentsDeterministically) {
+  OneThread one;
   TempDir d;
   auto o = tiny_options();
   std::vector<int64_t> seen;  // frames readable from the streamed file after each block
@@ -142,6 +154,7 @@ TEST(Generate, CausalWritesMp4AndLatentsDeterministically) {
 }
 
 TEST(Generate, RollingCacheWithLargeWindowEqualsFullCache) {
+  OneThread one;
   auto o = tiny_options();
   o.num_frames = 9;
   auto full = make_gen(o)->generate(spec("x"));
@@ -159,6 +172,7 @@ TEST(Generate, RollingCacheWithLargeWindowEqualsFullCache) {
 }
 
 TEST(Generate, LongVideoRolloutContinuesFromTheOverlap) {
+  OneThread one;
   auto o = tiny_options();
   auto one = make_gen(o)->generate(spec("x"));
   o.num_rollout = 2;
@@ -174,6 +188,7 @@ TEST(Generate, LongVideoRolloutContinuesFromTheOverlap) {
 }
 
 TEST(Generate, DynamicPromptSwitchesAtTheBlock) {
+  OneThread one;
   auto o = tiny_options();
   auto g = make_gen(o);
   auto a = g->generate(spec("a cat"));
@@ -185,6 +200,7 @@ TEST(Generate, DynamicPromptSwitchesAtTheBlock) {
 }
 
 TEST(Generate, BidirectionalAndTeacherModes) {
+  OneThread one;
   auto o = tiny_options();
   o.mode = "bidirectional";
   auto b = make_gen(o)->generate(spec("x"));
@@ -203,6 +219,7 @@ TEST(Generate, BidirectionalAndTeacherModes) {
 // ------------------------------------------------------------------ i2v / v2v (tiny VAE)
 
 TEST(Generate, ImageToVideoUsesTheImageLatentAsFirstFrame) {
+  OneThread one;
   TempDir d;
   auto o = tiny_options();
   auto g = make_gen(o, /*vae=*/true);
@@ -229,6 +246,7 @@ TEST(Generate, ImageToVideoUsesTheImageLatentAsFirstFrame) {
 }
 
 TEST(Generate, VideoToVideoAndTooShortInput) {
+  OneThread one;
   TempDir d;
   auto o = tiny_options();
   o.v2v_timestep = 757;
@@ -251,6 +269,7 @@ TEST(Generate, VideoToVideoAndTooShortInput) {
 // ------------------------------------------------------------------ bad inputs
 
 TEST(Generate, BadInputsGiveClearErrors) {
+  OneThread one;
   TempDir d;
   auto o = tiny_options();
   o.num_frames = 7;
@@ -290,7 +309,7 @@ class GenerateCli : public ::testing::Test {
  protected:
   void SetUp() override {
     core::save_safetensors(d.file("ckpt.safetensors"), core::state_dict(*tiny_model()));
-    base = testing::causvid_binary() + " generate --config " + testing::source_dir() +
+    base = "CAUSVID_NUM_THREADS=1 " + testing::causvid_binary() + " generate --config " + testing::source_dir() +
            "/configs/tiny_dmd.yaml --set num_frame_per_block=3 --set "
            "image_or_video_shape=[1,6,4,8,8] --set vae_path=none --text-encoder hash "
            "--preview-scale 2 --quiet --checkpoint " +

@@ -73,7 +73,7 @@ TEST(VBench, CliGeneratesResumesAndSummarizes) {
   m->init_weights(0);
   core::save_safetensors(d.file("ckpt.safetensors"), core::state_dict(*m));
   core::write_file_atomic(d.file("p.txt"), "a cat.\nA dog, running\nnot used\n");
-  const std::string cmd = testing::causvid_binary() + " eval vbench --config " +
+  const std::string cmd = "CAUSVID_NUM_THREADS=1 " + testing::causvid_binary() + " eval vbench --config " +
                           testing::source_dir() +
                           "/configs/tiny_dmd.yaml --set num_frame_per_block=3 --set "
                           "image_or_video_shape=[1,6,4,8,8] --set vae_path=none --text-encoder "
