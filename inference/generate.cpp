@@ -14,12 +14,12 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/safetensors.h"
-#include "core/state_dict.h"
 #include "core/tensor_io.h"
 #include "data/image_io.h"
 #include "data/video_io.h"
 #include "inference/causal_pipeline.h"
 #include "models/wan/flow_match.h"
+#include "models/wan/wan_loader.h"
 #include "models/wan/wan_wrapper.h"
 
 namespace causvid::inference {
@@ -177,31 +177,15 @@ torch::Tensor HashTextConditioner::encode(const std::vector<std::string>& prompt
 
 void load_generator_weights(models::WanModel& model, const std::string& path,
                             const std::string& which) {
-  // TODO(gen): switch to models::load_wan_weights (models/wan/wan_loader.h) once it is on main.
   TORCH_CHECK(!path.empty(), "--checkpoint: no checkpoint given (set generator_ckpt or pass "
               "--checkpoint PATH)");
+  TORCH_CHECK(fs::exists(path), "--checkpoint: ", path, " does not exist");
   std::string file = path;
-  if (fs::is_directory(path)) {  // a training checkpoint dir, or Wan2.1's model folder
-    file = (fs::path(path) / "model.pt").string();
+  if (fs::is_directory(path)) {  // Wan2.1's model folder (teacher) besides checkpoint dirs
     const auto wan = fs::path(path) / "diffusion_pytorch_model.safetensors";
-    if (!fs::exists(file) && fs::exists(wan)) file = wan.string();
+    if (!fs::exists(fs::path(path) / "model.pt") && fs::exists(wan)) file = wan.string();
   }
-  TORCH_CHECK(fs::is_regular_file(file), "--checkpoint: ", file, " does not exist",
-              file != path ? " (a training checkpoint directory holds model.pt)" : "");
-  auto sd = core::load_weights(file);
-  core::LoadOptions o;
-  o.source = file;
-  o.strip = "model.";
-  bool nested = false, any_group = false;
-  for (const auto& kv : sd) {
-    if (kv.first.rfind(which + ".", 0) == 0) nested = true;
-    for (const char* g : {"generator.", "critic.", "generator_ema.", "real_score.", "fake_score."})
-      if (kv.first.rfind(g, 0) == 0) any_group = true;
-  }
-  TORCH_CHECK(nested || !any_group, "--checkpoint: ", file, " has no '", which,
-              "' entry (it holds other model groups)");
-  if (nested) o.select = which + ".";
-  core::load_state_dict(*model, sd, o);
+  models::load_wan_weights(model, file, which);
 }
 
 std::unique_ptr<models::WanVAEWrapper> load_vae(const std::string& path) {

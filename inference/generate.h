@@ -91,9 +91,10 @@ class HashTextConditioner : public models::TextConditioner {
   int64_t text_len_, dim_;
 };
 
-// Loads generator weights: a .safetensors/.pth with plain WanModel keys, CausVid's model.pt
-// ({"generator": {"model.<key>": ..}, ...}; `which` picks "generator", "generator_ema" or
-// "critic"), or a training checkpoint directory holding model.pt. Strict.
+// Loads generator weights through models::load_wan_weights (plain WanModel keys, CausVid's
+// model.pt with `which` = "generator" | "generator_ema" | "critic", or a training
+// checkpoint directory holding model.pt), plus Wan2.1's model folder
+// (diffusion_pytorch_model.safetensors, the teacher). Strict; errors name --checkpoint.
 void load_generator_weights(models::WanModel& model, const std::string& path,
                             const std::string& which = "generator");
 

@@ -121,7 +121,7 @@ TEST(Generate, SafeFilename) {
 // ------------------------------------------------------------------ causal generation
 
 TEST(Generate, CausalWritesMp4AndLatentsDeterministically) {
-  OneThread one;
+  OneThread one_thread;
   TempDir d;
   auto o = tiny_options();
   std::vector<int64_t> seen;  // frames readable from the streamed file after each block
@@ -154,7 +154,7 @@ TEST(Generate, CausalWritesMp4AndLatentsDeterministically) {
 }
 
 TEST(Generate, RollingCacheWithLargeWindowEqualsFullCache) {
-  OneThread one;
+  OneThread one_thread;
   auto o = tiny_options();
   o.num_frames = 9;
   auto full = make_gen(o)->generate(spec("x"));
@@ -172,7 +172,7 @@ TEST(Generate, RollingCacheWithLargeWindowEqualsFullCache) {
 }
 
 TEST(Generate, LongVideoRolloutContinuesFromTheOverlap) {
-  OneThread one;
+  OneThread one_thread;
   auto o = tiny_options();
   auto one = make_gen(o)->generate(spec("x"));
   o.num_rollout = 2;
@@ -188,7 +188,7 @@ TEST(Generate, LongVideoRolloutContinuesFromTheOverlap) {
 }
 
 TEST(Generate, DynamicPromptSwitchesAtTheBlock) {
-  OneThread one;
+  OneThread one_thread;
   auto o = tiny_options();
   auto g = make_gen(o);
   auto a = g->generate(spec("a cat"));
@@ -200,7 +200,7 @@ TEST(Generate, DynamicPromptSwitchesAtTheBlock) {
 }
 
 TEST(Generate, BidirectionalAndTeacherModes) {
-  OneThread one;
+  OneThread one_thread;
   auto o = tiny_options();
   o.mode = "bidirectional";
   auto b = make_gen(o)->generate(spec("x"));
@@ -219,7 +219,7 @@ TEST(Generate, BidirectionalAndTeacherModes) {
 // ------------------------------------------------------------------ i2v / v2v (tiny VAE)
 
 TEST(Generate, ImageToVideoUsesTheImageLatentAsFirstFrame) {
-  OneThread one;
+  OneThread one_thread;
   TempDir d;
   auto o = tiny_options();
   auto g = make_gen(o, /*vae=*/true);
@@ -246,7 +246,7 @@ TEST(Generate, ImageToVideoUsesTheImageLatentAsFirstFrame) {
 }
 
 TEST(Generate, VideoToVideoAndTooShortInput) {
-  OneThread one;
+  OneThread one_thread;
   TempDir d;
   auto o = tiny_options();
   o.v2v_timestep = 757;
@@ -269,7 +269,7 @@ TEST(Generate, VideoToVideoAndTooShortInput) {
 // ------------------------------------------------------------------ bad inputs
 
 TEST(Generate, BadInputsGiveClearErrors) {
-  OneThread one;
+  OneThread one_thread;
   TempDir d;
   auto o = tiny_options();
   o.num_frames = 7;
