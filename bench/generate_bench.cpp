@@ -71,7 +71,11 @@ int bench_generate(int argc, char** argv) {
                     "full vs rolling KV cache, KV memory, FPS; --wan: one Wan2.1-1.3B block at "
                     "real token count and the projected H100 FPS.");
   auto& preset = p.flag("--preset", "toy", "model preset of the streaming part");
-  auto& size = p.flag("--size", "16", "latent height = width of the streaming part");
+  auto& size = p.flag("--size", "12", "latent height = width of the streaming part (toy world: 12)");
+  auto& reps_s = p.flag("--reps", "3", "runs per cache kind; per-block median reported");
+  auto& threads_s = p.flag("--threads", "1",
+                           "intra-op threads of the streaming part (tiny ops stall on a busy "
+                           "machine with more); 0 = keep");
   auto& blocks_s = p.flag("--blocks", "20", "blocks generated per run");
   auto& nfpb_s = p.flag("--num-frame-per-block", "3", "latent frames per block");
   auto& window_s = p.flag("--window-frames", "6", "rolling cache window (latent frames)");
@@ -106,19 +110,46 @@ int bench_generate(int argc, char** argv) {
   inference::CausalSamplerOptions so;
   so.denoising_step_list.assign(all_steps.begin(), all_steps.begin() + steps);
   so.num_frame_per_block = nfpb;
-  run_blocks(w, so, 2, cfg.in_dim, S, S, ctx);  // warm-up
-  auto full = run_blocks(w, so, blocks, cfg.in_dim, S, S, ctx);
+  const int threads = core::ArgParser::to_int("--threads", threads_s);
+  const int saved_threads = at::get_num_threads();
+  if (threads > 0) at::set_num_threads(threads);
+  const int reps = std::max(1, core::ArgParser::to_int("--reps", reps_s));
   auto so_r = so;
   so_r.window_frames = W;
   so_r.sink_frames = K;
-  auto roll = run_blocks(w, so_r, blocks, cfg.in_dim, S, S, ctx);
+  auto median_run = [&](const inference::CausalSamplerOptions& o) {
+    std::vector<RunTimes> runs;
+    for (int i = 0; i < reps; ++i) runs.push_back(run_blocks(w, o, blocks, cfg.in_dim, S, S, ctx));
+    RunTimes m = runs[0];
+    auto med = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    for (int64_t b = 0; b < blocks; ++b) {
+      std::vector<double> v;
+      for (auto& r : runs) v.push_back(r.block_s[b]);
+      m.block_s[b] = med(v);
+    }
+    std::vector<double> f;
+    for (auto& r : runs) f.push_back(r.first_frame_s);
+    m.first_frame_s = med(f);
+    return m;
+  };
+  run_blocks(w, so, 2, cfg.in_dim, S, S, ctx);  // warm-up
+  auto full = median_run(so);
+  auto roll = median_run(so_r);
+  at::set_num_threads(saved_threads);
   const int64_t tokens = (S / cfg.patch_size[1]) * (S / cfg.patch_size[2]);
   std::printf("streaming: preset %s (dim %lld, %lld layers), %lld latent frames of %lldx%lld "
               "(%lld tokens/frame), %lld frames/block, %lld steps + cache write\n",
               preset.c_str(), (long long)cfg.dim, (long long)cfg.num_layers,
               (long long)(blocks * nfpb), (long long)S, (long long)S, (long long)tokens,
               (long long)nfpb, (long long)steps);
-  std::printf("rolling cache: window %lld + sink %lld latent frames\n", (long long)W, (long long)K);
+  std::printf("rolling cache: window %lld + sink %lld latent frames; per-block median of %d runs, "
+              "%d thread(s)\n",
+              (long long)W, (long long)K, reps, at::get_num_threads() == saved_threads && threads > 0
+                                                     ? threads
+                                                     : (threads > 0 ? threads : saved_threads));
   std::printf("%6s %12s %12s %14s %14s %12s\n", "block", "full ms", "rolling ms", "full/full[1]",
               "roll/roll[1]", "roll/full");
   for (int64_t b = 0; b < blocks; ++b) {
