@@ -147,9 +147,7 @@ int bench_generate(int argc, char** argv) {
               (long long)nfpb, (long long)steps);
   std::printf("rolling cache: window %lld + sink %lld latent frames; per-block median of %d runs, "
               "%d thread(s)\n",
-              (long long)W, (long long)K, reps, at::get_num_threads() == saved_threads && threads > 0
-                                                     ? threads
-                                                     : (threads > 0 ? threads : saved_threads));
+              (long long)W, (long long)K, reps, threads > 0 ? threads : saved_threads);
   std::printf("%6s %12s %12s %14s %14s %12s\n", "block", "full ms", "rolling ms", "full/full[1]",
               "roll/roll[1]", "roll/full");
   for (int64_t b = 0; b < blocks; ++b) {

@@ -266,6 +266,30 @@ TEST(Generate, VideoToVideoAndTooShortInput) {
   EXPECT_FALSE(std::filesystem::exists(s.out_path));
 }
 
+TEST(Generate, LoadVaeReadsSizesAndStatisticsFromTheFile) {
+  OneThread one_thread;
+  TempDir d;
+  auto v = tiny_vae();
+  auto sd = core::state_dict(*v->model());
+  sd["latent_mean"] = torch::full({4}, 0.5);
+  sd["latent_std"] = torch::full({4}, 2.0);
+  core::save_safetensors(d.file("vae.safetensors"), sd);
+  auto l = inference::load_vae(d.file("vae.safetensors"));
+  EXPECT_EQ(l->model()->config().dim, 4);
+  EXPECT_EQ(l->model()->config().z_dim, 4);
+  EXPECT_TRUE(torch::equal(l->mean(), torch::full({4}, 0.5)));
+  auto x = torch::rand({1, 3, 1, 16, 16}) * 2 - 1;
+  sd.erase("latent_mean");
+  sd.erase("latent_std");
+  core::save_safetensors(d.file("vae2.safetensors"), sd);
+  auto l2 = inference::load_vae(d.file("vae2.safetensors"));
+  EXPECT_TRUE(torch::allclose(l2->encode_to_latent(x), v->encode_to_latent(x)));
+  core::save_safetensors(d.file("notvae.safetensors"), {{"x", torch::zeros({1})}});
+  expect_error_contains([&] { inference::load_vae(d.file("notvae.safetensors")); },
+                        {"not a Wan VAE"});
+  expect_error_contains([&] { inference::load_vae(d.file("none.pth")); }, {"does not exist"});
+}
+
 // ------------------------------------------------------------------ bad inputs
 
 TEST(Generate, BadInputsGiveClearErrors) {
