@@ -11,6 +11,8 @@ int smoke_main(int argc, char** argv);           // inference/smoke_main.cpp
 int config_main(int argc, char** argv);          // core/config_main.cpp
 int embed_prompts_main(int argc, char** argv);   // data/embed_prompts_main.cpp
 int plan_main(int argc, char** argv);            // trainer/plan_main.cpp
+int train_main(int argc, char** argv);           // trainer/train_main.cpp
+int export_main(int argc, char** argv);          // trainer/train_main.cpp
 int generate_main(int argc, char** argv);        // inference/generate_main.cpp
 int eval_main(int argc, char** argv);            // inference/eval_main.cpp
 
