@@ -20,6 +20,7 @@ int bench_main(int argc, char** argv) {
       {"t5", bench::bench_t5, "umT5 encoder time per prompt vs the GEMM rate; XXL estimate"},
       {"train", bench::bench_train, "seconds per training step of each stage (toy size) vs the GEMM roof"},
       {"fsdp", bench::bench_fsdp, "sharded data parallel: per-rank bytes W=1/W=2, step time vs no_shard"},
+      {"generate", bench::bench_generate, "streaming generation: TTFF, per-block latency full vs rolling cache, H100 FPS projection"},
   };
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::printf("usage: causvid bench NAME [options]   (causvid bench NAME --help)\n\nbenchmarks:\n");

@@ -12,5 +12,6 @@ int bench_t5(int argc, char** argv);  // bench/t5_bench.cpp: umT5 encoder time p
 int bench_vae(int argc, char** argv);
 int bench_fsdp(int argc, char** argv);  // bench/fsdp_bench.cpp
 int bench_train(int argc, char** argv);  // bench/train_bench.cpp: s/step of each stage
+int bench_generate(int argc, char** argv);  // bench/generate_bench.cpp
 
 }  // namespace causvid::bench

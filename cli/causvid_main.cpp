@@ -37,6 +37,8 @@ const std::vector<Command>& commands() {
       {"preprocess", causvid::cli::preprocess_main, "videos -> 16:9, 832x480, 16 fps, 81 frames"},
       {"encode", causvid::cli::encode_main, "videos + captions -> VAE latent shards"},
       {"ode-pairs", causvid::cli::ode_pairs_main, "teacher ODE trajectories per prompt -> shards"},
+      {"generate", causvid::cli::generate_main, "text/image/video to video (causal streaming, long, v2v, i2v)"},
+      {"eval", causvid::cli::eval_main, "evaluation: eval vbench (generate + C++ metrics)"},
   };
   return kCommands;
 }

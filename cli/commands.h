@@ -17,5 +17,7 @@ int lmdb_main(int argc, char** argv);            // data/lmdb_main.cpp
 int preprocess_main(int argc, char** argv);      // data/preprocess_main.cpp
 int encode_main(int argc, char** argv);          // data/encode_main.cpp
 int ode_pairs_main(int argc, char** argv);       // data/ode_pairs_main.cpp
+int generate_main(int argc, char** argv);        // inference/generate_main.cpp
+int eval_main(int argc, char** argv);            // inference/eval_main.cpp
 
 }  // namespace causvid::cli

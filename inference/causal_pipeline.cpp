@@ -47,18 +47,28 @@ void CausalPipeline::reset(int64_t batch, int64_t frame_seqlen, int64_t total_fr
 }
 
 void CausalPipeline::write_context_block(const torch::Tensor& clean, int64_t block_index) {
-  const int64_t B = clean.size(0), f = clean.size(1);
-  const int64_t start = block_index * opts_.num_frame_per_block * frame_seqlen_;
-  auto t0 = torch::zeros({B, f}, clean.options().dtype(torch::kFloat32));
-  gen_.forward_cached(clean, t0, context_, *cache_, xcache_, start);
+  write_context_frames(clean, block_index * opts_.num_frame_per_block);
 }
 
 torch::Tensor CausalPipeline::step_block(const torch::Tensor& noise_block, int64_t block_index,
                                          c10::optional<at::Generator> gen) {
+  return step_frames(noise_block, block_index * opts_.num_frame_per_block, gen);
+}
+
+void CausalPipeline::write_context_frames(const torch::Tensor& clean, int64_t start_frame) {
+  TORCH_CHECK(cache_, "CausalPipeline: reset() before write_context_frames()");
+  const int64_t B = clean.size(0), f = clean.size(1);
+  const int64_t start = start_frame * frame_seqlen_;
+  auto t0 = torch::zeros({B, f}, clean.options().dtype(torch::kFloat32));
+  gen_.forward_cached(clean, t0, context_, *cache_, xcache_, start);
+}
+
+torch::Tensor CausalPipeline::step_frames(const torch::Tensor& noise_block, int64_t start_frame,
+                                          c10::optional<at::Generator> gen) {
   TORCH_CHECK(cache_, "CausalPipeline: reset() before step_block()");
   TORCH_CHECK(context_.defined(), "CausalPipeline: no text context set");
   const int64_t B = noise_block.size(0), f = noise_block.size(1);
-  const int64_t start = block_index * opts_.num_frame_per_block * frame_seqlen_;
+  const int64_t start = start_frame * frame_seqlen_;
   const auto& steps = opts_.denoising_step_list;
   auto x = noise_block;
   torch::Tensor pred;
@@ -71,7 +81,7 @@ torch::Tensor CausalPipeline::step_block(const torch::Tensor& noise_block, int64
       x = gen_.scheduler().add_noise(flat, randn_like_gen(flat, gen), next).view(pred.sizes());
     }
   }
-  write_context_block(pred, block_index);  // timestep-0 pass: clean block into the cache
+  write_context_frames(pred, start_frame);  // timestep-0 pass: clean block into the cache
   return pred;
 }
 

@@ -50,6 +50,12 @@ class CausalPipeline {
   torch::Tensor step_block(const torch::Tensor& noise_block, int64_t block_index,
                            c10::optional<at::Generator> gen = c10::nullopt);
   void write_context_block(const torch::Tensor& clean_block, int64_t block_index);
+  // Frame-addressed forms of the two above: the block starts at latent frame `start_frame`
+  // (image-to-video writes a 1-frame image context first, so later blocks start at frame
+  // 1 + k * num_frame_per_block, as CausVid's causal_inference_i2v.py).
+  torch::Tensor step_frames(const torch::Tensor& noise_block, int64_t start_frame,
+                            c10::optional<at::Generator> gen = c10::nullopt);
+  void write_context_frames(const torch::Tensor& clean_block, int64_t start_frame);
 
   models::KvCache* cache() { return cache_.get(); }
   const CausalSamplerOptions& options() const { return opts_; }

@@ -1,0 +1,613 @@
+// inference/generate.cpp: see generate.h.
+#include "inference/generate.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/safetensors.h"
+#include "core/tensor_io.h"
+#include "data/image_io.h"
+#include "data/video_io.h"
+#include "inference/causal_pipeline.h"
+#include "models/wan/flow_match.h"
+#include "models/wan/wan_loader.h"
+#include "models/wan/wan_wrapper.h"
+
+namespace causvid::inference {
+
+namespace fs = std::filesystem;
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// ------------------------------------------------------------------ prompt schedule
+
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+}  // namespace
+
+std::vector<ScheduleEntry> parse_prompt_schedule(const std::string& text,
+                                                 const std::string& source) {
+  std::vector<ScheduleEntry> out;
+  std::istringstream in(text);
+  std::string raw;
+  int line = 0;
+  while (std::getline(in, raw)) {
+    ++line;
+    const std::string s = trim(raw);
+    if (s.empty() || s[0] == '#') continue;
+    const size_t colon = s.find(':');
+    TORCH_CHECK(colon != std::string::npos, source, ":", line, ": unparsable schedule line '", s,
+                "', want '<start block>: <prompt>' or '<seconds>s: <prompt>'");
+    std::string start = trim(s.substr(0, colon));
+    ScheduleEntry e;
+    e.line = line;
+    e.prompt = trim(s.substr(colon + 1));
+    if (!start.empty() && (start.back() == 's' || start.back() == 'S')) {
+      e.seconds = true;
+      start.pop_back();
+    }
+    size_t used = 0;
+    bool ok = !start.empty();
+    try {
+      if (ok) e.start = e.seconds ? std::stod(start, &used) : double(std::stoll(start, &used));
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    TORCH_CHECK(ok && used == start.size() && std::isfinite(e.start), source, ":", line,
+                ": unparsable start '", trim(s.substr(0, colon)),
+                "', want a block index (e.g. 4) or seconds (e.g. 2.5s)");
+    TORCH_CHECK(e.start >= 0, source, ":", line, ": start ", e.start, " is negative");
+    TORCH_CHECK(!e.prompt.empty(), source, ":", line, ": empty prompt");
+    if (!out.empty()) {
+      TORCH_CHECK(out.back().seconds == e.seconds, source, ":", line,
+                  ": mixes block indices and seconds; use one unit for the whole file");
+      TORCH_CHECK(e.start > out.back().start, source, ":", line, ": start ", e.start,
+                  " is not after the previous entry's ", out.back().start, " (line ",
+                  out.back().line, "); times must increase");
+    } else {
+      TORCH_CHECK(e.start == 0, source, ":", line, ": the first entry starts at ", e.start,
+                  ", want 0 (the schedule must cover the first block)");
+    }
+    out.push_back(e);
+  }
+  TORCH_CHECK(!out.empty(), source, ": no schedule entries");
+  return out;
+}
+
+std::vector<ScheduleEntry> read_prompt_schedule(const std::string& path) {
+  TORCH_CHECK(core::file_exists(path), "--prompt-schedule: ", path, " does not exist");
+  return parse_prompt_schedule(core::read_file(path), path);
+}
+
+std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& entries, double fps,
+                                            int64_t stride, int64_t nfpb,
+                                            const std::string& source) {
+  std::vector<PromptSegment> out;
+  int prev_line = 0;
+  for (const auto& e : entries) {
+    int64_t block;
+    if (e.seconds) {
+      const int64_t pixel = std::llround(e.start * fps);
+      const int64_t latent = (pixel + stride - 1) / stride;
+      block = (latent + nfpb - 1) / nfpb;
+    } else {
+      block = static_cast<int64_t>(e.start);
+    }
+    TORCH_CHECK(out.empty() || block > out.back().start_block, source, ":", e.line, ": ",
+                e.start, "s lands on block ", block, ", the same block as line ", prev_line,
+                "; space the entries at least one block (", nfpb, " latent frames) apart");
+    out.push_back({block, e.prompt});
+    prev_line = e.line;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ helpers
+
+std::string safe_filename(const std::string& prompt, size_t max_len) {
+  std::string out;
+  bool gap = false;
+  for (unsigned char c : prompt) {
+    if (c < 128 && (std::isalnum(c) || c == '-' || c == '_')) {
+      if (gap && !out.empty()) out += '_';
+      gap = false;
+      out += static_cast<char>(c);
+    } else {
+      gap = true;  // spaces, punctuation ('.', '/', ...), non-ASCII: one '_' per run
+    }
+    if (out.size() >= max_len) break;
+  }
+  while (!out.empty() && (out[0] == '_' || out[0] == '-')) out.erase(0, 1);
+  if (out.size() > max_len) out.resize(max_len);
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out.empty() ? "prompt" : out;
+}
+
+torch::Tensor latent_preview(const torch::Tensor& lat, int64_t scale) {
+  TORCH_CHECK(lat.dim() == 4, "latent_preview: got ", lat.sizes(), ", want [F,C,h,w]");
+  TORCH_CHECK(scale >= 1, "--preview-scale: got ", scale, ", want >= 1");
+  const int64_t C = lat.size(1);
+  auto W = torch::zeros({3, C});
+  for (int64_t c = 0; c < 3; ++c) {
+    int64_t n = 0;
+    for (int64_t i = c; i < C; i += 3) ++n;
+    if (n == 0) {
+      W[c].fill_(1.0 / C);
+    } else {
+      for (int64_t i = c; i < C; i += 3) W[c][i] = 1.0 / n;
+    }
+  }
+  auto rgb = torch::tanh(torch::einsum("kc,fchw->fkhw", {W, lat.to(torch::kFloat32).cpu()}));
+  if (scale > 1) rgb = rgb.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
+  return rgb.contiguous();
+}
+
+torch::Tensor HashTextConditioner::encode(const std::vector<std::string>& prompts) {
+  auto out = torch::zeros({static_cast<int64_t>(prompts.size()), text_len_, dim_});
+  for (size_t n = 0; n < prompts.size(); ++n) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : prompts[n]) h = (h ^ c) * 1099511628211ull;
+    auto gen = at::detail::createCPUGenerator(h & 0x7fffffffffffffffull);
+    std::istringstream words(prompts[n]);
+    std::string w;
+    int64_t nw = 0;
+    while (words >> w) ++nw;
+    const int64_t len = std::min(text_len_, 1 + nw);
+    out[n].slice(0, 0, len).copy_(at::randn({len, dim_}, gen, torch::TensorOptions()));
+  }
+  return out;
+}
+
+void load_generator_weights(models::WanModel& model, const std::string& path,
+                            const std::string& which) {
+  TORCH_CHECK(!path.empty(), "--checkpoint: no checkpoint given (set generator_ckpt or pass "
+              "--checkpoint PATH)");
+  TORCH_CHECK(fs::exists(path), "--checkpoint: ", path, " does not exist");
+  std::string file = path;
+  if (fs::is_directory(path)) {  // Wan2.1's model folder (teacher) besides checkpoint dirs
+    const auto wan = fs::path(path) / "diffusion_pytorch_model.safetensors";
+    if (!fs::exists(fs::path(path) / "model.pt") && fs::exists(wan)) file = wan.string();
+  }
+  models::load_wan_weights(model, file, which);
+}
+
+std::unique_ptr<models::WanVAEWrapper> load_vae(const std::string& path) {
+  TORCH_CHECK(fs::is_regular_file(path), "vae_path: ", path, " does not exist");
+  auto sd = core::load_weights(path);
+  auto find = [&](const char* k) {
+    auto it = sd.find(k);
+    TORCH_CHECK(it != sd.end(), "vae_path: ", path, " lacks '", k, "': not a Wan VAE");
+    return it->second;
+  };
+  models::WanVAEConfig cfg;
+  cfg.dim = find("encoder.conv1.weight").size(0);
+  cfg.z_dim = find("conv2.weight").size(0);
+  torch::Tensor mean, std;
+  if (sd.count("latent_mean") && sd.count("latent_std")) {
+    mean = sd["latent_mean"].to(torch::kFloat32);
+    std = sd["latent_std"].to(torch::kFloat32);
+    sd.erase("latent_mean");
+    sd.erase("latent_std");
+  } else if (cfg.z_dim == 16) {
+    mean = torch::tensor(models::wan21_latent_mean());
+    std = torch::tensor(models::wan21_latent_std());
+  } else {
+    mean = torch::zeros({cfg.z_dim});
+    std = torch::ones({cfg.z_dim});
+  }
+  auto vae = std::make_unique<models::WanVAEWrapper>(cfg, mean, std);
+  vae->load(sd, path);
+  vae->model()->eval();
+  return vae;
+}
+
+// ------------------------------------------------------------------ progress
+
+ProgressBar::ProgressBar(std::string label, int64_t total)
+    : label_(std::move(label)), total_(total), t0_(now_s()), tty_(::isatty(2)) {}
+
+void ProgressBar::update(int64_t done, const std::string& extra) {
+  const double el = now_s() - t0_;
+  const double eta = done > 0 ? el / done * (total_ - done) : 0;
+  char line[256];
+  const int width = 24;
+  const int fill = total_ > 0 ? static_cast<int>(width * done / total_) : width;
+  std::string bar(fill, '#');
+  bar.resize(width, '.');
+  std::snprintf(line, sizeof(line), "%s [%s] %lld/%lld %.1fs elapsed, ETA %.1fs %s",
+                label_.c_str(), bar.c_str(), (long long)done, (long long)total_, el, eta,
+                extra.c_str());
+  if (tty_) {
+    std::fprintf(stderr, "\r%-110s", line);
+    std::fflush(stderr);
+    open_ = true;
+  } else {
+    LOG_INFO("%s", line);
+  }
+}
+
+void ProgressBar::finish() {
+  if (tty_ && open_) std::fprintf(stderr, "\n");
+  open_ = false;
+}
+
+// ------------------------------------------------------------------ generator
+
+std::vector<double> effective_denoising_steps(const core::Config& c) {
+  std::vector<int64_t> list(c.denoising_step_list.begin(), c.denoising_step_list.end());
+  if (!list.empty() && list.back() == 0) list.pop_back();  // causal_inference.py drops it
+  TORCH_CHECK(!list.empty(), "denoising_step_list: want at least one non-zero step");
+  if (!c.warp_denoising_step) return std::vector<double>(list.begin(), list.end());
+  auto grid = models::FlowMatchScheduler::wan_training(8.0);  // the wrapper's fixed shift
+  auto w = models::warp_denoising_steps(torch::tensor(list, torch::kInt64), grid);
+  auto wc = w.to(torch::kFloat64).contiguous();
+  return std::vector<double>(wc.data_ptr<double>(), wc.data_ptr<double>() + wc.numel());
+}
+
+struct VideoGenerator::Sinks {
+  std::unique_ptr<data::VideoWriter> mp4;
+  std::unique_ptr<data::RawFrameWriter> raw;
+  int64_t frames = 0;
+  // Pixel frames held back (long-video rollout: the tail the next rollout regenerates).
+  int64_t holdback = 0;
+  torch::Tensor held;  // [n,3,H,W] float
+  std::function<void()> on_first;
+
+  void write(const torch::Tensor& f) {
+    if (f.size(0) == 0) return;
+    if (mp4) mp4->add_frames(f);
+    if (raw) raw->add_frames(f);
+    if (frames == 0 && on_first) on_first();
+    frames += f.size(0);
+  }
+  void add(const torch::Tensor& f) {
+    auto all = held.defined() && held.size(0) > 0 ? torch::cat({held, f}) : f;
+    const int64_t n = std::max<int64_t>(0, all.size(0) - holdback);
+    write(all.slice(0, 0, n));
+    held = all.slice(0, n).clone();
+  }
+  torch::Tensor take_held() {
+    auto h = held;
+    held = torch::Tensor();
+    return h;
+  }
+};
+
+VideoGenerator::VideoGenerator(models::WanModel model,
+                               std::unique_ptr<models::TextConditioner> text,
+                               std::unique_ptr<models::WanVAEWrapper> vae, GenerateOptions opts)
+    : model_(std::move(model)), text_(std::move(text)), vae_(std::move(vae)),
+      opts_(std::move(opts)) {
+  TORCH_CHECK(text_, "VideoGenerator: no text conditioner");
+  model_->eval();
+}
+
+int64_t VideoGenerator::temporal_stride() const {
+  return vae_ ? vae_->model()->config().temporal_stride() : 1;
+}
+
+int64_t VideoGenerator::pixel_frames_for(int64_t n) const {
+  return n <= 0 ? 0 : 1 + temporal_stride() * (n - 1);
+}
+
+void VideoGenerator::check(const SampleSpec& s) const {
+  const auto& o = opts_;
+  const auto& mc = model_->config();
+  TORCH_CHECK(o.mode == "causal" || o.mode == "bidirectional" || o.mode == "teacher",
+              "--mode: got '", o.mode, "', want causal | bidirectional | teacher");
+  TORCH_CHECK(o.num_frames > 0, "--num-frames: got ", o.num_frames, ", want > 0");
+  TORCH_CHECK(o.num_frame_per_block > 0, "num_frame_per_block: got ", o.num_frame_per_block);
+  TORCH_CHECK(o.latent_height > 0 && o.latent_width > 0 &&
+                  o.latent_height % mc.patch_size[1] == 0 && o.latent_width % mc.patch_size[2] == 0,
+              "--height/--width: latent size ", o.latent_height, "x", o.latent_width,
+              " must be positive multiples of the patch size ", mc.patch_size[1], "x",
+              mc.patch_size[2]);
+  TORCH_CHECK(!o.denoising_steps.empty(), "denoising steps: want at least one");
+  TORCH_CHECK(o.fps > 0, "--fps: got ", o.fps);
+  if (vae_)
+    TORCH_CHECK(vae_->model()->config().z_dim == mc.in_dim, "vae_path: the VAE has ",
+                vae_->model()->config().z_dim, " latent channels, the model wants ", mc.in_dim);
+  if (o.mode == "causal") {
+    TORCH_CHECK(o.num_frames % o.num_frame_per_block == 0, "--num-frames: ", o.num_frames,
+                " latent frames are not divisible by num_frame_per_block ",
+                o.num_frame_per_block);
+    if (o.window_frames >= 0) {
+      TORCH_CHECK(o.window_frames >= o.num_frame_per_block, "--window-frames: got ",
+                  o.window_frames, ", want >= num_frame_per_block ", o.num_frame_per_block);
+      TORCH_CHECK(o.sink_frames >= 0, "--sink-frames: got ", o.sink_frames, ", want >= 0");
+    }
+    TORCH_CHECK(o.num_rollout >= 1, "--num-rollout: got ", o.num_rollout, ", want >= 1");
+    if (o.num_rollout > 1) {
+      TORCH_CHECK(o.num_overlap_frames >= 1 && o.num_overlap_frames % o.num_frame_per_block == 0 &&
+                      o.num_overlap_frames < o.num_frames,
+                  "--num-overlap-frames: got ", o.num_overlap_frames, ", want a multiple of "
+                  "num_frame_per_block ", o.num_frame_per_block, " below --num-frames ",
+                  o.num_frames);
+      TORCH_CHECK(s.video.empty(), "--video (v2v) cannot be combined with --num-rollout > 1");
+    }
+  } else {
+    TORCH_CHECK(s.schedule.empty(), "--prompt-schedule needs --mode causal");
+    TORCH_CHECK(s.image.empty() && s.video.empty(), "--image/--video need --mode causal");
+    TORCH_CHECK(o.num_rollout == 1 && o.window_frames < 0,
+                "--num-rollout/--window-frames need --mode causal");
+  }
+  TORCH_CHECK(!(s.image.size() && s.video.size()), "--image and --video are exclusive");
+  if (!s.image.empty()) {
+    TORCH_CHECK(vae_, "--image: image-to-video needs a VAE (vae_path is 'none')");
+    TORCH_CHECK(fs::is_regular_file(s.image), "--image: ", s.image, " does not exist");
+  }
+  if (!s.video.empty()) {
+    TORCH_CHECK(vae_, "--video: video-to-video needs a VAE (vae_path is 'none')");
+    TORCH_CHECK(fs::is_regular_file(s.video), "--video: ", s.video, " does not exist");
+    TORCH_CHECK(o.v2v_timestep > 0 && o.v2v_timestep <= 1000, "--v2v-timestep: got ",
+                o.v2v_timestep, ", want (0, 1000]");
+  }
+  if (s.schedule.empty()) TORCH_CHECK(!s.prompt.empty(), "no prompt given");
+  if (!s.schedule.empty())
+    resolve_schedule(s.schedule, o.fps, temporal_stride(), o.num_frame_per_block,
+                     s.schedule_source);
+  for (const auto& p : {s.out_path, s.latents_out}) {
+    if (p.empty() || p == "-") continue;
+    auto dir = fs::path(p).parent_path();
+    if (dir.empty()) dir = ".";
+    TORCH_CHECK(fs::is_directory(dir), "output ", p, ": directory ", dir.string(),
+                " does not exist");
+    TORCH_CHECK(::access(dir.c_str(), W_OK) == 0, "output ", p, ": directory ", dir.string(),
+                " is not writable");
+    TORCH_CHECK(!fs::is_directory(p), "output ", p, " is a directory, want a file path");
+  }
+}
+
+torch::Tensor VideoGenerator::encode_prompt(const std::string& prompt) {
+  auto e = text_->encode({prompt}).to(torch::kFloat32);
+  const auto& mc = model_->config();
+  TORCH_CHECK(e.size(2) == mc.text_dim, "text encoder: embedding dim ", e.size(2),
+              ", the model wants text_dim ", mc.text_dim);
+  return e;
+}
+
+SampleResult VideoGenerator::generate(const SampleSpec& spec) {
+  const double t0 = now_s();
+  check(spec);
+  c10::InferenceMode im;
+  Sinks sinks;
+  bool created_streaming = false;
+  try {
+    if (!spec.out_path.empty()) {
+      data::WriterOptions wo;
+      wo.fps = opts_.fps;
+      wo.streaming = opts_.stream;
+      wo.codec = opts_.codec;
+      wo.odd_size = data::OddSize::kPad;
+      sinks.mp4 = std::make_unique<data::VideoWriter>(spec.out_path, wo);
+      created_streaming = opts_.stream;
+    }
+    if (!spec.raw_path.empty()) sinks.raw = std::make_unique<data::RawFrameWriter>(spec.raw_path);
+    SampleResult r = opts_.mode == "causal" ? run_causal(spec, sinks, t0)
+                                            : run_whole(spec, sinks, t0);
+    if (sinks.mp4) sinks.mp4->close();
+    if (sinks.raw) sinks.raw->close();
+    if (!spec.latents_out.empty()) core::save_safetensors(spec.latents_out, {{"latents", r.latents}});
+    r.pixel_frames = sinks.frames;
+    r.total_s = now_s() - t0;
+    return r;
+  } catch (...) {
+    sinks.mp4.reset();
+    sinks.raw.reset();
+    if (created_streaming) {
+      std::error_code ec;
+      fs::remove(spec.out_path, ec);  // a streamed file is valid but incomplete: remove it
+    }
+    throw;
+  }
+}
+
+namespace {
+
+// Decodes latent blocks to pixel frames: the streaming VAE decoder, or the preview map.
+struct BlockDecoder {
+  models::WanVAEWrapper* vae;
+  int64_t scale;
+  std::unique_ptr<models::WanVAEStreamDecoder> dec;
+  void reset() {
+    if (vae) dec = std::make_unique<models::WanVAEStreamDecoder>(vae->stream_decoder());
+  }
+  torch::Tensor operator()(const torch::Tensor& lat_BFCHW) {
+    if (vae) return dec->push(lat_BFCHW)[0];
+    return latent_preview(lat_BFCHW[0], scale);
+  }
+};
+
+}  // namespace
+
+SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, double t0) {
+  const auto& o = opts_;
+  const auto& mc = model_->config();
+  const int64_t F = o.num_frames, nfpb = o.num_frame_per_block, C = mc.in_dim;
+  const int64_t h = o.latent_height, w = o.latent_width;
+  const int64_t frame_seqlen = (h / mc.patch_size[1]) * (w / mc.patch_size[2]);
+  const int64_t R = o.num_rollout, K = o.num_overlap_frames;
+  const int64_t blocks_per_rollout = F / nfpb;
+  SampleResult res;
+  auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(spec.seed));
+
+  // Conditioning: one embedding per schedule segment (computed once each).
+  std::vector<PromptSegment> segs =
+      spec.schedule.empty()
+          ? std::vector<PromptSegment>{{0, spec.prompt}}
+          : resolve_schedule(spec.schedule, o.fps, temporal_stride(), nfpb, spec.schedule_source);
+  std::map<std::string, torch::Tensor> emb;
+  for (const auto& s : segs)
+    if (!emb.count(s.prompt)) emb[s.prompt] = encode_prompt(s.prompt);
+  auto segment_at = [&](int64_t block) {
+    size_t k = 0;
+    while (k + 1 < segs.size() && segs[k + 1].start_block <= block) ++k;
+    return k;
+  };
+
+  // Image-to-video: the image's 1-frame latent is the clean first frame.
+  torch::Tensor image_latent;
+  const int64_t H = h * (vae_ ? vae_->model()->config().spatial_stride() : 1);
+  const int64_t W = w * (vae_ ? vae_->model()->config().spatial_stride() : 1);
+  if (!spec.image.empty()) {
+    auto img = data::read_image_float(spec.image);  // [3,H,W]
+    if (img.size(1) != H || img.size(2) != W) {
+      TORCH_CHECK(o.resize_image, "--image: ", spec.image, " is ", img.size(2), "x",
+                  img.size(1), ", want ", W, "x", H,
+                  " (the output size); pass --resize-image to stretch it");
+      img = data::uint8_to_float(data::resize_frames(data::read_image(spec.image),
+                                                     static_cast<int>(H), static_cast<int>(W)));
+    }
+    image_latent = vae_->encode_to_latent(img.unsqueeze(0).unsqueeze(2));  // [1,1,z,h,w]
+  }
+  // Video-to-video: the input's latents noised to v2v_timestep (SDEdit), then denoised
+  // block by block with the steps below that timestep.
+  torch::Tensor v2v_noised;
+  std::vector<double> steps = o.denoising_steps;
+  if (!spec.video.empty()) {
+    const int64_t need = pixel_frames_for(F);
+    data::DecodeOptions d;
+    d.width = static_cast<int>(W);
+    d.height = static_cast<int>(H);
+    d.target_fps = o.fps;
+    d.num_frames = need;
+    d.allow_fewer = true;
+    auto frames = data::read_video_float(spec.video, d);  // [Fp,3,H,W]
+    TORCH_CHECK(frames.size(0) >= need, "--video: ", spec.video, " has ", frames.size(0),
+                " frames at ", o.fps, " fps, want at least ", need, " for ", F,
+                " latent frames (--num-frames)");
+    auto lat = vae_->encode_to_latent(frames.permute({1, 0, 2, 3}).unsqueeze(0));  // [1,F,z,h,w]
+    auto noise = at::randn(lat.sizes(), gen, lat.options());
+    auto t = torch::full({F}, o.v2v_timestep);
+    models::FlowMatchScheduler grid = models::FlowMatchScheduler::wan_training(o.timestep_shift);
+    v2v_noised = grid.add_noise(lat.flatten(0, 1), noise.flatten(0, 1), t).view(lat.sizes());
+    steps = {o.v2v_timestep};
+    for (double s : o.denoising_steps)
+      if (s < o.v2v_timestep) steps.push_back(s);
+  }
+
+  models::WanDiffusionWrapper wrapper(model_, /*causal=*/true, nfpb, o.timestep_shift);
+  CausalSamplerOptions so;
+  so.denoising_step_list = steps;
+  so.num_frame_per_block = nfpb;
+  so.window_frames = o.window_frames;
+  so.sink_frames = o.sink_frames;
+  CausalPipeline pipe(wrapper, so);
+  BlockDecoder decode{vae_.get(), o.preview_scale, nullptr};
+
+  sinks.holdback = R > 1 ? pixel_frames_for(K) : 0;
+  sinks.on_first = [&] { res.first_frame_s = now_s() - t0; };
+  std::vector<torch::Tensor> kept_latents;
+  std::unique_ptr<ProgressBar> bar;
+  if (!o.quiet) bar = std::make_unique<ProgressBar>("generate", R * blocks_per_rollout);
+  torch::Tensor start_latents;
+  int64_t gblock = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t offset = (r == 0 && image_latent.defined()) ? 1 : 0;
+    pipe.reset(1, frame_seqlen, offset + F);
+    size_t seg = segment_at(gblock);
+    pipe.set_context(emb[segs[seg].prompt]);
+    decode.reset();
+    auto noise = at::randn({1, F, C, h, w}, gen, torch::TensorOptions());
+    std::vector<torch::Tensor> lat_blocks;
+    if (offset) {
+      const double tb = now_s();
+      pipe.write_context_frames(image_latent, 0);
+      lat_blocks.push_back(image_latent);
+      sinks.add(decode(image_latent));
+      res.block_s.push_back(now_s() - tb);
+    }
+    const int64_t num_start = start_latents.defined() ? start_latents.size(1) / nfpb : 0;
+    for (int64_t b = 0; b < blocks_per_rollout; ++b, ++gblock) {
+      const double tb = now_s();
+      const size_t s = segment_at(gblock);
+      if (s != seg) {  // dynamic prompt: refresh the cross-attention cache, keep the KV cache
+        seg = s;
+        pipe.set_context(emb[segs[seg].prompt]);
+      }
+      const int64_t f0 = offset + b * nfpb;
+      torch::Tensor blk;
+      if (b < num_start) {
+        blk = start_latents.slice(1, b * nfpb, (b + 1) * nfpb);
+        pipe.write_context_frames(blk, f0);
+      } else {
+        auto x = v2v_noised.defined() ? v2v_noised.slice(1, b * nfpb, (b + 1) * nfpb)
+                                      : noise.slice(1, b * nfpb, (b + 1) * nfpb);
+        blk = pipe.step_frames(x, f0, gen);
+      }
+      lat_blocks.push_back(blk);
+      sinks.add(decode(blk));
+      res.block_s.push_back(now_s() - tb);
+      if (o.on_block) o.on_block(gblock, sinks.frames);
+      if (bar)
+        bar->update(gblock + 1, c10::str("| block ", res.block_s.back(), "s, prompt ", seg));
+    }
+    res.kv_cache_bytes = std::max(res.kv_cache_bytes, pipe.cache()->bytes());
+    auto lat = torch::cat(lat_blocks, 1);  // [1,offset+F,C,h,w]
+    if (R > 1) {
+      auto tail = sinks.take_held();  // the last pixel_frames_for(K) frames: regenerated next
+      if (r + 1 < R) {
+        torch::Tensor first;
+        if (vae_) {  // re-encode the first overlap frame as a 1-frame latent (CausVid)
+          first = vae_->encode_to_latent(tail.slice(0, 0, 1).permute({1, 0, 2, 3}).unsqueeze(0));
+        } else {  // preview mode: no VAE round trip
+          first = lat.slice(1, lat.size(1) - K, lat.size(1) - K + 1);
+        }
+        start_latents = torch::cat({first, lat.slice(1, lat.size(1) - (K - 1))}, 1);
+      }
+      kept_latents.push_back(lat.slice(1, 0, lat.size(1) - K));
+    } else {
+      kept_latents.push_back(lat);
+    }
+  }
+  if (bar) bar->finish();
+  res.latents = torch::cat(kept_latents, 1)[0].contiguous();
+  return res;
+}
+
+SampleResult VideoGenerator::run_whole(const SampleSpec& spec, Sinks& sinks, double t0) {
+  const auto& o = opts_;
+  const auto& mc = model_->config();
+  SampleResult res;
+  auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(spec.seed));
+  auto noise = at::randn({1, o.num_frames, mc.in_dim, o.latent_height, o.latent_width}, gen,
+                         torch::TensorOptions());
+  auto ctx = encode_prompt(spec.prompt);
+  models::WanDiffusionWrapper wrapper(model_, /*causal=*/false, o.num_frame_per_block,
+                                      o.timestep_shift);
+  torch::Tensor lat;
+  if (o.mode == "bidirectional") {
+    lat = sample_bidirectional(wrapper, noise, ctx, o.denoising_steps, gen);
+  } else {
+    auto unc = encode_prompt(o.negative_prompt);
+    auto traj = sample_teacher(wrapper, noise, ctx, unc, o.teacher_steps, o.guidance_scale,
+                               o.timestep_shift);
+    lat = traj.trajectory.select(1, traj.trajectory.size(1) - 1);
+  }
+  BlockDecoder decode{vae_.get(), o.preview_scale, nullptr};
+  decode.reset();
+  sinks.on_first = [&] { res.first_frame_s = now_s() - t0; };
+  sinks.add(decode(lat));
+  res.block_s.push_back(now_s() - t0);
+  res.latents = lat[0].contiguous();
+  return res;
+}
+
+}  // namespace causvid::inference
