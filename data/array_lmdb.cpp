@@ -1,0 +1,113 @@
+// data/array_lmdb.cpp: see array_lmdb.h.
+#include "data/array_lmdb.h"
+
+#include <cstring>
+#include <sstream>
+
+namespace causvid::data {
+
+std::string array_row_key(const std::string& array, int64_t index) {
+  return array + "_" + std::to_string(index) + "_data";
+}
+std::string array_shape_key(const std::string& array) { return array + "_shape"; }
+
+// ------------------------------------------------------------------ reader
+ArrayLmdb::ArrayLmdb(const std::string& path) : reader_(std::make_unique<LmdbReader>(path)) {}
+
+const std::string& ArrayLmdb::path() const { return reader_->path(); }
+
+std::vector<std::string> ArrayLmdb::arrays() const {
+  std::vector<std::string> out;
+  const std::string suffix = "_shape";
+  reader_->for_each([&](std::string_view k, std::string_view) {
+    if (k.size() > suffix.size() && k.substr(k.size() - suffix.size()) == suffix)
+      out.emplace_back(k.substr(0, k.size() - suffix.size()));
+    return true;
+  });
+  return out;
+}
+
+bool ArrayLmdb::has_array(const std::string& array) const {
+  return reader_->contains(array_shape_key(array));
+}
+
+std::vector<int64_t> ArrayLmdb::shape(const std::string& array) const {
+  const std::string key = array_shape_key(array);
+  auto v = reader_->get(key);
+  TORCH_CHECK(v, path(), ": missing key '", key,
+              "' (not a CausVid array LMDB, or no array named '", array, "')");
+  std::istringstream is(*v);
+  std::vector<int64_t> shape;
+  std::string tok;
+  while (is >> tok) {
+    size_t used = 0;
+    int64_t n = -1;
+    try {
+      n = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    TORCH_CHECK(used == tok.size() && n >= 0, path(), ": key '", key, "' holds '", *v,
+                "', want space-separated non-negative integers");
+    shape.push_back(n);
+  }
+  TORCH_CHECK(!shape.empty(), path(), ": key '", key, "' is empty, want the shape");
+  return shape;
+}
+
+torch::Tensor ArrayLmdb::tensor_row(const std::string& array, int64_t index,
+                                    torch::ScalarType dtype) const {
+  auto shp = shape(array);
+  TORCH_CHECK(index >= 0 && index < shp[0], path(), ": row ", index, " of '", array,
+              "' out of range [0, ", shp[0], ")");
+  std::vector<int64_t> row_shape(shp.begin() + 1, shp.end());
+  int64_t numel = 1;
+  for (auto s : row_shape) numel *= s;
+  const int64_t want = numel * static_cast<int64_t>(c10::elementSize(dtype));
+  const std::string key = array_row_key(array, index);
+  auto v = reader_->get(key);
+  TORCH_CHECK(v, path(), ": missing key '", key, "' (row ", index, " of '", array, "')");
+  TORCH_CHECK(static_cast<int64_t>(v->size()) == want, path(), ": key '", key, "' holds ",
+              v->size(), " bytes, want ", want, " (", numel, " x ", c10::toString(dtype),
+              ", row shape from '", array_shape_key(array), "')");
+  auto t = torch::empty(row_shape, torch::TensorOptions().dtype(dtype));
+  std::memcpy(t.data_ptr(), v->data(), v->size());
+  return t.to(torch::kFloat32);
+}
+
+std::string ArrayLmdb::string_row(const std::string& array, int64_t index) const {
+  const std::string key = array_row_key(array, index);
+  auto v = reader_->get(key);
+  TORCH_CHECK(v, path(), ": missing key '", key, "' (row ", index, " of '", array, "')");
+  return *v;
+}
+
+// ------------------------------------------------------------------ writer
+ArrayLmdbWriter::ArrayLmdbWriter(const std::string& path) : writer_(path) {}
+
+void ArrayLmdbWriter::put_tensor_rows(const std::string& array, int64_t start_index,
+                                      const torch::Tensor& rows, torch::ScalarType dtype) {
+  TORCH_CHECK(rows.dim() >= 1, array, ": want rows [N, ...], got a scalar");
+  auto r = rows.detach().to(torch::kCPU, dtype).contiguous();
+  const size_t row_bytes = r.numel() / std::max<int64_t>(r.size(0), 1) * r.element_size();
+  const char* base = static_cast<const char*>(r.data_ptr());
+  for (int64_t i = 0; i < r.size(0); ++i)
+    writer_.put(array_row_key(array, start_index + i), std::string(base + i * row_bytes, row_bytes));
+}
+
+void ArrayLmdbWriter::put_string_rows(const std::string& array, int64_t start_index,
+                                      const std::vector<std::string>& rows) {
+  for (size_t i = 0; i < rows.size(); ++i)
+    writer_.put(array_row_key(array, start_index + static_cast<int64_t>(i)), rows[i]);
+}
+
+void ArrayLmdbWriter::finish(const std::map<std::string, std::vector<int64_t>>& shapes) {
+  for (const auto& [array, shape] : shapes) {
+    std::string s;
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? " " : "") + std::to_string(shape[i]);
+    writer_.put(array_shape_key(array), s);
+  }
+  writer_.commit();
+}
+
+}  // namespace causvid::data
