@@ -161,9 +161,10 @@ int eval_toy_main(int argc, char** argv) {
     lat = m.at("latents").to(torch::kFloat32);
     TORCH_CHECK(lat.dim() == 5 && lat.size(2) == toy::kChannels, latents_f,
                 ": 'latents' of shape ", lat.sizes(), ", want [N, F, 4, H, W]");
-    TORCH_CHECK(lat.size(0) >= static_cast<int64_t>(prompts.size()), latents_f, ": ",
-                lat.size(0), " videos for ", prompts.size(), " prompts");
-    lat = lat.narrow(0, 0, prompts.size());
+    if (num > 0 && lat.size(0) > num) lat = lat.narrow(0, 0, num);
+    TORCH_CHECK(lat.size(0) == static_cast<int64_t>(prompts.size()), latents_f, ": ",
+                lat.size(0), " videos for ", prompts.size(), " prompts in ", prompts_f,
+                " (want one prompt per video; --num N scores the first N of both)");
     what = latents_f;
   } else if (real == "1") {
     lat = toy::generate_for_prompts(prompts, seed, spec, frames > 0 ? frames : spec.frames);

@@ -28,6 +28,8 @@
 
 namespace causvid::cli {
 
+int toy_calibrate_main(int argc, char** argv);  // toy/calibrate_main.cpp
+
 namespace {
 
 std::string join_lines(const std::vector<std::string>& v) {
@@ -42,9 +44,10 @@ int toy_data_main(int argc, char** argv) {
   auto& num_s = p.flag("--num", "4096", "number of videos");
   auto& seed_s = p.flag("--seed", "0", "seed (prompt order and start positions)");
   auto& frames_s = p.flag("--frames", "6", "latent frames (a multiple of 3)");
-  auto& height_s = p.flag("--height", "16", "latent height (even)");
-  auto& width_s = p.flag("--width", "16", "latent width (even)");
+  auto& height_s = p.flag("--height", "12", "latent height (even)");
+  auto& width_s = p.flag("--width", "12", "latent width (even)");
   auto& speed_s = p.flag("--speed", "2", "pixels per frame");
+  auto& align_s = p.flag("--align", "2", "start positions are multiples of this (2: on the patch grid)");
   auto& overwrite = p.toggle("--overwrite", "replace an existing output directory");
   if (!p.parse(argc, argv)) return p.exit_code();
   TORCH_CHECK(!out.empty(), "--out: required");
@@ -53,6 +56,9 @@ int toy_data_main(int argc, char** argv) {
   spec.height = core::ArgParser::to_int("--height", height_s);
   spec.width = core::ArgParser::to_int("--width", width_s);
   spec.speed = core::ArgParser::to_int("--speed", speed_s);
+  spec.align = core::ArgParser::to_int("--align", align_s);
+  TORCH_CHECK(spec.align >= 1 && spec.height % spec.align == 0 && spec.width % spec.align == 0,
+              "--align: got ", spec.align, ", want a divisor of --height and --width");
   const int64_t num = core::ArgParser::to_int("--num", num_s);
   const int64_t seed = core::ArgParser::to_int("--seed", seed_s);
   TORCH_CHECK(spec.frames >= 3 && spec.frames % 3 == 0, "--frames: got ", spec.frames,
@@ -97,7 +103,7 @@ int toy_data_main(int argc, char** argv) {
                         {"num", num},       {"seed", seed},
                         {"frames", spec.frames}, {"channels", toy::kChannels},
                         {"height", spec.height}, {"width", spec.width},
-                        {"speed", spec.speed},   {"vocabulary", toy::vocabulary()},
+                        {"speed", spec.speed},   {"align", spec.align}, {"vocabulary", toy::vocabulary()},
                         {"latents_shape", std::vector<int64_t>(d.latents.sizes().begin(),
                                                                d.latents.sizes().end())}};
     core::write_file_atomic(tmp + "/world.json", j.dump(2) + "\n");
@@ -165,6 +171,7 @@ int toy_main(int argc, char** argv) {
   args[0] = prog.data();
   if (sub == "data") return toy_data_main(static_cast<int>(args.size()), args.data());
   if (sub == "eval") return eval_toy_main(static_cast<int>(args.size()), args.data());
+  if (sub == "calibrate") return toy_calibrate_main(static_cast<int>(args.size()), args.data());
   if (sub == "preview") return toy_preview_main(static_cast<int>(args.size()), args.data());
   std::fprintf(stderr, "causvid toy: unknown subcommand '%s'\n%s", sub.c_str(), usage);
   return 2;

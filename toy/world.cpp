@@ -174,7 +174,8 @@ torch::Tensor generate_for_prompts(const std::vector<std::string>& prompts, uint
   auto out = torch::empty({(int64_t)prompts.size(), frames, kChannels, spec.height, spec.width});
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto a = parse_prompt(prompts[i]);
-    int64_t x0 = rng.below(spec.width), y0 = rng.below(spec.height);
+    const int64_t al = std::max<int64_t>(1, spec.align);
+    int64_t x0 = al * rng.below(spec.width / al), y0 = al * rng.below(spec.height / al);
     out[i].copy_(render(a, x0, y0, spec, frames));
   }
   return out;

@@ -9,7 +9,8 @@
 //   shape     square | diamond | cross
 //   direction left | right | up | down           (speed: WorldSpec::speed px per frame)
 //
-// 2 x 4 x 3 x 4 = 96 prompts. The start position is uniform over the H x W torus; the shape
+// 2 x 4 x 3 x 4 = 96 prompts. The start position is uniform over the H x W torus (on the
+// 2-pixel patch grid by default: WorldSpec::align); the shape
 // wraps around the edges (periodic world), so any length, e.g. the 4x rollout of the causal
 // student, is a valid video of the same prompt. No reference counterpart: CausVid has no toy
 // world; this is ours (docs/toy_world.md).
@@ -33,9 +34,10 @@ constexpr int64_t kChannels = 4;
 
 struct WorldSpec {
   int64_t frames = 6;   // latent frames of a training video (a multiple of 3: causal blocks)
-  int64_t height = 16;  // latent height (even: patch 2x2)
-  int64_t width = 16;   // latent width
+  int64_t height = 12;  // latent height (even: patch 2x2)
+  int64_t width = 12;   // latent width
   int64_t speed = 2;    // pixels per frame (2 = one 2x2 patch token per frame)
+  int64_t align = 2;    // start positions are multiples of this (2: shapes sit on the patch grid)
 };
 
 // The vocabulary of each attribute, in index order.
