@@ -31,6 +31,8 @@ const std::vector<Command>& commands() {
       {"embed-prompts", causvid::cli::embed_prompts_main,
        "encode a prompt file with umT5 into an LMDB prompt-embedding cache"},
       {"plan", causvid::cli::plan_main, "per-rank memory of params/grads/optimizer under sharding"},
+      {"train", causvid::cli::train_main, "train the stage a config describes (dmd | ode | diffusion)"},
+      {"export", causvid::cli::export_main, "checkpoint directory -> model.pt (CausVid) or safetensors"},
       {"toy", causvid::cli::toy_main, "the CPU toy world: toy data | toy eval | toy preview"},
   };
   return kCommands;

@@ -11,6 +11,8 @@ int smoke_main(int argc, char** argv);           // inference/smoke_main.cpp
 int config_main(int argc, char** argv);          // core/config_main.cpp
 int embed_prompts_main(int argc, char** argv);   // data/embed_prompts_main.cpp
 int plan_main(int argc, char** argv);            // trainer/plan_main.cpp
+int train_main(int argc, char** argv);           // trainer/train_main.cpp
+int export_main(int argc, char** argv);          // trainer/train_main.cpp
 int toy_main(int argc, char** argv);             // toy/toy_main.cpp (data|eval|preview)
 int eval_toy_main(int argc, char** argv);        // toy/eval_toy_main.cpp (`eval toy`)
 

@@ -205,12 +205,12 @@ const std::vector<FieldDef>& fields() {
   using C = Config;
   static const std::vector<FieldDef> kFields = {
       field("run", "distillation_loss", &C::distillation_loss,
-            "training stage: ode (ODE regression) | dmd (distribution matching)", kAlways),
+            "training stage: ode (ODE regression) | dmd (distribution matching) | diffusion (flow-matching pretraining of a teacher)", kAlways),
       field("run", "mixed_precision", &C::mixed_precision, "bf16 parameters and compute"),
       field("run", "seed", &C::seed, "base seed (rank r uses seed + r); 0 = random, as CausVid"),
       field("run", "device", &C::device, "auto | cpu | cuda | cuda:N"),
       field("run", "output_path", &C::output_path, "run output directory"),
-      field("run", "checkpoint_dir", &C::checkpoint_dir, "\"\" = <output_path>/checkpoints"),
+      field("run", "checkpoint_dir", &C::checkpoint_dir, "\"\" = <output_path> (checkpoint_model_<step>/ go there)"),
       field("run", "resume", &C::resume, "\"\" = fresh start, auto = latest checkpoint, or a step dir"),
       field("run", "log_iters", &C::log_iters, "steps between metric lines", kAlways),
       field("run", "save_iters", &C::save_iters, "steps between checkpoints; 0 = log_iters"),
@@ -274,6 +274,8 @@ const std::vector<FieldDef>& fields() {
             "critic steps per generator step", kDmd),
       field("diffusion", "image_or_video_shape", &C::image_or_video_shape,
             "generated latents [B, F, C, H, W] (B is replaced by the batch size)", kDmd),
+      field("diffusion", "text_dropout", &C::text_dropout,
+            "diffusion stage: probability of training a sample on the negative prompt (for CFG)"),
       field("diffusion", "backward_simulation", &C::backward_simulation,
             "simulate generator inputs from noise (prompts only); false = noise ODE latents"),
       field("diffusion", "negative_prompt", &C::negative_prompt,
@@ -490,7 +492,7 @@ std::string Config::vae_file() const {
   return vae_path.empty() ? wan_model_dir + "/Wan2.1_VAE.pth" : vae_path;
 }
 std::string Config::checkpoint_root() const {
-  return checkpoint_dir.empty() ? output_path + "/checkpoints" : checkpoint_dir;
+  return checkpoint_dir.empty() ? output_path : checkpoint_dir;
 }
 
 // ------------------------------------------------------------------ validate
@@ -526,7 +528,7 @@ void Config::validate() const {
   const std::vector<std::string> kTasks = {"bidirectional_video", "causal_video"};
 
   // Run.
-  check_one_of("distillation_loss", distillation_loss, {"ode", "dmd"});
+  check_one_of("distillation_loss", distillation_loss, {"ode", "dmd", "diffusion"});
   TORCH_CHECK(device == "auto" || device == "cpu" || device == "cuda" ||
                   (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
                    device.find_first_not_of("0123456789", 5) == std::string::npos),
@@ -678,6 +680,8 @@ void Config::validate() const {
   TORCH_CHECK(std::isfinite(grad_clip) && grad_clip > 0, src, ": key 'grad_clip': got ",
               grad_clip, ", want > 0");
   check_beta("ema_weight", ema_weight);
+  TORCH_CHECK(text_dropout >= 0 && text_dropout < 1, src, ": key 'text_dropout': got ",
+              text_dropout, ", want 0 <= p < 1");
   TORCH_CHECK(ema_start_step >= 0, src, ": key 'ema_start_step': got ", ema_start_step,
               ", want >= 0");
 

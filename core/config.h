@@ -61,7 +61,7 @@ struct Config {
   int64_t seed = 0;                       // 0 = draw a random seed at start (as CausVid)
   std::string device = "auto";            // "auto" | "cpu" | "cuda" | "cuda:N"
   std::string output_path = "outputs";
-  std::string checkpoint_dir;             // "" = <output_path>/checkpoints
+  std::string checkpoint_dir;             // "" = <output_path>
   std::string resume;                     // "" = fresh, "auto" = latest in checkpoint_dir, or a step dir
   int log_iters = 200;                    // metrics line + (CausVid) checkpoint cadence
   int save_iters = 0;                     // 0 = every log_iters (as CausVid)
@@ -100,6 +100,7 @@ struct Config {
   int dfake_gen_update_ratio = 5;
   std::vector<int> image_or_video_shape = {1, 21, 16, 60, 104};  // [B, F, C, H, W] latents
   bool backward_simulation = true;
+  double text_dropout = 0.0;  // diffusion stage: P(train on the negative prompt), for CFG
   std::string negative_prompt;
   // ---------------------------------------------------------------- optimizer (AdamW)
   double lr = 2.0e-6;

@@ -41,8 +41,17 @@ LossOutput dmd_loss(const models::WanDiffusionWrapper& real, const models::WanDi
     auto noisy = sch.add_noise(x0.detach().flatten(0, 1), noise.flatten(0, 1), timestep.flatten())
                      .view(x0.sizes());
     auto pred_fake = fake.forward(noisy, timestep, cond);
-    auto real_cond = real.forward(noisy, timestep, cond);
-    auto real_uncond = real.forward(noisy, timestep, uncond);
+    // Conditional and unconditional branches in one batched call (same math per sample).
+    const int64_t B = noisy.size(0);
+    // Contexts of different lengths are zero-padded (WanModel pads to text_len with zeros).
+    const int64_t T = std::max(cond.size(1), uncond.size(1));
+    auto pad = [&](const torch::Tensor& c) {
+      auto e = c.expand({B, c.size(1), c.size(2)});
+      return c.size(1) == T ? e : torch::constant_pad_nd(e, {0, 0, 0, T - c.size(1)});
+    };
+    auto both = real.forward(torch::cat({noisy, noisy}), torch::cat({timestep, timestep}),
+                             torch::cat({pad(cond), pad(uncond)}));
+    auto real_cond = both.slice(0, 0, B), real_uncond = both.slice(0, B, 2 * B);
     // reference: pred_real_image_cond + (cond - uncond) * real_guidance_scale
     auto pred_real = real_cond + (real_cond - real_uncond) * opts.real_guidance_scale;
     grad = pred_fake - pred_real;
@@ -54,7 +63,8 @@ LossOutput dmd_loss(const models::WanDiffusionWrapper& real, const models::WanDi
     out.tensors = {{"noisy", noisy},          {"pred_fake_image", pred_fake},
                    {"pred_real_cond", real_cond}, {"pred_real_uncond", real_uncond},
                    {"pred_real_image", pred_real}, {"grad", grad}};
-    out.metrics["dmd_gradient_norm"] = grad.norm().item<double>();
+    // CausVid's "dmdtrain_gradient_norm": mean |grad|.
+    out.metrics["dmd_gradient_norm"] = grad.abs().mean().item<double>();
   }
   auto xd = x0.to(torch::kFloat64);
   auto target = (xd - grad.to(torch::kFloat64)).detach();

@@ -15,10 +15,12 @@ std::string resolve_weight_file(const std::string& path) {
   TORCH_CHECK(fs::exists(path, ec), path, ": no such file or directory (want a weight file or a ",
               "checkpoint directory holding model.pt)");
   if (fs::is_directory(path, ec)) {
-    const std::string f = (fs::path(path) / "model.pt").string();
-    TORCH_CHECK(fs::exists(f, ec), path, ": directory without model.pt (not a complete ",
-                "checkpoint_model_<step> directory)");
-    return f;
+    for (const char* name : {"model.pt", "diffusion_pytorch_model.safetensors"}) {
+      const std::string f = (fs::path(path) / name).string();
+      if (fs::exists(f, ec)) return f;
+    }
+    TORCH_CHECK(false, path, ": directory without model.pt (a complete checkpoint_model_<step> ",
+                "directory) or diffusion_pytorch_model.safetensors (a Wan2.1 model folder)");
   }
   return path;
 }

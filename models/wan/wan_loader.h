@@ -16,7 +16,8 @@
 
 namespace causvid::models {
 
-// The weight file behind `path` (a directory means <path>/model.pt).
+// The weight file behind `path` (a directory means <path>/model.pt, else a Wan2.1 folder's
+// diffusion_pytorch_model.safetensors).
 std::string resolve_weight_file(const std::string& path);
 
 void load_wan_weights(WanModel& model, const std::string& path,

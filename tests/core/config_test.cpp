@@ -153,7 +153,7 @@ TEST(Config, DefaultsValidateAndDerivedValues) {
   EXPECT_EQ(c.text_encoder_file(), "wan_models/Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth");
   EXPECT_EQ(c.vae_file(), "wan_models/Wan2.1-T2V-1.3B/Wan2.1_VAE.pth");
   EXPECT_EQ(c.dit_file(), "wan_models/Wan2.1-T2V-1.3B");
-  EXPECT_EQ(c.checkpoint_root(), "outputs/checkpoints");
+  EXPECT_EQ(c.checkpoint_root(), "outputs");
   EXPECT_DOUBLE_EQ(c.weight_decay, 0.01);
   EXPECT_DOUBLE_EQ(c.grad_clip, 10.0);
   c.lr_critic = 4e-7;

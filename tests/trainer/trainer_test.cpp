@@ -1,0 +1,292 @@
+// tests/trainer/trainer_test.cpp: the stage trainers at tiny scale (run_training in-process):
+// each stage runs a few steps with finite losses and writes the expected files; resume
+// equals an uninterrupted run; 2-rank causal DMD over Gloo; bad inputs.
+#include <gtest/gtest.h>
+
+#include <sys/resource.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "core/config.h"
+#include "core/fs.h"
+#include "core/safetensors.h"
+#include "core/state_dict.h"
+#include "core/tensor_io.h"
+#include "data/array_lmdb.h"
+#include "data/prompt_cache.h"
+#include "models/t5/tokenizer.h"
+#include "models/t5/umt5.h"
+#include "models/wan/wan_loader.h"
+#include "tests/dist/dist_util.h"
+#include "tests/test_util.h"
+#include "trainer/trainer.h"
+
+namespace causvid {
+namespace {
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kPrompts = {"a red square", "a blue disc", "a green cross",
+                                           "a white dot", "a cat", "a dog", "low quality, static",
+                                           "a red disc"};
+
+// A temp dir with a tiny prompt cache (umT5 dim 32, text_len 16), a latent LMDB
+// [8, 3, 4, 8, 8] and an ODE LMDB [8, 4, 3, 4, 8, 8], plus a prompt file.
+struct World {
+  testing::TempDir dir;
+  World() {
+    torch::manual_seed(3);
+    auto tok = std::shared_ptr<models::UMT5Tokenizer>(models::UMT5Tokenizer::bytes(16));
+    models::UMT5Encoder enc(models::UMT5Config::tiny(tok->vocab_size()));
+    enc->eval();
+    models::UMT5TextEncoder te(enc, tok);
+    data::embed_prompts(te, kPrompts, cache(), torch::kFloat32, 4, false, "tiny");
+    auto lat = torch::randn({8, 3, 4, 8, 8});
+    {
+      data::ArrayLmdbWriter w(latents());
+      w.put_tensor_rows("latents", 0, lat);
+      w.put_string_rows("prompts", 0, kPrompts);
+      w.finish({{"latents", {8, 3, 4, 8, 8}}, {"prompts", {8}}});
+    }
+    {
+      data::ArrayLmdbWriter w(ode());
+      w.put_tensor_rows("latents", 0, torch::randn({8, 4, 3, 4, 8, 8}));
+      w.put_string_rows("prompts", 0, kPrompts);
+      w.finish({{"latents", {8, 4, 3, 4, 8, 8}}, {"prompts", {8}}});
+    }
+    std::string txt;
+    for (const auto& p : kPrompts) txt += p + "\n";
+    core::write_file_atomic(prompts(), txt);
+  }
+  std::string cache() const { return dir.file("cache"); }
+  std::string latents() const { return dir.file("latents_lmdb"); }
+  std::string ode() const { return dir.file("ode_lmdb"); }
+  std::string prompts() const { return dir.file("prompts.txt"); }
+  std::string out(const std::string& name) const { return dir.file(name); }
+
+  // configs/<file> with the tiny test world's paths and sizes.
+  core::Config config(const std::string& file, const std::string& out_name,
+                      std::vector<std::string> extra = {}) const {
+    std::vector<std::string> o = {"prompt_cache=" + cache(), "model_text_dim=32",
+                                  "dit_path=random", "output_path=" + out(out_name),
+                                  "num_workers=0", "log_iters=1"};
+    o.insert(o.end(), extra.begin(), extra.end());
+    return core::load_config(testing::source_dir() + "/configs/" + file, o);
+  }
+};
+
+const World& world() {
+  static World w;
+  return w;
+}
+
+trainer::TrainResult train(const core::Config& c, const std::string& resume = "") {
+  trainer::TrainOptions o;
+  o.quiet = true;
+  o.num_samples = 2;
+  o.resume = resume;
+  return trainer::run_training(c, std::make_shared<core::DistContext>(), o);
+}
+
+int count_lines(const std::string& path) {
+  std::ifstream f(path);
+  int n = 0;
+  std::string l;
+  while (std::getline(f, l)) n += !l.empty();
+  return n;
+}
+
+void expect_same_weights(const std::string& a, const std::string& b) {
+  auto x = core::load_weights(a), y = core::load_weights(b);
+  ASSERT_EQ(x.size(), y.size());
+  for (const auto& kv : x) {
+    ASSERT_TRUE(y.count(kv.first)) << kv.first;
+    EXPECT_TRUE(torch::equal(kv.second, y.at(kv.first))) << kv.first;
+  }
+}
+
+TEST(Trainer, DiffusionStageWritesCheckpointsMetricsSamples) {
+  const auto& w = world();
+  auto c = w.config("tiny_bidirectional_dmd.yaml", "diff",
+                    {"distillation_loss=diffusion", "data_path=" + w.latents(), "max_iters=3",
+                     "save_iters=2", "text_dropout=0.5", "ema_weight=0.9"});
+  auto r = train(c);
+  EXPECT_EQ(r.end_step, 3);
+  EXPECT_TRUE(std::isfinite(r.last_metrics.at("generator_loss")));
+  EXPECT_GT(r.last_metrics.at("generator_loss"), 0);
+  for (const char* d : {"checkpoint_model_000002", "checkpoint_model_000003"}) {
+    const fs::path p = fs::path(w.out("diff")) / d;
+    EXPECT_TRUE(fs::exists(p / "model.pt")) << p;
+    EXPECT_TRUE(fs::exists(p / "trainer_state.json")) << p;
+    EXPECT_TRUE(fs::exists(p / "config.yaml")) << p;
+  }
+  EXPECT_EQ(count_lines(w.out("diff") + "/metrics.jsonl"), 3);
+  EXPECT_TRUE(fs::exists(w.out("diff") + "/loss_curves.png"));
+  EXPECT_TRUE(fs::exists(w.out("diff") + "/samples/step_000003.png"));
+  EXPECT_EQ(trainer::latest_complete_checkpoint(w.out("diff")),
+            (fs::path(w.out("diff")) / "checkpoint_model_000003").string());
+  // The checkpoint loads as a generator, and as its EMA.
+  models::WanModel m(models::WanConfig::from_dims(c.model_dims()));
+  models::load_wan_weights(m, r.last_checkpoint, "generator");
+  models::load_wan_weights(m, r.last_checkpoint, "generator_ema");
+}
+
+TEST(Trainer, CausalOdeStage) {
+  const auto& w = world();
+  auto c = w.config("tiny_ode.yaml", "ode", {"data_path=" + w.ode(), "max_iters=2"});
+  auto r = train(c);
+  EXPECT_EQ(r.end_step, 2);
+  EXPECT_TRUE(std::isfinite(r.last_metrics.at("generator_loss")));
+  EXPECT_TRUE(fs::exists(fs::path(w.out("ode")) / "checkpoint_model_000002" / "model.pt"));
+}
+
+TEST(Trainer, CausalDmdStageAndExport) {
+  const auto& w = world();
+  auto c = w.config("tiny_dmd.yaml", "dmd", {"data_path=" + w.latents(), "max_iters=2",
+                                             "num_frame_per_block=3"});
+  auto r = train(c);
+  EXPECT_EQ(r.end_step, 2);
+  // Step 2 (index 1) is a critic-only step (dfake_gen_update_ratio 5).
+  EXPECT_TRUE(r.last_metrics.count("critic_grad_norm"));
+  EXPECT_FALSE(r.last_metrics.count("generator_loss"));
+  EXPECT_TRUE(std::isfinite(r.last_metrics.at("critic_loss")));
+  // Export in CausVid's layout: {"generator", "critic"} with "model." keys.
+  const std::string pt = w.out("dmd_export.pt");
+  trainer::export_checkpoint(r.last_checkpoint, pt, "causvid", false);
+  auto sd = core::load_weights(pt);
+  bool has_gen = false, has_critic = false;
+  for (const auto& kv : sd) {
+    has_gen |= kv.first.rfind("generator.model.blocks.0.", 0) == 0;
+    has_critic |= kv.first.rfind("critic.model.blocks.0.", 0) == 0;
+  }
+  EXPECT_TRUE(has_gen && has_critic);
+  const std::string st = w.out("dmd_export.safetensors");
+  trainer::export_checkpoint(r.last_checkpoint, st, "safetensors", false);
+  models::WanModel m(models::WanConfig::from_dims(c.model_dims()));
+  models::load_wan_weights(m, st);
+  models::load_wan_weights(m, pt);
+}
+
+TEST(Trainer, BidirectionalDmdWithBackwardSimulation) {
+  const auto& w = world();
+  auto c = w.config("tiny_bidirectional_dmd.yaml", "bidmd",
+                    {"data_path=" + w.prompts(), "max_iters=2", "backward_simulation=true"});
+  auto r = train(c);
+  EXPECT_EQ(r.end_step, 2);
+  EXPECT_TRUE(std::isfinite(r.last_metrics.at("critic_loss")));
+}
+
+TEST(Trainer, ResumeEqualsUninterrupted) {
+  const auto& w = world();
+  std::vector<std::string> o = {"data_path=" + w.latents(), "num_frame_per_block=3",
+                                "save_iters=2", "ema_weight=0.5", "dfake_gen_update_ratio=2"};
+  auto straight = o, split = o;
+  straight.push_back("max_iters=4");
+  split.push_back("max_iters=2");
+  auto a = train(w.config("tiny_dmd.yaml", "straight", straight));
+  train(w.config("tiny_dmd.yaml", "split", split));
+  auto resumed = split;
+  resumed.back() = "max_iters=4";
+  auto b = train(w.config("tiny_dmd.yaml", "split", resumed), "auto");
+  EXPECT_EQ(b.start_step, 2);
+  EXPECT_EQ(b.end_step, 4);
+  expect_same_weights(a.last_checkpoint + "/model.pt", b.last_checkpoint + "/model.pt");
+  EXPECT_EQ(count_lines(w.out("split") + "/metrics.jsonl"), 4);
+}
+
+TEST(Trainer, TwoRankCausalDmdOverGloo) {
+  const auto& w = world();
+  auto c = w.config("tiny_dmd.yaml", "dmd2", {"data_path=" + w.latents(), "max_iters=2",
+                                              "num_frame_per_block=3"});
+  std::vector<double> losses(2);
+  testing::run_ranks(2, [&](std::shared_ptr<core::DistContext> ctx) {
+    trainer::TrainOptions o;
+    o.quiet = true;
+    o.num_samples = 0;
+    auto r = trainer::run_training(c, ctx, o);
+    losses[ctx->rank()] = r.last_metrics.at("critic_loss");
+  });
+  EXPECT_TRUE(std::isfinite(losses[0]) && std::isfinite(losses[1]));
+  EXPECT_NE(losses[0], losses[1]);  // different data shards and seeds
+  EXPECT_TRUE(fs::exists(fs::path(w.out("dmd2")) / "checkpoint_model_000002" / "model.pt"));
+}
+
+TEST(Trainer, BadInputs) {
+  const auto& w = world();
+  // image_or_video_shape disagrees with the dataset.
+  testing::expect_error_contains(
+      [&] {
+        train(w.config("tiny_dmd.yaml", "bad1",
+                       {"data_path=" + w.latents(), "image_or_video_shape=[1, 6, 4, 8, 8]"}));
+      },
+      {"image_or_video_shape", "latents_lmdb"});
+  // Missing generator_ckpt.
+  testing::expect_error_contains(
+      [&] {
+        train(w.config("tiny_dmd.yaml", "bad2",
+                       {"data_path=" + w.latents(), "generator_ckpt=" + w.out("nope.pt")}));
+      },
+      {"generator_ckpt", "nope.pt"});
+  // A checkpoint of a different model size.
+  {
+    auto big = w.config("tiny_dmd.yaml", "bad3", {"model_dim=128", "model_num_heads=4"});
+    models::WanModel m(models::WanConfig::from_dims(big.model_dims()));
+    core::save_safetensors(w.out("big.safetensors"), core::state_dict(*m));
+  }
+  testing::expect_error_contains(
+      [&] {
+        train(w.config("tiny_dmd.yaml", "bad3",
+                       {"data_path=" + w.latents(), "generator_ckpt=" + w.out("big.safetensors")}));
+      },
+      {"big.safetensors"});
+  // LMDB without a shape key; LMDB with a short row.
+  {
+    data::ArrayLmdbWriter x(w.out("noshape_lmdb"));
+    x.put_tensor_rows("latents", 0, torch::randn({2, 3, 4, 8, 8}));
+    x.put_string_rows("prompts", 0, {"a", "b"});
+    x.finish({{"prompts", {2}}});
+    data::ArrayLmdbWriter y(w.out("short_lmdb"));
+    y.put_tensor_rows("latents", 0, torch::randn({2, 3, 4, 8, 7}));
+    y.put_string_rows("prompts", 0, {"a cat", "a dog"});
+    y.finish({{"latents", {2, 3, 4, 8, 8}}, {"prompts", {2}}});
+  }
+  testing::expect_error_contains(
+      [&] { train(w.config("tiny_dmd.yaml", "bad4", {"data_path=" + w.out("noshape_lmdb")})); },
+      {"latents_shape"});
+  testing::expect_error_contains(
+      [&] { train(w.config("tiny_dmd.yaml", "bad5", {"data_path=" + w.out("short_lmdb")})); },
+      {"latents_0_data", "bytes"});
+}
+
+// A full disk during checkpointing (RLIMIT_FSIZE: writes past a few KB fail with EFBIG, also
+// as root): a clear error, and the previous checkpoint stays complete.
+TEST(Trainer, FullDiskKeepsPreviousCheckpoint) {
+  const auto& w = world();
+  auto c = w.config("tiny_ode.yaml", "full", {"data_path=" + w.ode(), "max_iters=1"});
+  auto r = train(c);
+  ASSERT_TRUE(fs::exists(r.last_checkpoint + "/model.pt"));
+  auto c2 = w.config("tiny_ode.yaml", "full", {"data_path=" + w.ode(), "max_iters=2"});
+  struct rlimit old_lim;
+  getrlimit(RLIMIT_FSIZE, &old_lim);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit lim = old_lim;
+  lim.rlim_cur = 4096;
+  setrlimit(RLIMIT_FSIZE, &lim);
+  bool threw = false;
+  try {
+    train(c2, "auto");
+  } catch (const std::exception&) {
+    threw = true;
+  }
+  setrlimit(RLIMIT_FSIZE, &old_lim);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_TRUE(threw);
+  EXPECT_TRUE(fs::exists(r.last_checkpoint + "/model.pt"));
+  EXPECT_TRUE(fs::exists(r.last_checkpoint + "/trainer_state.json"));
+  EXPECT_FALSE(fs::exists(fs::path(w.out("full")) / "checkpoint_model_000002"));
+  EXPECT_EQ(trainer::latest_complete_checkpoint(w.out("full")), r.last_checkpoint);
+}
+
+}  // namespace
+}  // namespace causvid

@@ -1,0 +1,32 @@
+// trainer/metrics.h: what people look at instead of a wandb account. One JSON line per step
+// in metrics.jsonl ({"step": N, "<name>": value, ...}) and a PNG of the loss curves.
+// On resume the file is cut back to the resumed step, so a crash after the last checkpoint
+// leaves no duplicate steps.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace causvid::trainer {
+
+class MetricsLog {
+ public:
+  // Only `writer` ranks touch the file; lines with step > start_step are dropped.
+  MetricsLog(std::string path, bool writer, int64_t start_step);
+  void append(int64_t step, const std::map<std::string, double>& values);
+  // One panel per series whose name ends in "_loss" (top to bottom in name order), each with
+  // its own y range, the raw values in a light colour and a running mean in a dark one.
+  void write_plot(const std::string& png_path) const;
+  const std::map<std::string, std::vector<std::pair<int64_t, double>>>& series() const {
+    return series_;
+  }
+
+ private:
+  std::string path_;
+  bool writer_;
+  std::map<std::string, std::vector<std::pair<int64_t, double>>> series_;
+};
+
+}  // namespace causvid::trainer

@@ -1,0 +1,82 @@
+// trainer/trainer.h: the stage trainers behind `causvid train`. Ports CausVid's
+// causvid/train_distillation.py (Trainer.train_one_step: generator update every
+// dfake_gen_update_ratio steps, critic every step, clip at max_grad_norm 10, separate AdamW
+// per model) and causvid/train_ode.py (ODE regression every step), plus a flow-matching
+// pretraining stage ("diffusion", used to train small teachers and to fine-tune) and
+// Self-Forcing's generator EMA (ema_weight, ema_start_step).
+//
+// Which stage runs is the config's distillation_loss:
+//   dmd       generator (bidirectional or causal) + frozen real score (teacher, CFG) +
+//             critic (fake score) trained with the flow-matching loss on generator samples;
+//             generator inputs from backward simulation (prompts only) or from noised
+//             dataset latents (backward_simulation: false)
+//   ode       causal (or bidirectional) generator regresses ODE-trajectory points to the
+//             clean latent
+//   diffusion flow-matching training of the generator on clean dataset latents, with
+//             text_dropout of the prompt for classifier-free guidance
+//
+// Checkpoints: <checkpoint_root>/checkpoint_model_<step, 6 digits>/ (step = updates done),
+// written as a hidden temporary directory renamed at the end (a directory with the final
+// name is always complete):
+//   model.pt            CausVid's layout {"generator": {"model.<key>"}, "critic": ...,
+//                       "generator_ema": ...} (torch.load-able; our generate/eval read it)
+//   state_generator/, state_critic/   sharded master weights + AdamW state (resume, any W)
+//   rng/rank<r>.bin     each rank's generator state
+//   config.yaml, trainer_state.json (step, data position, world size, seed)
+// Output beside them: metrics.jsonl (one JSON line per step), loss_curves.png (refreshed at
+// each checkpoint), samples/step_<step>.png (contact sheets of the generator's samples).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/dist.h"
+
+namespace causvid::trainer {
+
+// latents [F, C, H, W] -> frames [F, 3, H', W'] uint8 for previews.
+using PreviewFn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+struct TrainOptions {
+  std::string resume;       // overrides config.resume when non-empty: "auto" | a checkpoint dir
+  int num_samples = 4;      // sample previews per checkpoint (0 = none)
+  PreviewFn preview;        // default: first three latent channels, scaled
+  bool quiet = false;       // no per-step progress line (metrics.jsonl is still written)
+};
+
+struct TrainResult {
+  int64_t start_step = 0, end_step = 0;
+  std::string last_checkpoint;
+  double seconds = 0, seconds_per_step = 0;
+  std::map<std::string, double> last_metrics;
+};
+
+// Runs the stage the config describes until max_iters (collective over `dist`).
+TrainResult run_training(const core::Config& cfg, std::shared_ptr<core::DistContext> dist,
+                         const TrainOptions& opts = {});
+
+// The generator's timestep list as training uses it: denoising_step_list, warped when
+// warp_denoising_step (float32 [S]).
+torch::Tensor training_step_list(const core::Config& cfg);
+// As the samplers use it: the same, without a trailing 0 (the timestep-0 pass is the KV
+// cache write of the causal sampler).
+std::vector<double> sampling_step_list(const core::Config& cfg);
+
+// "checkpoint_model_000123".
+std::string checkpoint_name(int64_t step);
+// The newest complete checkpoint_model_* directory under root, or "".
+std::string latest_complete_checkpoint(const std::string& root);
+
+// Writes a model file from a checkpoint directory: format "causvid" = model.pt with
+// {"generator", "critic"[, "generator_ema"]} ("model." keys) that CausVid's Python loads;
+// "safetensors" = the generator's (or with ema, the EMA's) plain WanModel keys.
+void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_path,
+                       const std::string& format, bool ema);
+
+}  // namespace causvid::trainer
