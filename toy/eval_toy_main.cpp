@@ -23,6 +23,7 @@
 #include "data/prompt_cache.h"
 #include "inference/causal_pipeline.h"
 #include "models/wan/flow_match.h"
+#include "trainer/trainer.h"
 #include "models/wan/wan_loader.h"
 #include "toy/metric.h"
 #include "toy/text_encoder.h"
@@ -35,7 +36,7 @@ struct SampleArgs {
   std::string config, checkpoint, which, sampler;
   std::vector<std::string> sets;
   int64_t steps = 50, frames = 0, batch = 16, seed = 0;
-  double guidance = -1, shift = 8.0;
+  double guidance = -1, shift = 0;
 };
 
 // Samples one latent video per prompt from a checkpoint.
@@ -58,20 +59,15 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   const int64_t F = a.frames > 0 ? a.frames : shp.at(1);
   const int64_t C = shp.at(2), H = shp.at(3), W = shp.at(4);
   const int64_t nfpb = cfg.num_frame_per_block;
-  std::vector<double> steps;
-  {
-    auto list = torch::tensor(std::vector<int64_t>(cfg.denoising_step_list.begin(),
-                                                   cfg.denoising_step_list.end()));
-    torch::Tensor eff = list.to(torch::kFloat32);
-    if (cfg.warp_denoising_step)
-      eff = models::warp_denoising_steps(list, models::FlowMatchScheduler::wan_training());
-    for (int64_t i = 0; i < eff.numel(); ++i) steps.push_back(eff[i].item<double>());
-  }
+  // The samplers' step list as the trainers use it (warped when warp_denoising_step,
+  // without the causal list's trailing 0: that pass is the KV-cache write).
+  const std::vector<double> steps = trainer::sampling_step_list(cfg);
+  const double shift = a.shift > 0 ? a.shift : cfg.timestep_shift;
   const double g = a.guidance >= 0 ? a.guidance : cfg.real_guidance_scale;
   LOG_INFO("eval toy: sampler %s, %s, %d prompts, %d frames of %dx%d, %s", a.sampler,
            a.checkpoint, prompts.size(), F, H, W,
            a.sampler == "teacher"
-               ? absl::StrFormat("%d steps, guidance %.2f, shift %.1f", a.steps, g, a.shift)
+               ? absl::StrFormat("%d steps, guidance %.2f, shift %.1f", a.steps, g, shift)
                : absl::StrFormat("%d-step list", steps.size()));
   if (a.sampler == "causal")
     TORCH_CHECK(F % nfpb == 0, "--frames: ", F, " is not a multiple of num_frame_per_block ",
@@ -88,14 +84,14 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
     auto noise = at::randn({b1 - b0, F, C, H, W}, gen, torch::TensorOptions());
     torch::Tensor video;
     if (a.sampler == "teacher") {
-      models::WanDiffusionWrapper w(net, /*causal=*/false);
+      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
       auto un = text->encode({cfg.negative_prompt}).to(torch::kFloat32).expand_as(ctx).contiguous();
-      video = inference::sample_teacher(w, noise, ctx, un, a.steps, g, a.shift).trajectory.select(1, -1);
+      video = inference::sample_teacher(w, noise, ctx, un, a.steps, g, shift).trajectory.select(1, -1);
     } else if (a.sampler == "bidirectional") {
-      models::WanDiffusionWrapper w(net, /*causal=*/false);
+      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
       video = inference::sample_bidirectional(w, noise, ctx, steps, gen);
     } else if (a.sampler == "causal") {
-      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb);
+      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb, cfg.timestep_shift);
       inference::CausalSamplerOptions so;
       so.denoising_step_list = steps;
       so.num_frame_per_block = nfpb;
@@ -126,7 +122,7 @@ int eval_toy_main(int argc, char** argv) {
   auto& sampler = p.flag("--sampler", "", "(c) teacher | bidirectional | causal");
   auto& steps_s = p.flag("--steps", "50", "(c) teacher sampling steps");
   auto& guid_s = p.flag("--guidance", "", "(c) teacher CFG scale (\"\" = the config's real_guidance_scale)");
-  auto& shift_s = p.flag("--shift", "8", "(c) teacher sampling grid shift");
+  auto& shift_s = p.flag("--shift", "", "(c) teacher sampling grid shift (\"\" = the config's timestep_shift)");
   auto& frames_s = p.flag("--frames", "0", "(b)(c) latent frames (0 = the config's / the world's)");
   auto& batch_s = p.flag("--batch", "16", "(c) videos per sampling batch");
   auto& seed_s = p.flag("--seed", "0", "noise seed (c) / start-position seed (b)");
@@ -178,11 +174,13 @@ int eval_toy_main(int argc, char** argv) {
     a.sampler = sampler;
     a.steps = core::ArgParser::to_int("--steps", steps_s);
     a.guidance = guid_s.empty() ? -1 : core::ArgParser::to_double("--guidance", guid_s);
-    a.shift = core::ArgParser::to_double("--shift", shift_s);
+    a.shift = shift_s.empty() ? 0 : core::ArgParser::to_double("--shift", shift_s);
     a.frames = frames;
     a.batch = core::ArgParser::to_int("--batch", batch_s);
     a.seed = seed;
     TORCH_CHECK(!config.empty(), "--config: required with --checkpoint");
+    TORCH_CHECK(sampler == "teacher" || sampler == "bidirectional" || sampler == "causal",
+                "--sampler: got '", sampler, "', want teacher, bidirectional or causal");
     TORCH_CHECK(a.steps >= 1, "--steps: got ", a.steps, ", want >= 1");
     TORCH_CHECK(a.batch >= 1, "--batch: got ", a.batch, ", want >= 1");
     lat = sample_from_checkpoint(a, prompts);

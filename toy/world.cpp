@@ -212,6 +212,10 @@ torch::Tensor latents_to_rgb(const torch::Tensor& latents_FCHW, int64_t scale) {
   return rgb.permute({0, 2, 3, 1}).contiguous();  // [F, H*s, W*s, 3]
 }
 
+torch::Tensor preview_frames(const torch::Tensor& latents_FCHW, int64_t scale) {
+  return latents_to_rgb(latents_FCHW, scale).permute({0, 3, 1, 2}).contiguous();
+}
+
 void write_preview_png(const std::string& path, const torch::Tensor& latents, int64_t scale,
                        int64_t max_videos) {
   auto x = latents.dim() == 4 ? latents.unsqueeze(0) : latents;

@@ -94,6 +94,9 @@ torch::Tensor generate_for_prompts(const std::vector<std::string>& prompts, uint
 // Fixed linear latent -> RGB map for previews: latents [F, C, H, W] (or [C, H, W]) ->
 // uint8 [F, H*scale, W*scale, 3] (nearest-neighbour upscaling).
 torch::Tensor latents_to_rgb(const torch::Tensor& latents_FCHW, int64_t scale = 8);
+// The same as planar frames [F, 3, H*scale, W*scale] uint8: a trainer::PreviewFn for the
+// trainers' sample sheets (TrainOptions::preview = [](auto& l) { return toy::preview_frames(l); }).
+torch::Tensor preview_frames(const torch::Tensor& latents_FCHW, int64_t scale = 8);
 // A PNG contact sheet: one row per video, one column per frame. latents [N, F, C, H, W] or
 // [F, C, H, W]; at most max_videos rows.
 void write_preview_png(const std::string& path, const torch::Tensor& latents, int64_t scale = 8,

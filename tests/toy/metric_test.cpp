@@ -5,7 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/config.h"
 #include "core/fs.h"
+#include "models/wan/wan_model.h"
 #include "core/safetensors.h"
 #include "data/array_lmdb.h"
 #include "data/prompt_cache.h"
@@ -138,6 +140,52 @@ TEST(ToyCli, DataEvalAndPreview) {
   ASSERT_EQ(testing::run_command(bin + " toy preview --lmdb " + out + "/latents_lmdb --out " +
                                      dir.file("v.mp4"), &log), 0) << log;
   EXPECT_TRUE(core::file_exists(dir.file("v.mp4")));
+}
+
+TEST(ToyCli, EvalSamplesFromACheckpoint) {
+  testing::TempDir dir;
+  const std::string bin = testing::causvid_binary();
+  const std::string cfg_path = testing::source_dir() + "/configs/toy/teacher.yaml";
+  const std::vector<std::string> sets = {"model_dim=32", "model_ffn_dim=64", "model_num_layers=1",
+                                         "model_num_heads=2"};
+  auto cfg = core::load_config(cfg_path, sets);
+  models::WanModel net(models::WanConfig::from_dims(cfg.model_dims()));
+  net->init_weights(3);
+  {
+    torch::NoGradGuard ng;
+    net->head->head->weight.normal_(0, 0.02);
+  }
+  core::TensorMap sd;
+  for (const auto& kv : net->named_parameters()) sd[kv.key()] = kv.value().detach().clone();
+  core::save_safetensors(dir.file("w.safetensors"), sd);
+  core::write_file_atomic(dir.file("p.txt"),
+                          "a large red square moving left\na small blue cross moving up\n"
+                          "a large green diamond moving down\n");
+  std::string set_flags;
+  for (const auto& s : sets) set_flags += " --set " + s;
+  const std::string base = bin + " toy eval --config " + cfg_path + set_flags +
+                           " --checkpoint " + dir.file("w.safetensors") + " --prompts " +
+                           dir.file("p.txt");
+  std::string log;
+  for (const std::string extra : {" --sampler teacher --steps 3 --guidance 2",
+                                  " --sampler bidirectional", " --sampler causal --frames 12"}) {
+    ASSERT_EQ(testing::run_command(base + extra + " --json " + dir.file("j.json"), &log), 0)
+        << extra << "\n" << log;
+    auto j = nlohmann::json::parse(core::read_file(dir.file("j.json")));
+    EXPECT_EQ(j["num"].get<int64_t>(), 3);
+    EXPECT_EQ(j["frames"].get<int64_t>(), extra.find("12") != std::string::npos ? 12 : 6);
+    EXPECT_LT(j["overall"].get<double>(), 60.0) << extra;  // random weights: not the world
+  }
+  EXPECT_NE(testing::run_command(base + " --sampler sideways", &log), 0);
+  EXPECT_NE(log.find("--sampler: got 'sideways'"), std::string::npos) << log;
+  EXPECT_NE(testing::run_command(base + " --sampler causal --frames 7", &log), 0);
+  EXPECT_NE(log.find("multiple of num_frame_per_block"), std::string::npos) << log;
+  // A checkpoint for another model size: the loader's error names the file.
+  EXPECT_NE(testing::run_command(bin + " toy eval --config " + cfg_path + " --checkpoint " +
+                                     dir.file("w.safetensors") + " --prompts " +
+                                     dir.file("p.txt") + " --sampler teacher --steps 2", &log),
+            0);
+  EXPECT_NE(log.find("w.safetensors"), std::string::npos) << log;
 }
 
 }  // namespace
