@@ -147,7 +147,7 @@ TEST(ToyCli, EvalSamplesFromACheckpoint) {
   const std::string bin = testing::causvid_binary();
   const std::string cfg_path = testing::source_dir() + "/configs/toy/teacher.yaml";
   const std::vector<std::string> sets = {"model_dim=32", "model_ffn_dim=64", "model_num_layers=1",
-                                         "model_num_heads=2"};
+                                         "model_num_heads=2", "num_frame_per_block=3"};
   auto cfg = core::load_config(cfg_path, sets);
   models::WanModel net(models::WanConfig::from_dims(cfg.model_dims()));
   net->init_weights(3);
