@@ -38,7 +38,8 @@ const std::vector<Command>& commands() {
       {"encode", causvid::cli::encode_main, "videos + captions -> VAE latent shards"},
       {"ode-pairs", causvid::cli::ode_pairs_main, "teacher ODE trajectories per prompt -> shards"},
       {"generate", causvid::cli::generate_main, "text/image/video to video (causal streaming, long, v2v, i2v)"},
-      {"eval", causvid::cli::eval_main, "evaluation: eval vbench (generate + C++ metrics)"},
+      {"eval", causvid::cli::eval_main, "evaluation: eval vbench (generate + C++ metrics) | eval toy (toy world metric)"},
+      {"toy", causvid::cli::toy_main, "the CPU toy world: toy data | toy eval | toy preview"},
   };
   return kCommands;
 }

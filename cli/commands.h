@@ -19,5 +19,7 @@ int encode_main(int argc, char** argv);          // data/encode_main.cpp
 int ode_pairs_main(int argc, char** argv);       // data/ode_pairs_main.cpp
 int generate_main(int argc, char** argv);        // inference/generate_main.cpp
 int eval_main(int argc, char** argv);            // inference/eval_main.cpp
+int toy_main(int argc, char** argv);             // toy/toy_main.cpp (data|eval|preview)
+int eval_toy_main(int argc, char** argv);        // toy/eval_toy_main.cpp (`eval toy`)
 
 }  // namespace causvid::cli

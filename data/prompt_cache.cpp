@@ -13,6 +13,7 @@
 #include "core/safetensors.h"
 #include "models/t5/tokenizer.h"
 #include "models/t5/umt5.h"
+#include "toy/text_encoder.h"
 
 namespace causvid::data {
 
@@ -277,6 +278,8 @@ std::unique_ptr<models::TextConditioner> make_text_conditioner(const TextConditi
     LOG_INFO("text conditioning from prompt cache %s (%d prompts)", o.cache_dir, c->size());
     return c;
   }
+  if (o.encoder_path == "toy")  // the CPU toy world's fixed-seed small umT5 (toy/text_encoder.h)
+    return toy::make_toy_text_conditioner(o.text_len, o.output_dtype);
   TORCH_CHECK(!o.encoder_path.empty(),
               "text conditioning: give a prompt cache or umT5 encoder weights");
   TORCH_CHECK(!o.tokenizer_path.empty(), "text conditioning: umT5 weights ", o.encoder_path,

@@ -18,6 +18,7 @@ int eval_main(int argc, char** argv) {
   static const Entry kEvals[] = {
       {"vbench", eval_vbench_main,
        "generate VBench prompt-list videos (<prompt>-<i>.mp4) + C++ metrics (temporal flickering)"},
+      {"toy", eval_toy_main, "the CPU toy world's metric (real data, a latent file or a checkpoint)"},
   };
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::printf("usage: causvid eval NAME [options]   (causvid eval NAME --help)\n\nevaluations:\n");
