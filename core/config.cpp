@@ -432,11 +432,11 @@ ModelDims model_preset_dims(const std::string& preset) {
     d.num_layers = 4;
     return d;
   }
-  if (preset == "toy") {  // the CPU toy world
-    d.dim = 128;
-    d.ffn_dim = 384;
+  if (preset == "toy") {  // the CPU toy world (docs/toy_world.md)
+    d.dim = 64;
+    d.ffn_dim = 256;
     d.freq_dim = 64;
-    d.num_heads = 4;
+    d.num_heads = 2;
     d.num_layers = 4;
     d.in_dim = 4;
     d.out_dim = 4;

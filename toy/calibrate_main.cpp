@@ -34,7 +34,7 @@ int toy_calibrate_main(int argc, char** argv) {
   auto& heads_s = p.flag("--heads", "0", "override num_heads");
   auto& frames_s = p.flag("--frames", "6", "latent frames");
   auto& size_s = p.flag("--size", "12", "latent height = width");
-  auto& speed_s = p.flag("--speed", "2", "pixels per frame");
+  auto& speed_s = p.flag("--speed", "1", "pixels per frame");
   auto& num_s = p.flag("--num", "4096", "training videos");
   auto& align_s = p.flag("--align", "2", "start positions multiple of this");
   auto& seed_s = p.flag("--seed", "0", "seed");

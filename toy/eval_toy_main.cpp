@@ -26,86 +26,13 @@
 #include "trainer/trainer.h"
 #include "models/wan/wan_loader.h"
 #include "toy/metric.h"
+#include "toy/sampling.h"
 #include "toy/text_encoder.h"
 
 namespace causvid::cli {
 
-namespace {
-
-struct SampleArgs {
-  std::string config, checkpoint, which, sampler;
-  std::vector<std::string> sets;
-  int64_t steps = 50, frames = 0, batch = 16, seed = 0;
-  double guidance = -1, shift = 0;
-};
-
-// Samples one latent video per prompt from a checkpoint.
-torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std::string>& prompts) {
-  auto cfg = core::load_config(a.config, a.sets);
-  auto wc = models::WanConfig::from_dims(cfg.model_dims());
-  models::WanModel net(wc);
-  models::load_wan_weights(net, a.checkpoint, a.which);
-  net->eval();
-  for (auto& p : net->parameters()) p.set_requires_grad(false);
-
-  data::TextConditionerOptions to;
-  to.cache_dir = cfg.prompt_cache;
-  to.encoder_path = cfg.text_encoder_file();
-  to.tokenizer_path = cfg.tokenizer_dir();
-  to.text_len = wc.text_len;
-  auto text = data::make_text_conditioner(to);
-
-  const auto& shp = cfg.image_or_video_shape;  // [B, F, C, H, W]
-  const int64_t F = a.frames > 0 ? a.frames : shp.at(1);
-  const int64_t C = shp.at(2), H = shp.at(3), W = shp.at(4);
-  const int64_t nfpb = cfg.num_frame_per_block;
-  // The samplers' step list as the trainers use it (warped when warp_denoising_step,
-  // without the causal list's trailing 0: that pass is the KV-cache write).
-  const std::vector<double> steps = trainer::sampling_step_list(cfg);
-  const double shift = a.shift > 0 ? a.shift : cfg.timestep_shift;
-  const double g = a.guidance >= 0 ? a.guidance : cfg.real_guidance_scale;
-  LOG_INFO("eval toy: sampler %s, %s, %d prompts, %d frames of %dx%d, %s", a.sampler,
-           a.checkpoint, prompts.size(), F, H, W,
-           a.sampler == "teacher"
-               ? absl::StrFormat("%d steps, guidance %.2f, shift %.1f", a.steps, g, shift)
-               : absl::StrFormat("%d-step list", steps.size()));
-  if (a.sampler == "causal")
-    TORCH_CHECK(F % nfpb == 0, "--frames: ", F, " is not a multiple of num_frame_per_block ",
-                nfpb);
-
-  c10::InferenceMode im;
-  auto gen = at::detail::createCPUGenerator(a.seed);
-  std::vector<torch::Tensor> out;
-  const int64_t n = static_cast<int64_t>(prompts.size());
-  for (int64_t b0 = 0; b0 < n; b0 += a.batch) {
-    const int64_t b1 = std::min(n, b0 + a.batch);
-    std::vector<std::string> ps(prompts.begin() + b0, prompts.begin() + b1);
-    auto ctx = text->encode(ps).to(torch::kFloat32);
-    auto noise = at::randn({b1 - b0, F, C, H, W}, gen, torch::TensorOptions());
-    torch::Tensor video;
-    if (a.sampler == "teacher") {
-      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
-      auto un = text->encode({cfg.negative_prompt}).to(torch::kFloat32).expand_as(ctx).contiguous();
-      video = inference::sample_teacher(w, noise, ctx, un, a.steps, g, shift).trajectory.select(1, -1);
-    } else if (a.sampler == "bidirectional") {
-      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
-      video = inference::sample_bidirectional(w, noise, ctx, steps, gen);
-    } else if (a.sampler == "causal") {
-      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb, cfg.timestep_shift);
-      inference::CausalSamplerOptions so;
-      so.denoising_step_list = steps;
-      so.num_frame_per_block = nfpb;
-      inference::CausalPipeline pipe(w, so);
-      video = pipe.generate(noise, ctx, {}, gen);
-    } else {
-      TORCH_CHECK(false, "--sampler: got '", a.sampler, "', want teacher, bidirectional or causal");
-    }
-    out.push_back(video.to(torch::kFloat32).clone());
-  }
-  return torch::cat(out, 0);
-}
-
-}  // namespace
+using toy::SampleArgs;
+using toy::sample_from_checkpoint;
 
 int eval_toy_main(int argc, char** argv) {
   core::ArgParser p("causvid eval toy",
@@ -126,7 +53,7 @@ int eval_toy_main(int argc, char** argv) {
   auto& frames_s = p.flag("--frames", "0", "(b)(c) latent frames (0 = the config's / the world's)");
   auto& batch_s = p.flag("--batch", "16", "(c) videos per sampling batch");
   auto& seed_s = p.flag("--seed", "0", "noise seed (c) / start-position seed (b)");
-  auto& speed_s = p.flag("--speed", "2", "the world's speed, pixels per frame");
+  auto& speed_s = p.flag("--speed", "1", "the world's speed, pixels per frame");
   auto& corrupt_s = p.flag("--corrupt", "", "corrupt the set before scoring: static | colour | direction | blur | noisy | noise");
   auto& name = p.flag("--name", "", "row label (default: what was scored)");
   auto& json_f = p.flag("--json", "", "also write the scores as JSON here");

@@ -144,12 +144,13 @@ VideoScore score_video(const torch::Tensor& latents_FCHW, const Attributes& a, i
 
   // Motion from the peak positions, displacements unwrapped on the torus.
   auto [tvx, tvy] = velocity(a.direction, speed);
+  const int64_t tol = speed / 2;  // 0 px at speed 1: a static shape must not pass
   double sx = 0, sy = 0, good = 0;
   for (int64_t t = 0; t + 1 < f; ++t) {
     const int64_t dx = wrap_delta(px[t + 1] - px[t], w), dy = wrap_delta(py[t + 1] - py[t], h);
     sx += dx;
     sy += dy;
-    if (std::abs(dx - tvx) <= 1 && std::abs(dy - tvy) <= 1) good += 1;
+    if (std::abs(dx - tvx) <= tol && std::abs(dy - tvy) <= tol) good += 1;
   }
   v.vx = sx / (f - 1);
   v.vy = sy / (f - 1);

@@ -29,6 +29,7 @@
 namespace causvid::cli {
 
 int toy_calibrate_main(int argc, char** argv);  // toy/calibrate_main.cpp
+int toy_run_main(int argc, char** argv);        // toy/run_main.cpp
 
 namespace {
 
@@ -38,6 +39,8 @@ std::string join_lines(const std::vector<std::string>& v) {
   return s;
 }
 
+}  // namespace
+
 int toy_data_main(int argc, char** argv) {
   core::ArgParser p("causvid toy data", "Write the toy world's training set (LMDB + prompt files).");
   auto& out = p.flag("--out", "", "output directory (must not exist unless --overwrite)");
@@ -46,7 +49,7 @@ int toy_data_main(int argc, char** argv) {
   auto& frames_s = p.flag("--frames", "6", "latent frames (a multiple of 3)");
   auto& height_s = p.flag("--height", "12", "latent height (even)");
   auto& width_s = p.flag("--width", "12", "latent width (even)");
-  auto& speed_s = p.flag("--speed", "2", "pixels per frame");
+  auto& speed_s = p.flag("--speed", "1", "pixels per frame");
   auto& align_s = p.flag("--align", "2", "start positions are multiples of this (2: on the patch grid)");
   auto& overwrite = p.toggle("--overwrite", "replace an existing output directory");
   if (!p.parse(argc, argv)) return p.exit_code();
@@ -120,6 +123,8 @@ int toy_data_main(int argc, char** argv) {
   return 0;
 }
 
+namespace {
+
 int toy_preview_main(int argc, char** argv) {
   core::ArgParser p("causvid toy preview", "Show toy latents as a PNG contact sheet or an mp4.");
   auto& lat_f = p.flag("--latents", "", "safetensors with 'latents' [N, F, 4, H, W]");
@@ -157,7 +162,8 @@ int toy_preview_main(int argc, char** argv) {
 
 int toy_main(int argc, char** argv) {
   const char* usage =
-      "usage: causvid toy data|eval|preview [options]   (--help on each)\n"
+      "usage: causvid toy run|data|eval|preview [options]   (--help on each)\n"
+      "  run      the whole CPU toy pipeline (data, teacher, 4 stages, metric table)\n"
       "  data     write the toy world's training set (LMDB + prompt files)\n"
       "  eval     score toy videos (= causvid eval toy)\n"
       "  preview  show toy latents as PNG / mp4\n";
@@ -170,6 +176,7 @@ int toy_main(int argc, char** argv) {
   std::vector<char*> args(argv + 1, argv + argc);
   args[0] = prog.data();
   if (sub == "data") return toy_data_main(static_cast<int>(args.size()), args.data());
+  if (sub == "run") return toy_run_main(static_cast<int>(args.size()), args.data());
   if (sub == "eval") return eval_toy_main(static_cast<int>(args.size()), args.data());
   if (sub == "calibrate") return toy_calibrate_main(static_cast<int>(args.size()), args.data());
   if (sub == "preview") return toy_preview_main(static_cast<int>(args.size()), args.data());

@@ -176,6 +176,20 @@ torch::Tensor generate_for_prompts(const std::vector<std::string>& prompts, uint
     auto a = parse_prompt(prompts[i]);
     const int64_t al = std::max<int64_t>(1, spec.align);
     int64_t x0 = al * rng.below(spec.width / al), y0 = al * rng.below(spec.height / al);
+    if (spec.wrap_free) {
+      // The whole trajectory inside the frame (no wrap-around within the clip): a RoPE model
+      // sees one consistent relative motion. Falls back to the torus when it cannot fit.
+      const int64_t r = stamp(a.shape, a.size).size(0) / 2;
+      auto [vx, vy] = velocity(a.direction, spec.speed);
+      auto pick = [&](int64_t n, int64_t v, int64_t fallback) {
+        const int64_t travel = (frames - 1) * v;
+        const int64_t lo = r + std::max<int64_t>(0, -travel);
+        const int64_t hi = n - 1 - r - std::max<int64_t>(0, travel);
+        return hi >= lo ? lo + rng.below(hi - lo + 1) : fallback;
+      };
+      x0 = pick(spec.width, vx, x0);
+      y0 = pick(spec.height, vy, y0);
+    }
     out[i].copy_(render(a, x0, y0, spec, frames));
   }
   return out;

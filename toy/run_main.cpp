@@ -1,0 +1,257 @@
+// toy/run_main.cpp: `causvid toy run`, the CPU toy pipeline end to end (the README's first
+// command): toy data -> teacher (shipped weights, or trained with the diffusion stage) ->
+// stage 1 bidirectional DMD -> stage 2 ODE pairs -> stage 3 causal ODE pretraining ->
+// stage 4 asymmetric causal DMD -> one table of the toy metric for real data, the teacher
+// at 50 and 3 steps, every student, and the causal DMD student rolled out to 4x length.
+// Every stage is the same library code the real commands run (trainer::run_training,
+// data::generate_ode_pairs, toy::sample_from_checkpoint); configs come from configs/toy/.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/args.h"
+#include "core/config.h"
+#include "core/dist.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "data/array_lmdb.h"
+#include "data/latent_tools.h"
+#include "data/prompt_cache.h"
+#include "data/shards.h"
+#include "models/wan/wan_loader.h"
+#include "models/wan/wan_wrapper.h"
+#include "toy/metric.h"
+#include "toy/sampling.h"
+#include "toy/world.h"
+#include "trainer/trainer.h"
+
+namespace causvid::cli {
+
+int toy_data_main(int argc, char** argv);  // toy/toy_main.cpp
+
+namespace {
+namespace fs = std::filesystem;
+
+struct Timer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
+
+struct StageRow {
+  std::string name;
+  double seconds = 0, step_seconds = 0;
+  int64_t steps = 0;
+};
+
+int call(int (*fn)(int, char**), std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return fn(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace
+
+int toy_run_main(int argc, char** argv) {
+  core::ArgParser p("causvid toy run",
+                    "The CPU toy pipeline: data, teacher, bidirectional DMD, ODE pairs, causal ODE, "
+                    "causal DMD, then the toy metric table (docs/toy_world.md).");
+  auto& out = p.flag("--out", "outputs/toy", "output directory");
+  auto& configs = p.flag("--configs", "configs/toy", "folder of the stage configs");
+  auto& teacher = p.flag("--teacher", "assets/toy_teacher.safetensors",
+                         "teacher weights; 'train' trains one with configs/toy/teacher.yaml");
+  auto& teacher_steps = p.flag("--teacher-steps", "2400", "diffusion steps when training the teacher");
+  auto& s1 = p.flag("--bidirectional-dmd-steps", "150", "stage 1 steps");
+  auto& npairs = p.flag("--ode-pairs", "192", "stage 2: prompts sampled by the teacher (50 steps)");
+  auto& s3 = p.flag("--causal-ode-steps", "300", "stage 3 steps");
+  auto& s4 = p.flag("--causal-dmd-steps", "150", "stage 4 steps");
+  auto& num_data = p.flag("--num-videos", "4096", "toy training videos");
+  auto& eval_batch = p.flag("--eval-batch", "96", "videos per sampling batch in the evaluation");
+  if (!p.parse(argc, argv)) return p.exit_code();
+  const Timer total;
+  auto I = [](const char* f, const std::string& v) { return core::ArgParser::to_int(f, v); };
+  core::make_dirs(out);
+  const std::string data_dir = out + "/data";
+  const std::string lmdb = data_dir + "/latents_lmdb";
+  std::vector<StageRow> rows;
+  auto dist = std::make_shared<core::DistContext>();
+  auto cfg_path = [&](const std::string& name) {
+    const std::string f = configs + "/" + name + ".yaml";
+    TORCH_CHECK(fs::exists(f), f, ": missing stage config (run from the repository root or pass --configs)");
+    return f;
+  };
+  trainer::TrainOptions to;
+  to.quiet = false;
+  to.num_samples = 4;
+  auto train = [&](const std::string& name, const std::string& cfg_name,
+                   std::vector<std::string> sets, int64_t steps) {
+    sets.push_back("output_path=" + out + "/" + name);
+    sets.push_back("max_iters=" + std::to_string(steps));
+    sets.push_back("save_iters=" + std::to_string(steps));
+    sets.push_back("keep_latest=1");
+    auto c = core::load_config(cfg_path(cfg_name), sets);
+    LOG_INFO("toy run: stage %s (%d steps)", name, steps);
+    Timer t;
+    auto r = trainer::run_training(c, dist, to);
+    rows.push_back({name, t.seconds(), r.seconds_per_step, r.end_step - r.start_step});
+    return r.last_checkpoint;
+  };
+
+  // ---------------------------------------------------------------- data
+  {
+    Timer t;
+    if (!fs::exists(lmdb)) {
+      TORCH_CHECK(call(toy_data_main, {"causvid toy data", "--out", data_dir, "--num", num_data,
+                                       "--seed", "1"}) == 0,
+                  "toy data failed");
+    } else {
+      LOG_INFO("toy run: reusing %s", lmdb);
+    }
+    rows.push_back({"data", t.seconds(), 0, 0});
+  }
+  const std::string prompts_file = data_dir + "/train_prompts.txt";
+  const auto eval_prompts = data::read_prompt_file(data_dir + "/eval_prompts.txt");
+
+  // ---------------------------------------------------------------- teacher
+  std::string teacher_ckpt = teacher;
+  if (teacher == "train") {
+    teacher_ckpt = train("teacher", "teacher", {"data_path=" + lmdb}, I("--teacher-steps", teacher_steps));
+  } else {
+    TORCH_CHECK(fs::exists(teacher), "--teacher: ", teacher, ": no such file (pass --teacher train "
+                "to train one, about 20 minutes here)");
+    rows.push_back({"teacher (shipped)", 0, 0, 0});
+  }
+
+  // ---------------------------------------------------------------- stage 1
+  const std::string bidmd = train("bidirectional_dmd", "bidirectional_dmd",
+                                  {"data_path=" + lmdb, "dit_path=" + teacher_ckpt},
+                                  I("--bidirectional-dmd-steps", s1));
+
+  // ---------------------------------------------------------------- stage 2: ODE pairs
+  const std::string ode_lmdb = out + "/ode_lmdb";
+  {
+    Timer t;
+    auto c = core::load_config(cfg_path("causal_ode"), {"data_path=" + ode_lmdb});
+    auto tc = core::load_config(cfg_path("bidirectional_dmd"), {"dit_path=" + teacher_ckpt});
+    models::WanModel net(models::WanConfig::from_dims(tc.model_dims()));
+    models::load_wan_weights(net, teacher_ckpt, "generator");
+    for (auto& prm : net->parameters()) prm.set_requires_grad(false);
+    models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.timestep_shift);
+    data::TextConditionerOptions tco;
+    tco.encoder_path = tc.text_encoder_file();
+    tco.text_len = tc.model_dims().text_len;
+    auto text = data::make_text_conditioner(tco);
+    auto all = data::read_prompt_file(prompts_file);
+    const int64_t n = std::min<int64_t>(I("--ode-pairs", npairs), all.size());
+    std::vector<std::string> ps(all.begin(), all.begin() + n);
+    data::OdePairOptions o;
+    o.num_steps = 50;
+    o.guidance_scale = tc.real_guidance_scale;
+    o.shift = tc.timestep_shift;
+    o.shape_FCHW = {tc.image_or_video_shape[1], tc.image_or_video_shape[2],
+                    tc.image_or_video_shape[3], tc.image_or_video_shape[4]};
+    o.negative_prompt = tc.negative_prompt;
+    o.seed = 7;
+    o.shard_size = 64;
+    const std::string shards = out + "/ode_shards";
+    {
+      std::error_code ec2;
+      fs::remove_all(shards, ec2);  // a fresh set (the tool itself resumes by skipping shards)
+      c10::InferenceMode im;
+      data::generate_ode_pairs(w, *text, ps, shards, o);
+    }
+    // One row per sampled prompt (the toy prompts repeat: no dedup here, unlike
+    // `causvid lmdb build`, which drops repeated prompts as CausVid does).
+    std::error_code ec;
+    fs::remove_all(ode_lmdb, ec);
+    const std::string tmp = ode_lmdb + ".tmp";
+    fs::remove_all(tmp, ec);
+    {
+      data::ArrayLmdbWriter wr(tmp);
+      int64_t row = 0;
+      std::vector<int64_t> shape;
+      for (const auto& f : data::list_shards({shards})) {
+        auto sh = data::read_shard(f);
+        wr.put_tensor_rows("latents", row, sh.latents);
+        wr.put_string_rows("prompts", row, sh.prompts);
+        row += sh.latents.size(0);
+        shape = sh.latents.sizes().vec();
+      }
+      shape[0] = row;
+      wr.finish({{"latents", shape}, {"prompts", {row}}});
+    }
+    fs::rename(tmp, ode_lmdb);
+    rows.push_back({"ode_pairs (" + std::to_string(n) + " x 50 steps)", t.seconds(), 0, 0});
+  }
+
+  // ---------------------------------------------------------------- stages 3 and 4
+  const std::string code = train("causal_ode", "causal_ode",
+                                 {"data_path=" + ode_lmdb, "dit_path=" + teacher_ckpt},
+                                 I("--causal-ode-steps", s3));
+  const std::string cdmd = train("causal_dmd", "causal_dmd",
+                                 {"data_path=" + lmdb, "dit_path=" + teacher_ckpt,
+                                  "generator_ckpt=" + code},
+                                 I("--causal-dmd-steps", s4));
+
+  // ---------------------------------------------------------------- evaluation
+  struct EvalRow {
+    std::string name, cfg, ckpt, sampler;
+    int64_t steps = 50, frames = 0;
+  };
+  const auto base = core::load_config(cfg_path("causal_dmd"), {"dit_path=" + teacher_ckpt});
+  const int64_t F = base.image_or_video_shape[1];
+  std::vector<EvalRow> evals = {
+      {"teacher, 50 steps (CFG)", "bidirectional_dmd", teacher_ckpt, "teacher", 50, F},
+      {"teacher, 3 steps (naive)", "bidirectional_dmd", teacher_ckpt, "teacher", 3, F},
+      {"bidirectional DMD, 3 steps", "bidirectional_dmd", bidmd, "bidirectional", 0, F},
+      {"causal ODE, 3 steps", "causal_ode", code, "causal", 0, F},
+      {"causal DMD, 3 steps", "causal_dmd", cdmd, "causal", 0, F},
+      {"causal DMD, 4x length", "causal_dmd", cdmd, "causal", 0, 4 * F},
+  };
+  toy::WorldSpec spec;
+  spec.frames = F;
+  std::vector<std::pair<std::string, toy::SetScore>> table;
+  Timer te;
+  {
+    auto real = toy::generate_for_prompts(eval_prompts, 99, spec, F);
+    table.push_back({"real data", toy::evaluate(real, eval_prompts, spec)});
+  }
+  for (const auto& e : evals) {
+    toy::SampleArgs a;
+    a.config = cfg_path(e.cfg);
+    a.sets = {"dit_path=" + teacher_ckpt};
+    a.checkpoint = e.ckpt;
+    a.which = "generator";
+    a.sampler = e.sampler;
+    a.steps = e.steps;
+    a.frames = e.frames;
+    a.batch = I("--eval-batch", eval_batch);
+    a.seed = 4242;
+    auto lat = toy::sample_from_checkpoint(a, eval_prompts);
+    table.push_back({e.name, toy::evaluate(lat, eval_prompts, spec)});
+    LOG_INFO("toy run: %s", toy::format_set_score(e.name, table.back().second));
+  }
+  rows.push_back({"evaluation (7 sets)", te.seconds(), 0, 0});
+
+  // ---------------------------------------------------------------- report
+  std::printf("\n== stage times (this machine) ==\n%-34s %10s %8s %10s %8s\n", "stage", "seconds",
+              "steps", "s/step", "it/s");
+  for (const auto& r : rows)
+    std::printf("%-34s %10.1f %8lld %10.3f %8.2f\n", r.name.c_str(), r.seconds,
+                static_cast<long long>(r.steps), r.step_seconds,
+                r.step_seconds > 0 ? 1.0 / r.step_seconds : 0.0);
+  std::printf("%-34s %10.1f\n", "total", total.seconds());
+  std::printf("\n== toy metric (96 eval prompts; docs/toy_world.md) ==\n%s\n",
+              toy::set_score_header().c_str());
+  for (const auto& [name, s] : table) std::printf("%s\n", toy::format_set_score(name, s).c_str());
+  const double t50 = table[1].second.overall, t3 = table[2].second.overall;
+  const double cd = table[5].second.overall;
+  std::printf("\ncausal DMD (3 steps) vs teacher 50 steps: %.1f vs %.1f (%+.1f%%); vs naive 3-step "
+              "teacher %.1f\n",
+              cd, t50, 100.0 * (cd - t50) / std::max(1e-9, t50), t3);
+  return 0;
+}
+
+}  // namespace causvid::cli
