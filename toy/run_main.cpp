@@ -85,6 +85,7 @@ int toy_run_main(int argc, char** argv) {
   trainer::TrainOptions to;
   to.quiet = false;
   to.num_samples = 4;
+  to.preview = [](const torch::Tensor& l) { return toy::preview_frames(l); };
   auto train = [&](const std::string& name, const std::string& cfg_name,
                    std::vector<std::string> sets, int64_t steps) {
     sets.push_back("output_path=" + out + "/" + name);

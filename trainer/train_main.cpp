@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/log.h"
+#include "toy/world.h"
 #include "trainer/trainer.h"
 
 namespace causvid::cli {
@@ -41,6 +42,7 @@ int train_main(int argc, char** argv) {
   o.resume = resume;
   o.num_samples = core::ArgParser::to_int("--samples", samples);
   o.quiet = quiet == "1";
+  if (c.text_encoder_path == "toy") o.preview = [](const torch::Tensor& l) { return toy::preview_frames(l); };
   auto r = trainer::run_training(c, dist, o);
   if (dist->is_main())
     LOG_INFO("train: steps %d..%d in %.1f s (%.3f s/step, %.2f it/s); last checkpoint %s",
