@@ -31,7 +31,7 @@ TEST(ToyWorld, PromptsRoundTripAndRejectForeignWords) {
 }
 
 TEST(ToyWorld, RenderMovesAtConstantVelocityAndWraps) {
-  toy::WorldSpec spec;  // 6 x 12 x 12, speed 2
+  toy::WorldSpec spec;  // 6 x 12 x 12, speed 1
   toy::Attributes a{1, 2, 1, 0};  // large blue diamond moving left
   auto v = toy::render(a, 1, 3, spec, 24);
   ASSERT_EQ(v.sizes(), torch::IntArrayRef({24, 4, 12, 12}));
@@ -40,8 +40,8 @@ TEST(ToyWorld, RenderMovesAtConstantVelocityAndWraps) {
   for (int64_t t = 0; t < 24; ++t) {
     auto fg = (v[t] - bg).abs().sum(0).gt(1e-6);
     EXPECT_EQ(fg.sum().item<int64_t>(), static_cast<int64_t>(area)) << "frame " << t;
-    if (t > 0)  // moving left by 2 px per frame on the torus
-      EXPECT_TRUE(torch::equal(v[t], v[t - 1].roll(-2, 2))) << "frame " << t;
+    if (t > 0)  // moving left by 1 px per frame on the torus
+      EXPECT_TRUE(torch::equal(v[t], v[t - 1].roll(-1, 2))) << "frame " << t;
   }
   // Shape pixels hold the colour, the rest the background.
   auto px = v[0].permute({1, 2, 0}).reshape({-1, 4});
@@ -50,6 +50,24 @@ TEST(ToyWorld, RenderMovesAtConstantVelocityAndWraps) {
   EXPECT_TRUE((is_fg | is_bg).all().item<bool>());
   EXPECT_NEAR((toy::colour_vector(3) - toy::background_vector()).norm().item<double>(),
               toy::colour_distance(), 1e-5);
+}
+
+// Training clips keep the whole trajectory inside the frame (no wrap-around).
+TEST(ToyWorld, TrainingClipsDoNotWrap) {
+  toy::WorldSpec spec;
+  auto d = toy::generate(192, 3, spec);
+  const auto bg = toy::background_vector().view({4, 1, 1});
+  for (int64_t i = 0; i < 192; ++i) {
+    auto fg = (d.latents[i] - bg).abs().sum(1).gt(1e-6);  // [F, H, W]
+    // Border pixels never hold the shape while an interior column/row does: no wrap.
+    for (int64_t t = 0; t < spec.frames; ++t) {
+      auto f = fg[t];
+      EXPECT_FALSE(f.select(0, 0).any().item<bool>() && f.select(0, spec.height - 1).any().item<bool>())
+          << i;
+      EXPECT_FALSE(f.select(1, 0).any().item<bool>() && f.select(1, spec.width - 1).any().item<bool>())
+          << i;
+    }
+  }
 }
 
 TEST(ToyWorld, StampsAreDistinct) {
