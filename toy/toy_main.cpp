@@ -28,7 +28,6 @@
 
 namespace causvid::cli {
 
-int toy_calibrate_main(int argc, char** argv);  // toy/calibrate_main.cpp
 int toy_run_main(int argc, char** argv);        // toy/run_main.cpp
 
 namespace {
@@ -178,7 +177,6 @@ int toy_main(int argc, char** argv) {
   if (sub == "data") return toy_data_main(static_cast<int>(args.size()), args.data());
   if (sub == "run") return toy_run_main(static_cast<int>(args.size()), args.data());
   if (sub == "eval") return eval_toy_main(static_cast<int>(args.size()), args.data());
-  if (sub == "calibrate") return toy_calibrate_main(static_cast<int>(args.size()), args.data());
   if (sub == "preview") return toy_preview_main(static_cast<int>(args.size()), args.data());
   std::fprintf(stderr, "causvid toy: unknown subcommand '%s'\n%s", sub.c_str(), usage);
   return 2;
