@@ -18,6 +18,7 @@
 #include "data/array_lmdb.h"
 #include "data/latent_tools.h"
 #include "data/prompt_cache.h"
+#include "data/text_from_config.h"
 #include "data/shards.h"
 #include "models/wan/wan_loader.h"
 #include "models/wan/wan_wrapper.h"
@@ -140,10 +141,7 @@ int toy_run_main(int argc, char** argv) {
     models::load_wan_weights(net, teacher_ckpt, "generator");
     for (auto& prm : net->parameters()) prm.set_requires_grad(false);
     models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.timestep_shift);
-    data::TextConditionerOptions tco;
-    tco.encoder_path = tc.text_encoder_file();
-    tco.text_len = tc.model_dims().text_len;
-    auto text = data::make_text_conditioner(tco);
+    auto text = data::text_conditioner_from_config(tc);
     auto all = data::read_prompt_file(prompts_file);
     const int64_t n = std::min<int64_t>(I("--ode-pairs", npairs), all.size());
     std::vector<std::string> ps(all.begin(), all.begin() + n);

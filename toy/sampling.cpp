@@ -3,7 +3,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "data/prompt_cache.h"
+#include "data/text_from_config.h"
 #include "inference/causal_pipeline.h"
 #include "models/wan/wan_loader.h"
 #include "trainer/trainer.h"
@@ -18,12 +18,7 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   net->eval();
   for (auto& p : net->parameters()) p.set_requires_grad(false);
 
-  data::TextConditionerOptions to;
-  to.cache_dir = cfg.prompt_cache;
-  to.encoder_path = cfg.text_encoder_file();
-  to.tokenizer_path = cfg.tokenizer_dir();
-  to.text_len = wc.text_len;
-  auto text = data::make_text_conditioner(to);
+  auto text = data::text_conditioner_from_config(cfg);
 
   const auto& shp = cfg.image_or_video_shape;  // [B, F, C, H, W]
   const int64_t F = a.frames > 0 ? a.frames : shp.at(1);

@@ -16,6 +16,7 @@
 #include "data/datasets.h"
 #include "data/image_io.h"
 #include "data/prompt_cache.h"
+#include "data/text_from_config.h"
 #include "inference/causal_pipeline.h"
 #include "losses/losses.h"
 #include "models/wan/flow_match.h"
@@ -179,12 +180,7 @@ void Trainer::setup() {
               " channels but the model (", c.model_preset, ") takes ", d.in_dim);
 
   // Text conditioning (frozen; every rank holds it).
-  data::TextConditionerOptions to;
-  to.cache_dir = c.prompt_cache;
-  to.encoder_path = c.text_encoder_file();
-  to.tokenizer_path = c.tokenizer_dir();
-  to.text_len = d.text_len;
-  text_ = data::make_text_conditioner(to);
+  text_ = data::text_conditioner_from_config(c);
   TORCH_CHECK(text_->dim() == d.text_dim, "text encoder dim ", text_->dim(), " != model text_dim ",
               d.text_dim);
   // The negative prompt's embedding (CFG's unconditional branch; text dropout).

@@ -1,0 +1,22 @@
+// data/text_from_config.h: the text conditioning a config describes (prompt cache, or the
+// umT5 encoder + tokenizer, or the toy encoder), sized to the model's text_len. One place
+// for the trainer, the toy pipeline and the toy sampler.
+#pragma once
+
+#include <memory>
+
+#include "core/config.h"
+#include "data/prompt_cache.h"
+
+namespace causvid::data {
+
+inline std::unique_ptr<models::TextConditioner> text_conditioner_from_config(const core::Config& c) {
+  TextConditionerOptions o;
+  o.cache_dir = c.prompt_cache;
+  o.encoder_path = c.text_encoder_file();
+  o.tokenizer_path = c.tokenizer_dir();
+  o.text_len = c.model_dims().text_len;
+  return make_text_conditioner(o);
+}
+
+}  // namespace causvid::data
