@@ -12,6 +12,8 @@
 // benchmark works whatever subcommand path dispatches to bench_vae().
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>

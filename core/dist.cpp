@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/log.h"
+#include "core/runtime.h"
 
 extern char** environ;
 
@@ -193,9 +194,14 @@ DistEnv parse_dist_env(const std::map<std::string, std::string>& env) {
 
 // ------------------------------------------------------------------------------ DistGroup
 
-DistGroup::DistGroup(c10::intrusive_ptr<c10d::ProcessGroup> pg, int rank, int size,
-                     std::chrono::milliseconds timeout, std::string name)
-    : pg_(std::move(pg)), rank_(rank), size_(size), timeout_(timeout), name_(std::move(name)) {}
+DistGroup::DistGroup(c10::intrusive_ptr<c10d::Backend> pg, int rank, int size,
+                     std::chrono::milliseconds timeout, std::string name, torch::Device device)
+    : pg_(std::move(pg)),
+      rank_(rank),
+      size_(size),
+      device_(device),
+      timeout_(timeout),
+      name_(std::move(name)) {}
 
 void DistGroup::wait(c10::intrusive_ptr<c10d::Work>& w, const char* what) const {
   try {
@@ -238,13 +244,10 @@ void DistGroup::all_gather_into(torch::Tensor& out, const torch::Tensor& in) con
     out.copy_(in.view_as(out));
     return;
   }
-  auto flat = out.view({size_, in.numel()});
-  std::vector<std::vector<torch::Tensor>> outs(1);
-  for (int r = 0; r < size_; ++r) outs[0].push_back(flat[r]);
-  std::vector<torch::Tensor> ins{in.contiguous().view({in.numel()})};
+  auto src = in.contiguous().view({in.numel()});
   c10d::AllgatherOptions o;
   o.timeout = timeout_;
-  auto w = pg_->allgather(outs, ins, o);
+  auto w = pg_->_allgather_base(out, src, o);
   wait(w, "all_gather");
 }
 
@@ -259,23 +262,15 @@ torch::Tensor DistGroup::reduce_scatter(const torch::Tensor& in) const {
               in.numel(), " elements is not divisible by group size ", size_);
   const int64_t n = in.numel() / size_;
   if (size_ == 1) return in.clone();
-  auto algo = reduce_scatter_algo;
+  const auto algo = reduce_scatter_algo;
   if (algo == ReduceScatterAlgo::kAuto) {
-#if defined(CAUSVID_WITH_NCCL)
-    if (pg_->getBackendName() == "nccl") {
-      std::vector<torch::Tensor> out{torch::empty({n}, in.options())};
-      std::vector<std::vector<torch::Tensor>> ins(1);
-      for (int r = 0; r < size_; ++r) ins[0].push_back(in.narrow(0, r * n, n));
-      c10d::ReduceScatterOptions o;
-      o.timeout = timeout_;
-      auto w = pg_->reduce_scatter(out, ins, o);
-      wait(w, "reduce_scatter");
-      return out[0];
-    }
-#endif
-    // Gloo has no reduce_scatter: all-to-all moves (W-1)/W of the data, an all-reduce twice
-    // that (bench fsdp measures both; all-to-all wins on loopback and is the default).
-    algo = ReduceScatterAlgo::kAllToAll;
+    auto out = torch::empty({n}, in.options());
+    auto src = in.contiguous();
+    c10d::ReduceScatterOptions o;
+    o.timeout = timeout_;
+    auto w = pg_->_reduce_scatter_base(out, src, o);
+    wait(w, "reduce_scatter");
+    return out;
   }
   auto src = in.contiguous();
   if (algo == ReduceScatterAlgo::kAllReduce) {
@@ -295,7 +290,7 @@ torch::Tensor DistGroup::reduce_scatter(const torch::Tensor& in) const {
 void DistGroup::barrier() const {
   if (size_ == 1) return;
   // An all-reduce of one element: Gloo's barrier ignores the timeout in some versions.
-  auto t = torch::zeros({1});
+  auto t = torch::zeros({1}, torch::TensorOptions().device(device_));
   all_reduce(t, "sum");
 }
 
@@ -305,7 +300,7 @@ DistContext::DistContext() = default;
 
 namespace {
 
-c10::intrusive_ptr<c10d::ProcessGroup> make_gloo(c10::intrusive_ptr<c10d::Store> store, int rank,
+c10::intrusive_ptr<c10d::Backend> make_gloo(c10::intrusive_ptr<c10d::Store> store, int rank,
                                                  int size, std::chrono::milliseconds timeout,
                                                  const std::string& master_addr) {
   auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -324,26 +319,30 @@ c10::intrusive_ptr<c10d::ProcessGroup> make_gloo(c10::intrusive_ptr<c10d::Store>
 
 DistGroup DistContext::new_group(const std::vector<int>& ranks, const std::string& name) {
   auto it = std::find(ranks.begin(), ranks.end(), env_.rank);
-  if (it == ranks.end() || ranks.size() == 1 || !store_) return DistGroup({}, 0, 1, timeout_, name);
+  if (it == ranks.end() || ranks.size() == 1 || !store_)
+    return DistGroup({}, 0, 1, timeout_, name, device_);
   const int r = int(it - ranks.begin()), n = int(ranks.size());
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("group/" + name, store_);
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<c10d::Backend> pg;
 #if defined(CAUSVID_WITH_NCCL)
-  if (backend_ == "nccl") pg = make_nccl_group(prefixed, r, n, timeout_, env_.local_rank);
+  if (backend_ == "nccl") pg = make_nccl_group(prefixed, r, n, timeout_, device_.index());
 #endif
   if (!pg) pg = make_gloo(prefixed, r, n, timeout_, env_.master_addr);
-  return DistGroup(pg, r, n, timeout_, name);
+  return DistGroup(pg, r, n, timeout_, name, device_);
 }
 
 void DistContext::setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions& opts) {
   timeout_ = opts.timeout;
   store_ = store;
-  backend_ = opts.backend == "auto" ? "gloo" : opts.backend;
-#if defined(CAUSVID_WITH_NCCL)
-  if (opts.backend == "auto" && torch::cuda::is_available()) backend_ = "nccl";
-#endif
-  TORCH_CHECK(backend_ == "gloo" || backend_ == "nccl", "backend: got ", opts.backend,
-              ", want auto|gloo|nccl");
+  device_ = resolve_device(opts.device, env_.local_rank, env_.local_world_size);
+  backend_ = opts.backend == "auto" ? (device_.is_cuda() ? "nccl" : "gloo") : opts.backend;
+  TORCH_CHECK(backend_ == "gloo" || backend_ == "nccl", "backend: got '", opts.backend,
+              "', want auto|gloo|nccl");
+  TORCH_CHECK(backend_ == "gloo" || device_.is_cuda(), "backend: nccl needs a CUDA device, but "
+              "device is ", device_.str());
+  TORCH_CHECK(backend_ == "nccl" || !device_.is_cuda() || env_.world_size == 1,
+              "backend: gloo was asked for with device ", device_.str(),
+              "; collectives would get CUDA tensors (use backend auto or nccl)");
 #if !defined(CAUSVID_WITH_NCCL)
   TORCH_CHECK(backend_ == "gloo", "backend: nccl needs a CUDA LibTorch build");
 #endif
@@ -352,7 +351,7 @@ void DistContext::setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions
   TORCH_CHECK(S >= 1 && W % S == 0, "shard_group_size: got ", S, ", want a divisor of world size ",
               W);
   if (W == 1) {
-    world_ = shard_ = replica_ = DistGroup({}, 0, 1, timeout_, "world");
+    world_ = shard_ = replica_ = DistGroup({}, 0, 1, timeout_, "world", device_);
     return;
   }
   std::vector<int> all(W);
@@ -364,7 +363,7 @@ void DistContext::setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions
   for (int i = 0; i < S; ++i) sg.push_back(k * S + i);
   for (int i = 0; i < W / S; ++i) rg.push_back(i * S + j);
   shard_ = S == W ? world_ : new_group(sg, "shard" + std::to_string(k));
-  replica_ = W / S == 1 ? DistGroup({}, 0, 1, timeout_, "replica")
+  replica_ = W / S == 1 ? DistGroup({}, 0, 1, timeout_, "replica", device_)
                         : new_group(rg, "replica" + std::to_string(j));
   LOG_INFO("dist: rank %d/%d (local %d/%d, node %d/%d) backend %s, shard group %d, replica group "
            "%d, master %s:%d",
@@ -413,8 +412,9 @@ int64_t resolve_seed(int64_t seed, const DistGroup& world) {
     std::random_device rd;
     t[0] = int64_t(rd() % 10000000) + 1;  // CausVid: random.randint(0, 10000000)
   }
+  t = t.to(world.device());
   world.broadcast(t, 0);
-  return t.item<int64_t>();
+  return t.cpu().item<int64_t>();
 }
 
 std::vector<int64_t> distributed_sampler_indices(int64_t n, int world, int rank, bool shuffle,

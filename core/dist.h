@@ -16,7 +16,8 @@
 //              SLURM_JOB_NODELIST ("node[01-03,07]" compressed form), port MASTER_PORT or 29500
 //   OpenMPI  : OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE, MASTER_ADDR/PORT
 //   none     : a single process, world size 1, no store, no network.
-// Gloo's reduce_scatter is missing in 1.13; reduce_scatter() emulates it (see dist.cpp).
+// Collectives run on tensors of the backend's device: CPU tensors for Gloo, tensors on
+// cuda:LOCAL_RANK for NCCL (DistGroup::device()).
 #pragma once
 
 #include <torch/torch.h>
@@ -28,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 namespace causvid::core {
@@ -53,17 +54,22 @@ std::map<std::string, std::string> process_env();
 // Expands a SLURM host list: "node[01-03,07],gpu5" -> {node01,node02,node03,node07,gpu5}.
 std::vector<std::string> expand_slurm_nodelist(const std::string& s);
 
+// kAuto = the backend's reduce-scatter (Gloo has it since LibTorch 2.x); the two emulations
+// stay for `bench fsdp`, which measures them against it.
 enum class ReduceScatterAlgo { kAuto, kAllToAll, kAllReduce };
 
 // One communicator (world or a sub-group). size() == 1 groups need no process group at all.
 class DistGroup {
  public:
   DistGroup() = default;
-  DistGroup(c10::intrusive_ptr<c10d::ProcessGroup> pg, int rank, int size,
-            std::chrono::milliseconds timeout, std::string name);
+  DistGroup(c10::intrusive_ptr<c10d::Backend> pg, int rank, int size,
+            std::chrono::milliseconds timeout, std::string name,
+            torch::Device device = torch::kCPU);
   int rank() const { return rank_; }
   int size() const { return size_; }
   const std::string& name() const { return name_; }
+  // The device collective tensors must live on (CPU for Gloo, the local GPU for NCCL).
+  torch::Device device() const { return device_; }
 
   // In place. op: "sum" | "avg" | "max".
   void all_reduce(torch::Tensor& t, const std::string& op = "sum") const;
@@ -79,15 +85,19 @@ class DistGroup {
 
  private:
   void wait(c10::intrusive_ptr<c10d::Work>& w, const char* what) const;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  c10::intrusive_ptr<c10d::Backend> pg_;
   int rank_ = 0, size_ = 1;
+  torch::Device device_ = torch::kCPU;
   std::chrono::milliseconds timeout_{1800000};
   std::string name_ = "world";
 };
 
 struct DistOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // CausVid: 1800 s
-  std::string backend = "auto";  // "auto" (nccl on CUDA builds with a CUDA device) | "gloo" | "nccl"
+  std::string backend = "auto";  // "auto" (nccl when `device` is CUDA) | "gloo" | "nccl"
+  // The compute device chosen before the process group exists: "cpu", "cuda" (=
+  // cuda:LOCAL_RANK) or "cuda:N"; "auto" = cuda when a GPU is visible, else cpu.
+  std::string device = "cpu";
   // Ranks per shard group for hybrid sharding; 0 = local_world_size (one node).
   int shard_group_size = 0;
 };
@@ -115,6 +125,9 @@ class DistContext {
   const DistGroup& shard_group() const { return shard_; }
   const DistGroup& replica_group() const { return replica_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
+  // The compute device of this rank (cuda:LOCAL_RANK for `device: cuda`).
+  torch::Device device() const { return device_; }
+  const std::string& backend() const { return backend_; }
   // A new group over a subset (all ranks must call with the same lists, in the same order);
   // returns a size-1 group view on ranks outside `ranks`.
   DistGroup new_group(const std::vector<int>& ranks, const std::string& name);
@@ -126,6 +139,7 @@ class DistContext {
   DistGroup world_, shard_, replica_;
   std::chrono::milliseconds timeout_{std::chrono::minutes(30)};
   std::string backend_ = "gloo";
+  torch::Device device_ = torch::kCPU;
 };
 
 // CausVid's seed rule: seed 0 -> rank 0 draws a random seed and broadcasts it; returns the
@@ -140,7 +154,7 @@ std::vector<int64_t> distributed_sampler_indices(int64_t n, int world, int rank,
 
 #if defined(CAUSVID_WITH_NCCL)
 // core/dist_cuda.cpp
-c10::intrusive_ptr<c10d::ProcessGroup> make_nccl_group(c10::intrusive_ptr<c10d::Store> store,
+c10::intrusive_ptr<c10d::Backend> make_nccl_group(c10::intrusive_ptr<c10d::Store> store,
                                                        int rank, int size,
                                                        std::chrono::milliseconds timeout,
                                                        int local_rank);

@@ -1,6 +1,6 @@
 // core/dist_cuda.cpp: NCCL process groups (compiled only with a CUDA LibTorch whose headers
-// have ProcessGroupNCCL; see CMakeLists.txt). One device per local rank: the caller sets the
-// current device to local_rank before any collective. Untested on the CPU-only dev machine.
+// have ProcessGroupNCCL; see CMakeLists.txt). One device per local rank: the current device is
+// set to local_rank before the communicator exists.
 #include "core/dist.h"
 
 #if defined(CAUSVID_WITH_NCCL)
@@ -9,7 +9,7 @@
 
 namespace causvid::core {
 
-c10::intrusive_ptr<c10d::ProcessGroup> make_nccl_group(c10::intrusive_ptr<c10d::Store> store,
+c10::intrusive_ptr<c10d::Backend> make_nccl_group(c10::intrusive_ptr<c10d::Store> store,
                                                        int rank, int size,
                                                        std::chrono::milliseconds timeout,
                                                        int local_rank) {

@@ -4,6 +4,10 @@
 #include <cstdlib>
 #include <thread>
 
+#if defined(CAUSVID_WITH_CUDA)
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 namespace causvid::core {
 
 int init_threads() {
@@ -18,14 +22,65 @@ int init_threads() {
   return n;
 }
 
-torch::Device parse_device(const std::string& s) {
-  TORCH_CHECK(s == "cpu" || s.rfind("cuda", 0) == 0, "device: got '", s,
-              "', want cpu, cuda or cuda:N");
-  if (s.rfind("cuda", 0) == 0) {
-    TORCH_CHECK(torch::cuda::is_available(), "device: '", s,
-                "' requested but this LibTorch build or machine has no CUDA");
+int cuda_device_count() {
+#if defined(CAUSVID_WITH_CUDA)
+  return static_cast<int>(c10::cuda::device_count());
+#else
+  return 0;
+#endif
+}
+
+namespace {
+bool is_cuda_spec(const std::string& s) { return s == "cuda" || s.rfind("cuda:", 0) == 0; }
+}  // namespace
+
+torch::Device parse_device(const std::string& s) { return resolve_device(s); }
+
+torch::Device resolve_device(const std::string& spec, int local_rank, int local_world_size) {
+  TORCH_CHECK(spec == "cpu" || spec == "auto" || is_cuda_spec(spec), "device: got '", spec,
+              "', want auto, cpu, cuda or cuda:N");
+  if (spec == "cpu") return torch::kCPU;
+  const int n = cuda_device_count();
+  if (spec == "auto" && n == 0) return torch::kCPU;
+#if !defined(CAUSVID_WITH_CUDA)
+  TORCH_CHECK(false, "device: '", spec, "' requested, but this build has no CUDA support");
+#endif
+  TORCH_CHECK(n > 0, "device: '", spec, "' requested, but no CUDA device is visible (no GPU, "
+              "no driver, or CUDA_VISIBLE_DEVICES hides them); use --device cpu");
+  int index = local_rank;
+  if (spec.rfind("cuda:", 0) == 0) {
+    const std::string num = spec.substr(5);
+    TORCH_CHECK(!num.empty() && num.find_first_not_of("0123456789") == std::string::npos,
+                "device: got '", spec, "', want cuda:N with N a GPU index");
+    index = std::stoi(num);
+    TORCH_CHECK(index < n, "device: '", spec, "' requested, but only ", n,
+                " CUDA device(s) are visible");
+  } else {
+    TORCH_CHECK(local_rank < n, "device: '", spec, "' puts local rank ", local_rank,
+                " on cuda:", local_rank, ", but only ", n, " CUDA device(s) are visible for ",
+                local_world_size, " ranks on this node: start at most ", n,
+                " ranks per node (--nproc-per-node) or use --device cpu");
   }
-  return torch::Device(s);
+#if defined(CAUSVID_WITH_CUDA)
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
+#endif
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+torch::ScalarType parse_dtype(const std::string& s, const std::string& what) {
+  if (s == "fp32" || s == "float32" || s == "float") return torch::kFloat32;
+  if (s == "bf16" || s == "bfloat16") return torch::kBFloat16;
+  if (s == "fp16" || s == "float16" || s == "half") return torch::kFloat16;
+  TORCH_CHECK(false, what, ": got '", s, "', want fp32, bf16 or fp16");
+}
+
+std::string dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return "fp32";
+    case torch::kBFloat16: return "bf16";
+    case torch::kFloat16: return "fp16";
+    default: return c10::toString(t);
+  }
 }
 
 }  // namespace causvid::core

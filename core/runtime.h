@@ -26,4 +26,22 @@ int init_threads();
 // Parses "cpu", "cuda", "cuda:1"; a CUDA device on a CPU-only build is a clear error.
 torch::Device parse_device(const std::string& s);
 
+// The one device choice of a process, made before its process group exists:
+//   "cpu"    -> cpu
+//   "cuda"   -> cuda:LOCAL_RANK (one GPU per local rank, as torchrun / SLURM lay them out)
+//   "cuda:N" -> cuda:N
+//   "auto"   -> "cuda" when a CUDA device is visible, else "cpu"
+// Asking for CUDA where there is none, a local rank without a GPU of its own, or an unknown
+// string is an error naming the `device` setting; never a silent fall-back to CPU. A CUDA
+// result is also made the current device of the process.
+torch::Device resolve_device(const std::string& spec, int local_rank = 0,
+                             int local_world_size = 1);
+
+// Number of visible CUDA devices (0 on machines without a GPU or driver).
+int cuda_device_count();
+
+// Parses a dtype flag: "fp32"/"float32", "bf16"/"bfloat16", "fp16"/"float16".
+torch::ScalarType parse_dtype(const std::string& s, const std::string& what = "dtype");
+std::string dtype_name(torch::ScalarType t);
+
 }  // namespace causvid::core

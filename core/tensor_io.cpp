@@ -634,7 +634,7 @@ class CheckpointReader {
       const uint64_t off = zip_data_offset(*file_, prefix_ + rel, ze);
       if (opt_.mmap && (off % 16) == 0) return mapped_storage(file_, off, nbytes);
       c10::Storage s(c10::Storage::use_byte_size_t(), nbytes, c10::GetAllocator(c10::kCPU), false);
-      if (nbytes) std::memcpy(s.data(), file_->data() + off, nbytes);
+      if (nbytes) std::memcpy(s.mutable_data(), file_->data() + off, nbytes);
       return s;
     }
     // Compressed record (not written by torch.save, but valid zip): inflate via the reader.

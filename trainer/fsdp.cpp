@@ -349,8 +349,10 @@ void ShardedModule::gather_unit(FlatUnit& u, bool force) {
   if (S == 1 && compute_dtype_ == torch::kFloat32) {
     full = u.shard;  // alias: the optimizer's in-place update is the params' update
   } else {
-    full = shard_->all_gather(u.shard);
-    if (compute_dtype_ != torch::kFloat32) full = full.to(compute_dtype_);
+    // Cast first, then gather in the compute dtype (bf16 collectives under mixed precision,
+    // as torch FSDP's param_dtype): half the bytes on the wire and no fp32 full copy.
+    full = shard_->all_gather(compute_dtype_ == torch::kFloat32 ? u.shard
+                                                                : u.shard.to(compute_dtype_));
   }
   u.full = full;
   for (size_t i = 0; i < u.params.size(); ++i)

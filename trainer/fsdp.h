@@ -9,7 +9,8 @@
 //    zero-padded to a multiple of the shard group size S; this rank owns the slice
 //    [shard_rank * n, (shard_rank + 1) * n): the fp32 master shard that the optimizer updates.
 //  - Gathering a unit all-gathers its shards and points the module's parameter tensors at
-//    views of the gathered buffer (cast to bf16 when mixed_precision). Units with S == 1 and
+//    views of the gathered buffer (under mixed_precision the shard is cast to bf16 first and
+//    the all-gather runs in bf16). Units with S == 1 and
 //    fp32 compute alias the master shard (no copy). Freeing points them at empty tensors.
 //  - Strategies = (shard group, replica group, reshard at rest):
 //      full          S = W,          R = 1,     params freed (per unit, see below)
@@ -40,9 +41,7 @@
 //    reduced in backward.
 //  - gather_stats() counts the unsharded compute bytes materialised (current, peak, number of
 //    gathers) for `causvid bench fsdp` and the tests.
-// Limits: the gathered fp32 buffer is cast to bf16 after the all-gather (Gloo in LibTorch
-// 1.13 has no bf16 collectives), so under mixed precision a gather briefly holds the unit in
-// fp32 too; a block recomputed in backward must be side-effect free (the KV-cache inference
+// Limits: a block recomputed in backward must be side-effect free (the KV-cache inference
 // path runs without grad, so it is never recomputed). Difference vs torch FSDP: without
 // activation checkpointing torch keeps a unit's activations and only re-gathers its params
 // for backward; here a block unit always recomputes (about one extra block forward per

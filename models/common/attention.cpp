@@ -4,11 +4,18 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 
 namespace causvid::models {
 namespace {
 
 std::atomic<int64_t> g_budget{int64_t(1) << 24};  // 16M floats = 64 MiB of scores
+
+AttentionBackend initial_backend() {
+  const char* v = std::getenv("CAUSVID_ATTENTION");
+  return v && *v ? parse_attention_backend(v) : AttentionBackend::kSdpa;
+}
+std::atomic<AttentionBackend> g_backend{initial_backend()};
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -117,6 +124,15 @@ torch::Tensor to_GLK(const torch::Tensor& x) {
 
 }  // namespace
 
+AttentionBackend parse_attention_backend(const std::string& s) {
+  if (s == "sdpa") return AttentionBackend::kSdpa;
+  if (s == "chunked") return AttentionBackend::kChunked;
+  TORCH_CHECK(false, "attention backend (CAUSVID_ATTENTION / --attention): got '", s,
+              "', want sdpa or chunked");
+}
+AttentionBackend attention_backend() { return g_backend.load(); }
+void set_attention_backend(AttentionBackend b) { g_backend = b; }
+
 int64_t attention_chunk_budget() { return g_budget.load(); }
 void set_attention_chunk_budget(int64_t elements) { g_budget = std::max<int64_t>(elements, 1); }
 
@@ -126,6 +142,12 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
                   q.size(3) == k.size(3),
               "attention: q ", q.sizes(), " k ", k.sizes(), " v ", v.sizes(), " do not match");
   const int64_t B = q.size(0), L = q.size(1), N = q.size(2), K = q.size(3);
+  if (g_backend.load() == AttentionBackend::kSdpa) {
+    // [B,L,N,K] -> [B,N,L,K] views; the kernels take strided inputs.
+    auto o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                              v.transpose(1, 2));
+    return o.transpose(1, 2);
+  }
   const double scale = 1.0 / std::sqrt(static_cast<double>(K));
   torch::Tensor out;
   const bool needs_grad = torch::GradMode::is_enabled() &&

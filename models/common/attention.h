@@ -1,9 +1,13 @@
 // models/common/attention.h: the one attention function of the framework.
-// LibTorch 1.13 has no public scaled_dot_product_attention, so this is our own
-// memory-efficient softmax attention: queries are processed in chunks so that the score
-// buffer is O(chunk x keys), never O(L^2), in forward AND backward (a custom autograd
-// function saves q, k, v, the output and the per-row log-sum-exp, and recomputes the
-// probabilities chunk by chunk in backward, as flash-attention does).
+// Two kernels behind one interface:
+//  - sdpa (default): at::scaled_dot_product_attention, which picks flash / memory-efficient
+//    / cuDNN kernels on CUDA and the flash kernel on CPU.
+//  - chunked: our own memory-efficient softmax attention: queries are processed in chunks so
+//    that the score buffer is O(chunk x keys), never O(L^2), in forward AND backward (a
+//    custom autograd function saves q, k, v, the output and the per-row log-sum-exp, and
+//    recomputes the probabilities chunk by chunk in backward, as flash-attention does).
+//    Kept for `bench dit`, which measures it against sdpa in the same run.
+// The kernel is chosen with set_attention_backend() or CAUSVID_ATTENTION=sdpa|chunked.
 // Math: softmax(q k^T / sqrt(d)) v in the input dtype with float32 softmax statistics;
 // the reference (Wan2.1 flash_attention) is the same function.
 // Layout legend: B batch, L query tokens, S key tokens, N heads, K head dim.
@@ -12,6 +16,12 @@
 #include <torch/torch.h>
 
 namespace causvid::models {
+
+enum class AttentionBackend { kSdpa, kChunked };
+AttentionBackend attention_backend();
+void set_attention_backend(AttentionBackend b);
+// "sdpa" | "chunked"; anything else is an error naming the value.
+AttentionBackend parse_attention_backend(const std::string& s);
 
 // Upper bound on the number of score elements materialised at once (per chunk).
 int64_t attention_chunk_budget();
