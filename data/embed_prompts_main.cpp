@@ -30,7 +30,7 @@ int embed_prompts_main(int argc, char** argv) {
                         "tests; byte tokenizer unless --tokenizer)");
   auto& dtype = p.flag("--dtype", "bf16", "stored dtype: bf16, fp16 or fp32");
   auto& compute = p.flag("--compute-dtype", "fp32", "encoder dtype: fp32 or bf16");
-  auto& device = p.flag("--device", "cpu", "cpu or cuda[:N]");
+  auto& device = p.flag("--device", "cpu", "auto, cpu, cuda or cuda:N");
   auto& text_len = p.flag("--text-len", "512", "token positions per prompt (Wan: 512)");
   auto& batch = p.flag("--batch-size", "8", "prompts per encoder call");
   auto& seed = p.flag("--seed", "0", "weight seed of the tiny preset");

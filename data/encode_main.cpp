@@ -34,7 +34,7 @@ int encode_main(int argc, char** argv) {
   auto& height = p.flag("--height", "0", "resize to this height when reading (0: keep)");
   auto& shard_size = p.flag("--shard-size", "16", "videos per shard");
   auto& dtype = p.flag("--dtype", "fp32", "stored dtype: fp32, fp16 or bf16");
-  auto& device = p.flag("--device", "", "cpu or cuda[:N] (default: the config's device)");
+  auto& device = p.flag("--device", "", "auto, cpu, cuda (= cuda:LOCAL_RANK) or cuda:N (default: the config's device)");
   auto& vae_dim = p.flag("--vae-dim", "96", "VAE base width (96 = Wan2.1; tests use tiny VAEs)");
   auto& vae_z = p.flag("--vae-z-dim", "16",
                        "latent channels (16 = Wan2.1 with its latent mean/std; any other value "
@@ -51,16 +51,16 @@ int encode_main(int argc, char** argv) {
   o.height = core::ArgParser::to_int("--height", height);
   o.shard_size = core::ArgParser::to_int("--shard-size", shard_size);
   o.store_dtype = data::parse_embed_dtype("--dtype", dtype);
-  std::string dev = device.empty() ? c.device : device;
-  if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
-  o.device = core::parse_device(dev);
   o.compute_dtype = c.mixed_precision ? torch::kBFloat16 : torch::kFloat32;
 
   auto files = data::list_videos(videos);
   TORCH_CHECK(!files.empty(), videos, ": no video files in the folder");
   auto caps = data::read_captions(captions);
-  auto dist = core::DistContext::init_from_env();
+  core::DistOptions dopt;
+  dopt.device = device.empty() ? c.device : device;  // chosen once, before the process group
+  auto dist = core::DistContext::init_from_env(dopt);
   core::set_log_rank(dist->rank());
+  o.device = dist->device();
 
   models::WanVAEConfig vc;
   vc.dim = core::ArgParser::to_int("--vae-dim", vae_dim);

@@ -55,7 +55,8 @@ int ode_pairs_main(int argc, char** argv) {
   auto& seed = p.flag("--seed", "0", "base seed (prompt i uses seed + i)");
   auto& shard_size = p.flag("--shard-size", "16", "prompts per shard");
   auto& dtype = p.flag("--dtype", "fp32", "stored dtype: fp32, fp16 or bf16");
-  auto& device = p.flag("--device", "", "cpu or cuda[:N] (default: the config's device)");
+  auto& compute = p.flag("--compute-dtype", "fp32", "teacher weights' dtype: fp32 or bf16");
+  auto& device = p.flag("--device", "", "auto, cpu, cuda (= cuda:LOCAL_RANK) or cuda:N (default: the config's device)");
   if (!p.parse(argc, argv)) return p.exit_code();
   TORCH_CHECK(!config.empty(), "--config: required");
   TORCH_CHECK(!prompts_path.empty(), "--prompts: required");
@@ -72,13 +73,13 @@ int ode_pairs_main(int argc, char** argv) {
   o.store_dtype = data::parse_embed_dtype("--dtype", dtype);
   o.negative_prompt = c.negative_prompt;
   o.shape_FCHW.assign(c.image_or_video_shape.begin() + 1, c.image_or_video_shape.end());
-  std::string dev = device.empty() ? c.device : device;
-  if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
-  o.device = core::parse_device(dev);
 
   auto prompts = data::read_prompt_file(prompts_path);
-  auto dist = core::DistContext::init_from_env();
+  core::DistOptions dopt;
+  dopt.device = device.empty() ? c.device : device;  // chosen once, before the process group
+  auto dist = core::DistContext::init_from_env(dopt);
   core::set_log_rank(dist->rank());
+  o.device = dist->device();
 
   auto dims = c.model_dims();
   TORCH_CHECK(o.shape_FCHW[1] == dims.in_dim, "image_or_video_shape: ", o.shape_FCHW[1],
@@ -86,7 +87,7 @@ int ode_pairs_main(int argc, char** argv) {
   models::WanModel net(models::WanConfig::from_dims(dims));
   const std::string tp = teacher_path.empty() ? c.dit_file() : teacher_path;
   models::load_wan_weights(net, tp, which);
-  net->to(o.device);
+  net->to(o.device, core::parse_dtype(compute, "--compute-dtype"));
   net->eval();
   models::WanDiffusionWrapper teacher(net, /*causal=*/false, c.num_frame_per_block);
 

@@ -10,8 +10,11 @@
 
 namespace causvid::data {
 
-inline std::unique_ptr<models::TextConditioner> text_conditioner_from_config(const core::Config& c) {
+// The encoder runs on `device`; embeddings come back on it.
+inline std::unique_ptr<models::TextConditioner> text_conditioner_from_config(
+    const core::Config& c, torch::Device device = torch::kCPU) {
   TextConditionerOptions o;
+  o.device = device;
   o.cache_dir = c.prompt_cache;
   o.encoder_path = c.text_encoder_file();
   o.tokenizer_path = c.tokenizer_dir();

@@ -1,13 +1,15 @@
 // inference/causal_pipeline.cpp: see causal_pipeline.h.
 #include "inference/causal_pipeline.h"
 
+#include "core/random.h"
+
 namespace causvid::inference {
 
 namespace {
 
 torch::Tensor randn_like_gen(const torch::Tensor& x, c10::optional<at::Generator> gen) {
   if (!gen) return torch::randn_like(x);
-  return at::randn(x.sizes(), gen, x.options());
+  return core::randn_like(x, *gen);
 }
 
 }  // namespace
@@ -76,7 +78,7 @@ torch::Tensor CausalPipeline::step_frames(const torch::Tensor& noise_block, int6
     auto t = torch::full({B, f}, steps[i], noise_block.options().dtype(torch::kFloat32));
     pred = gen_.forward_cached(x, t, context_, *cache_, xcache_, start);
     if (i + 1 < steps.size()) {
-      auto next = torch::full({B * f}, steps[i + 1], torch::kFloat32);
+      auto next = torch::full({B * f}, steps[i + 1], noise_block.options().dtype(torch::kFloat32));
       auto flat = pred.flatten(0, 1);
       x = gen_.scheduler().add_noise(flat, randn_like_gen(flat, gen), next).view(pred.sizes());
     }
@@ -127,12 +129,13 @@ torch::Tensor sample_bidirectional(const models::WanDiffusionWrapper& g, const t
   auto x = noise;
   torch::Tensor pred;
   for (size_t i = 0; i < steps.size(); ++i) {
-    auto t = torch::full({B, F}, steps[i], torch::kFloat32);
+    auto t = torch::full({B, F}, steps[i], noise.options().dtype(torch::kFloat32));
     pred = g.forward(x, t, context);
     if (i + 1 < steps.size()) {
       auto flat = pred.flatten(0, 1);
       x = g.scheduler()
-              .add_noise(flat, randn_like_gen(flat, gen), torch::full({B * F}, steps[i + 1]))
+              .add_noise(flat, randn_like_gen(flat, gen),
+                         torch::full({B * F}, steps[i + 1], t.options()))
               .view(pred.sizes());
     }
   }
@@ -149,7 +152,7 @@ TeacherTrajectory sample_teacher(const models::WanDiffusionWrapper& teacher,
   auto lat = noise;
   for (int64_t i = 0; i < N; ++i) {
     auto tv = grid.timesteps[i];
-    auto t = tv.expand({B, F}).contiguous();
+    auto t = tv.expand({B, F}).contiguous().to(noise.device());
     traj.push_back(lat);
     auto c = teacher.forward(lat, t, cond);
     auto u = teacher.forward(lat, t, uncond);

@@ -42,14 +42,16 @@ int eval_vbench_main(int argc, char** argv) {
     prompts.resize(limit);
     if (!names.empty()) names.resize(std::min<size_t>(names.size(), limit));
   }
-  auto dist = core::DistContext::init_from_env();
+  core::DistOptions dopt;
+  if (metrics_only != "1") dopt.device = f.device_spec();  // chosen before the process group
+  auto dist = core::DistContext::init_from_env(dopt);
   core::set_log_rank(dist->rank());
   core::make_dirs(out);
 
   std::unique_ptr<inference::GenerateSetup> setup;
   int64_t seed = 0;
   if (metrics_only != "1") {
-    setup = std::make_unique<inference::GenerateSetup>(f.build());
+    setup = std::make_unique<inference::GenerateSetup>(f.build(dist->device()));
     seed = setup->seed;
   }
   const auto items = inference::vbench_items(prompts, names,

@@ -1,6 +1,8 @@
 // inference/generate.cpp: see generate.h.
 #include "inference/generate.h"
 
+#include "core/random.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -296,7 +298,9 @@ VideoGenerator::VideoGenerator(models::WanModel model,
     : model_(std::move(model)), text_(std::move(text)), vae_(std::move(vae)),
       opts_(std::move(opts)) {
   TORCH_CHECK(text_, "VideoGenerator: no text conditioner");
+  model_->to(opts_.device, opts_.dtype);
   model_->eval();
+  if (vae_) vae_->to(opts_.device, opts_.dtype);
 }
 
 int64_t VideoGenerator::temporal_stride() const {
@@ -376,7 +380,7 @@ void VideoGenerator::check(const SampleSpec& s) const {
 }
 
 torch::Tensor VideoGenerator::encode_prompt(const std::string& prompt) {
-  auto e = text_->encode({prompt}).to(torch::kFloat32);
+  auto e = text_->encode({prompt}).to(opts_.device, torch::kFloat32);
   const auto& mc = model_->config();
   TORCH_CHECK(e.size(2) == mc.text_dim, "text encoder: embedding dim ", e.size(2),
               ", the model wants text_dim ", mc.text_dim);
@@ -430,7 +434,7 @@ struct BlockDecoder {
     if (vae) dec = std::make_unique<models::WanVAEStreamDecoder>(vae->stream_decoder());
   }
   torch::Tensor operator()(const torch::Tensor& lat_BFCHW) {
-    if (vae) return dec->push(lat_BFCHW)[0];
+    if (vae) return dec->push(lat_BFCHW)[0].cpu();
     return latent_preview(lat_BFCHW[0], scale);
   }
 };
@@ -494,7 +498,7 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
                 " frames at ", o.fps, " fps, want at least ", need, " for ", F,
                 " latent frames (--num-frames)");
     auto lat = vae_->encode_to_latent(frames.permute({1, 0, 2, 3}).unsqueeze(0));  // [1,F,z,h,w]
-    auto noise = at::randn(lat.sizes(), gen, lat.options());
+    auto noise = core::randn_like(lat, gen);
     auto t = torch::full({F}, o.v2v_timestep);
     models::FlowMatchScheduler grid = models::FlowMatchScheduler::wan_training(o.timestep_shift);
     v2v_noised = grid.add_noise(lat.flatten(0, 1), noise.flatten(0, 1), t).view(lat.sizes());
@@ -525,7 +529,7 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
     size_t seg = segment_at(gblock);
     pipe.set_context(emb[segs[seg].prompt]);
     decode.reset();
-    auto noise = at::randn({1, F, C, h, w}, gen, torch::TensorOptions());
+    auto noise = core::randn({1, F, C, h, w}, gen, torch::TensorOptions().device(o.device));
     std::vector<torch::Tensor> lat_blocks;
     if (offset) {
       const double tb = now_s();
@@ -578,7 +582,7 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
     }
   }
   if (bar) bar->finish();
-  res.latents = torch::cat(kept_latents, 1)[0].contiguous();
+  res.latents = torch::cat(kept_latents, 1)[0].cpu().contiguous();
   return res;
 }
 
@@ -587,8 +591,8 @@ SampleResult VideoGenerator::run_whole(const SampleSpec& spec, Sinks& sinks, dou
   const auto& mc = model_->config();
   SampleResult res;
   auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(spec.seed));
-  auto noise = at::randn({1, o.num_frames, mc.in_dim, o.latent_height, o.latent_width}, gen,
-                         torch::TensorOptions());
+  auto noise = core::randn({1, o.num_frames, mc.in_dim, o.latent_height, o.latent_width}, gen,
+                           torch::TensorOptions().device(o.device));
   auto ctx = encode_prompt(spec.prompt);
   models::WanDiffusionWrapper wrapper(model_, /*causal=*/false, o.num_frame_per_block,
                                       o.timestep_shift);
@@ -606,7 +610,7 @@ SampleResult VideoGenerator::run_whole(const SampleSpec& spec, Sinks& sinks, dou
   sinks.on_first = [&] { res.first_frame_s = now_s() - t0; };
   sinks.add(decode(lat));
   res.block_s.push_back(now_s() - t0);
-  res.latents = lat[0].contiguous();
+  res.latents = lat[0].cpu().contiguous();
   return res;
 }
 

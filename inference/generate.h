@@ -122,6 +122,11 @@ class ProgressBar {
 // ------------------------------------------------------------------ the generator
 struct GenerateOptions {
   std::string mode = "causal";         // "causal" | "bidirectional" | "teacher"
+  // Where the DiT, VAE and KV cache run, and the dtype of their weights (bf16 halves memory
+  // and uses the tensor cores on CUDA). Noise comes from CPU generators (core/random.h), so
+  // a seed gives the same noise on every device.
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
   int64_t num_frames = 21;             // latent frames generated per rollout (i2v adds 1)
   int64_t latent_height = 60, latent_width = 104;
   std::vector<double> denoising_steps = {1000, 757, 522};  // effective (warped) timesteps

@@ -3,7 +3,9 @@
 
 #include <sstream>
 
+#include "core/dist.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "data/prompt_cache.h"
 #include "models/wan/wan_config.h"
 
@@ -52,6 +54,16 @@ GenerateFlags::GenerateFlags(core::ArgParser& p) {
   seed_ = &p.flag("--seed", "", "base seed (sample i uses seed + i); '' = the config's seed");
   quiet_ = &p.toggle("--quiet", "no progress bar");
   codec_ = &p.flag("--codec", "libx264", "video encoder (falls back to mpeg4 when missing)");
+  device_ = &p.flag("--device", "", "auto, cpu, cuda (= cuda:LOCAL_RANK) or cuda:N; '' = the "
+                    "config's device");
+  dtype_ = &p.flag("--dtype", "", "weights and compute: fp32 or bf16; '' = bf16 on CUDA, fp32 "
+                   "on CPU");
+}
+
+std::string GenerateFlags::device_spec() const {
+  if (!device_->empty()) return *device_;
+  TORCH_CHECK(!config_->empty(), "--config: a CausVid YAML config is required");
+  return core::load_config(*config_, *set_).device;
 }
 
 namespace {
@@ -67,7 +79,7 @@ std::vector<double> parse_list(const std::string& flag, const std::string& v) {
 
 }  // namespace
 
-GenerateSetup GenerateFlags::build() const {
+GenerateSetup GenerateFlags::build(std::optional<torch::Device> device) const {
   TORCH_CHECK(!config_->empty(), "--config: a CausVid YAML config is required");
   GenerateSetup s;
   s.config = core::load_config(*config_, *set_);
@@ -97,6 +109,17 @@ GenerateSetup GenerateFlags::build() const {
   o.quiet = *quiet_ == "1";
   o.codec = *codec_;
   s.seed = seed_->empty() ? c.seed : core::ArgParser::to_int("--seed", *seed_);
+  if (device) {
+    o.device = *device;
+  } else {
+    const auto env = core::process_env();
+    const auto lr = env.count("LOCAL_RANK") ? core::ArgParser::to_int("LOCAL_RANK", env.at("LOCAL_RANK")) : 0;
+    o.device = core::resolve_device(device_->empty() ? c.device : *device_, static_cast<int>(lr));
+  }
+  o.dtype = dtype_->empty() ? (o.device.is_cuda() ? torch::kBFloat16 : torch::kFloat32)
+                            : core::parse_dtype(*dtype_, "--dtype");
+  TORCH_CHECK(o.dtype != torch::kFloat16, "--dtype: fp16 is not supported (Wan2.1 overflows in "
+              "fp16); want fp32 or bf16");
 
   // Model: architecture from the config, weights from the checkpoint.
   auto wc = models::WanConfig::from_dims(c.model_dims());
@@ -125,6 +148,8 @@ GenerateSetup GenerateFlags::build() const {
     to.cache_dir = c.prompt_cache;
     to.encoder_path = c.text_encoder_file();
     to.tokenizer_path = c.tokenizer_dir();
+    to.text_len = wc.text_len;
+    to.device = o.device;
     text = data::make_text_conditioner(to);
   }
   std::unique_ptr<models::WanVAEWrapper> vae;

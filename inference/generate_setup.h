@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,13 +26,17 @@ struct GenerateSetup {
 class GenerateFlags {
  public:
   explicit GenerateFlags(core::ArgParser& p);
-  GenerateSetup build() const;
+  // device: where to run; undefined = resolve --device (or the config's `device`) for this
+  // process's LOCAL_RANK. Multi-rank commands pass their DistContext's device.
+  GenerateSetup build(std::optional<torch::Device> device = std::nullopt) const;
+  // --device, or the config's `device` when the flag is not given (for DistOptions).
+  std::string device_spec() const;
 
  private:
   std::string *config_, *checkpoint_, *which_, *random_init_, *mode_, *num_frames_, *height_,
       *width_, *steps_, *window_, *sink_, *rollout_, *overlap_, *teacher_steps_, *guidance_,
       *v2v_t_, *fps_, *no_stream_, *preview_scale_, *resize_image_, *no_vae_, *text_encoder_,
-      *seed_, *quiet_, *codec_;
+      *seed_, *quiet_, *codec_, *device_, *dtype_;
   std::vector<std::string>* set_;
 };
 

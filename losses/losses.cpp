@@ -90,7 +90,7 @@ LossOutput critic_loss(const models::WanDiffusionWrapper& fake, const torch::Ten
     out.loss = torch::mean((x0 - pred).pow(2));
   } else if (type == "noise") {
     // flow matching: xt = (1-s) x0 + s n  =>  n = (xt - (1-s) x0) / s
-    auto s = sch.sigma_at(tf).view({-1, 1, 1, 1}).to(pred.scalar_type());
+    auto s = sch.sigma_at(tf).view({-1, 1, 1, 1}).to(pred.device(), pred.scalar_type());
     auto noise_pred = (noisy.flatten(0, 1) - (1 - s) * pred.flatten(0, 1)) / s;
     out.loss = torch::mean((noise.flatten(0, 1) - noise_pred).pow(2));
   } else {
@@ -111,10 +111,11 @@ LossOutput ode_loss(const models::WanDiffusionWrapper& gen, const torch::Tensor&
   TORCH_CHECK(index.sizes() == torch::IntArrayRef({B, F}), "index: want [", B, ",", F, "]");
   LossOutput out;
   auto target = ode_latent.select(1, S - 1);
-  auto idx = index.view({B, 1, F, 1, 1, 1}).expand({B, 1, F, ode_latent.size(3),
+  const auto dev = ode_latent.device();
+  auto idx = index.to(dev).view({B, 1, F, 1, 1, 1}).expand({B, 1, F, ode_latent.size(3),
                                                     ode_latent.size(4), ode_latent.size(5)});
   auto noisy = torch::gather(ode_latent, 1, idx).squeeze(1);
-  auto timestep = steps.to(torch::kFloat32).index({index});  // [B,F]
+  auto timestep = steps.to(dev, torch::kFloat32).index({index.to(dev)});  // [B,F]
   auto pred = gen.forward(noisy, timestep, cond);
   auto mask = timestep != 0;  // [B,F] selects whole frames
   out.tensors = {{"noisy_input", noisy}, {"timestep", timestep}, {"pred", pred}};

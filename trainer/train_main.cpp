@@ -24,6 +24,8 @@ int train_main(int argc, char** argv) {
   auto& out = p.flag("--output", "", "override output_path");
   auto& samples = p.flag("--samples", "4", "sample previews per checkpoint (0 = none)");
   auto& timeout = p.flag("--timeout", "1800", "collective timeout in seconds (CausVid: 1800)");
+  auto& device = p.flag("--device", "", "auto, cpu, cuda (= cuda:LOCAL_RANK) or cuda:N "
+                        "(default: the config's device)");
   auto& quiet = p.toggle("--quiet", "no per-step progress line");
   if (!p.parse(argc, argv)) return p.exit_code();
   if (file.empty()) {
@@ -33,10 +35,12 @@ int train_main(int argc, char** argv) {
   auto overrides = sets;
   if (!max_iters.empty()) overrides.push_back("max_iters=" + max_iters);
   if (!out.empty()) overrides.push_back("output_path=" + out);
+  if (!device.empty()) overrides.push_back("device=" + device);
   core::Config c = core::load_config(file, overrides);
   core::DistOptions dopt;
   dopt.timeout = std::chrono::milliseconds(
       static_cast<int64_t>(core::ArgParser::to_double("--timeout", timeout) * 1000));
+  dopt.device = c.device;  // chosen once, before the process group exists
   auto dist = core::DistContext::init_from_env(dopt);
   trainer::TrainOptions o;
   o.resume = resume;

@@ -11,6 +11,7 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "core/state_dict.h"
 #include "core/tensor_io.h"
 #include "data/datasets.h"
@@ -94,6 +95,7 @@ Net make_net(const core::Config& c, const std::string& name, bool causal, const 
   } else {
     models::load_wan_weights(n.model, source, "generator");
   }
+  n.model->to(dist->device());
   if (trainable && c.gradient_checkpointing) n.model->set_gradient_checkpointing(true);
   for (auto& p : n.model->parameters()) p.set_requires_grad(trainable);
   n.wrap = std::make_unique<models::WanDiffusionWrapper>(n.model, causal, c.num_frame_per_block,
@@ -104,8 +106,10 @@ Net make_net(const core::Config& c, const std::string& name, bool causal, const 
   return n;
 }
 
-torch::Tensor randn(at::IntArrayRef shape, at::Generator& g) {
-  return at::randn(shape, g, torch::TensorOptions().dtype(torch::kFloat32));
+// Draws from the CPU generator, then moves to `dev` (core/random.h: a seed means the same
+// noise on every device).
+torch::Tensor randn(at::IntArrayRef shape, at::Generator& g, torch::Device dev) {
+  return core::randn(shape, g, torch::TensorOptions(torch::kFloat32).device(dev));
 }
 
 torch::Tensor default_preview(const torch::Tensor& lat_FCHW) {
@@ -150,7 +154,8 @@ class Trainer {
   std::shared_ptr<core::DistContext> dist_;
   TrainOptions opts_;
   int64_t seed_ = 0;
-  std::optional<at::Generator> rng_;
+  std::optional<at::Generator> rng_;  // CPU generator: every random draw of training
+  torch::Device dev_ = torch::kCPU;   // the rank's compute device (DistContext::device())
   std::unique_ptr<models::TextConditioner> text_;
   torch::Tensor uncond1_;  // [1, T, E]
   Net gen_, real_, fake_;
@@ -169,6 +174,7 @@ torch::Tensor Trainer::uncond(int64_t B) { return uncond1_.expand({B, -1, -1}).c
 void Trainer::setup() {
   const auto& c = c_;
   const bool dmd = c.distillation_loss == "dmd";
+  dev_ = dist_->device();
   seed_ = core::resolve_seed(c.seed, dist_->world());
   rng_ = at::make_generator<at::CPUGeneratorImpl>(seed_ + dist_->rank());
   torch::manual_seed(seed_ + dist_->rank());
@@ -180,13 +186,13 @@ void Trainer::setup() {
               " channels but the model (", c.model_preset, ") takes ", d.in_dim);
 
   // Text conditioning (frozen; every rank holds it).
-  text_ = data::text_conditioner_from_config(c);
+  text_ = data::text_conditioner_from_config(c, dev_);
   TORCH_CHECK(text_->dim() == d.text_dim, "text encoder dim ", text_->dim(), " != model text_dim ",
               d.text_dim);
   // The negative prompt's embedding (CFG's unconditional branch; text dropout).
   if (dmd || (c.distillation_loss == "diffusion" && c.text_dropout > 0)) {
     torch::NoGradGuard ng;
-    uncond1_ = text_->encode({c.negative_prompt}).to(torch::kFloat32);
+    uncond1_ = text_->encode({c.negative_prompt}).to(dev_, torch::kFloat32);
   }
 
   // Models.
@@ -244,6 +250,7 @@ torch::Tensor Trainer::run_generator(const torch::Tensor& cond, const torch::Ten
   const auto steps = training_step_list(c_);
   const int64_t S = steps.size(0), F = frame_shape_[0];
   auto& g = *gen_.wrap;
+  const auto f32 = torch::TensorOptions(torch::kFloat32).device(dev_);
   std::vector<torch::Tensor> inputs;  // S x [B,F,C,H,W]
   {
     torch::NoGradGuard ng;
@@ -253,18 +260,18 @@ torch::Tensor Trainer::run_generator(const torch::Tensor& cond, const torch::Ten
                   "clean latents from data_path)");
       // The generator's own few-step sampler from noise; input i = the sample re-noised to
       // step i (the last = the clean output when the list ends with 0).
-      auto x = randn(shape, *rng_);
+      auto x = randn(shape, *rng_, dev_);
       for (int64_t i = 0; i < S; ++i) {
         inputs.push_back(x);
         const double ti = steps[i].item<double>();
         if (i + 1 == S) break;
-        auto pred = g.forward(x, torch::full({B, F}, ti), cond);
+        auto pred = g.forward(x, torch::full({B, F}, ti, f32), cond);
         const double tn = steps[i + 1].item<double>();
         if (tn == 0) {
           x = pred;
         } else {
           auto flat = pred.flatten(0, 1);
-          x = g.scheduler().add_noise(flat, randn(flat.sizes(), *rng_), torch::full({B * F}, tn))
+          x = g.scheduler().add_noise(flat, randn(flat.sizes(), *rng_, dev_), torch::full({B * F}, tn, f32))
                   .view(pred.sizes());
         }
       }
@@ -272,13 +279,13 @@ torch::Tensor Trainer::run_generator(const torch::Tensor& cond, const torch::Ten
       TORCH_CHECK(clean.defined(), "run_generator: no clean latents");
       for (int64_t i = 0; i < S; ++i) {
         const double ti = steps[i].item<double>();
-        auto noise = randn(shape, *rng_);
+        auto noise = randn(shape, *rng_, dev_);
         if (ti == 0) {
           inputs.push_back(clean);
         } else {
           inputs.push_back(g.scheduler()
                                .add_noise(clean.flatten(0, 1), noise.flatten(0, 1),
-                                          torch::full({B * F}, ti))
+                                          torch::full({B * F}, ti, f32))
                                .view(clean.sizes()));
         }
       }
@@ -287,9 +294,9 @@ torch::Tensor Trainer::run_generator(const torch::Tensor& cond, const torch::Ten
   auto stacked = torch::stack(inputs, 1);  // [B,S,F,C,H,W]
   auto index = at::randint(0, S, {B, F}, *rng_, torch::TensorOptions().dtype(torch::kLong));
   index = losses::process_timestep(index, c_.generator_task, c_.num_frame_per_block);
-  auto gidx = index.view({B, 1, F, 1, 1, 1}).expand({B, 1, F, shape[2], shape[3], shape[4]});
+  auto gidx = index.to(dev_).view({B, 1, F, 1, 1, 1}).expand({B, 1, F, shape[2], shape[3], shape[4]});
   auto noisy = stacked.gather(1, gidx).squeeze(1);
-  auto t = steps.index({index.flatten()}).view({B, F});
+  auto t = steps.index({index.flatten()}).view({B, F}).to(dev_);
   torch::AutoGradMode ag(grad);
   return g.forward(noisy, t, cond);
 }
@@ -366,8 +373,9 @@ void Trainer::step_dmd(std::map<std::string, double>& m, const data::Batch& b,
     auto x0 = run_generator(cond, clean, true);
     auto t = losses::sample_dmd_timestep(B, F, c_.real_task(), c_.num_frame_per_block,
                                          c_.timestep_shift, 0.02 * T, 0.98 * T, *rng_,
-                                         c_.num_train_timestep);
-    auto noise = randn(x0.sizes(), *rng_);
+                                         c_.num_train_timestep)
+                 .to(dev_);
+    auto noise = randn(x0.sizes(), *rng_, dev_);
     auto out = losses::dmd_loss(*real_.wrap, *fake_.wrap, x0, t, noise, cond, un, dopt);
     out.loss.backward();
     m["generator_loss"] = out.loss.item<double>();
@@ -383,8 +391,9 @@ void Trainer::step_dmd(std::map<std::string, double>& m, const data::Batch& b,
   auto x0 = run_generator(cond, clean, false);
   auto t = losses::sample_dmd_timestep(B, F, c_.fake_task(), c_.num_frame_per_block,
                                        c_.timestep_shift, 0.02 * T, 0.98 * T, *rng_,
-                                       c_.num_train_timestep);
-  auto noise = randn(x0.sizes(), *rng_);
+                                       c_.num_train_timestep)
+               .to(dev_);
+  auto noise = randn(x0.sizes(), *rng_, dev_);
   auto out = losses::critic_loss(*fake_.wrap, x0, t, noise, cond, c_.denoising_loss_type);
   out.loss.backward();
   m["critic_loss"] = out.loss.item<double>();
@@ -415,14 +424,14 @@ void Trainer::step_diffusion(std::map<std::string, double>& m, const data::Batch
   auto x0 = b.latents.select(1, b.latents.size(1) - 1);
   auto cond = cond_in;
   if (c_.text_dropout > 0) {
-    auto drop = at::rand({B}, *rng_) < c_.text_dropout;
+    auto drop = (at::rand({B}, *rng_) < c_.text_dropout).to(dev_);
     cond = torch::where(drop.view({B, 1, 1}), uncond(B), cond_in);
   }
   const auto& grid = g.scheduler().timesteps;
   auto idx = at::randint(0, grid.size(0), {B, F}, *rng_, torch::TensorOptions().dtype(torch::kLong));
   idx = losses::process_timestep(idx, c_.generator_task, c_.num_frame_per_block);
-  auto t = grid.index({idx.flatten()}).view({B, F});
-  auto noise = randn(x0.sizes(), *rng_);
+  auto t = grid.index({idx.flatten()}).view({B, F}).to(dev_);
+  auto noise = randn(x0.sizes(), *rng_, dev_);
   auto xt = g.scheduler().add_noise(x0.flatten(0, 1), noise.flatten(0, 1), t.flatten()).view(x0.sizes());
   gen_.sharded->gather_params();
   auto flow = g.flow(xt, t, cond);
@@ -439,7 +448,13 @@ std::map<std::string, double> Trainer::train_step() {
   torch::Tensor cond;
   {
     torch::NoGradGuard ng;
-    cond = text_->encode(b.prompts).to(torch::kFloat32);
+    cond = text_->encode(b.prompts).to(dev_, torch::kFloat32);
+  }
+  // Pinned host memory -> device without blocking the host (the copy overlaps the text
+  // encoder / the previous step's tail on CUDA).
+  if (b.latents.defined() && b.latents.device() != dev_) {
+    b.latents = dev_.is_cuda() ? b.latents.pin_memory().to(dev_, /*non_blocking=*/true)
+                               : b.latents.to(dev_);
   }
   if (c_.distillation_loss == "dmd") {
     step_dmd(m, b, cond);
@@ -570,11 +585,11 @@ void Trainer::write_samples() {
   std::vector<std::string> prompts;
   for (int64_t i = 0; i < n; ++i) prompts.push_back(ds_->prompt(i));
   torch::NoGradGuard ng;
-  auto cond = text_->encode(prompts).to(torch::kFloat32);
+  auto cond = text_->encode(prompts).to(dev_, torch::kFloat32);
   std::vector<int64_t> shape = {n};
   shape.insert(shape.end(), frame_shape_.begin(), frame_shape_.end());
   auto g = at::make_generator<at::CPUGeneratorImpl>(12345);  // same noise at every checkpoint
-  auto noise = randn(shape, g);
+  auto noise = randn(shape, g, dev_);
   gen_.sharded->gather_params();
   auto& w = *gen_.wrap;
   torch::Tensor lat;
@@ -595,6 +610,7 @@ void Trainer::write_samples() {
     lat = inference::sample_bidirectional(w, noise, cond, sampling_step_list(c_), g);
   }
   if (!dist_->is_main()) return;
+  lat = lat.cpu();
   auto preview = opts_.preview ? opts_.preview : PreviewFn(default_preview);
   std::vector<torch::Tensor> frames;
   for (int64_t i = 0; i < n; ++i) frames.push_back(preview(lat[i]));

@@ -555,7 +555,10 @@ void WanVAEWrapper::load_file(const std::string& path) {
 torch::Tensor WanVAEWrapper::encode_to_latent(const torch::Tensor& pixel_BCFHW) {
   model_->check_video(pixel_BCFHW, "WanVAEWrapper.encode_to_latent: pixel");
   torch::NoGradGuard no_grad;
-  auto lat = model_->encode(pixel_BCFHW, mean_, 1.0 / std_);  // [B,z,F',h,w]
+  // Inputs on another device / in another dtype are moved to the weights'.
+  const auto w = model_->parameters().front();
+  auto lat = model_->encode(pixel_BCFHW.to(w.device(), w.scalar_type()), mean_,
+                            1.0 / std_);  // [B,z,F',h,w]
   return lat.to(torch::kFloat).permute({0, 2, 1, 3, 4}).contiguous();
 }
 
@@ -600,9 +603,11 @@ torch::Tensor WanVAEStreamDecoder::push_impl(const torch::Tensor& latent_BFCHW, 
   if (caches_.empty()) caches_.resize(batch_);
   torch::NoGradGuard no_grad;
   const auto inv_std = 1.0 / vae_->std_;
+  const auto w = vae_->model_->parameters().front();
+  const auto xw = x.to(w.device(), w.scalar_type());
   std::vector<torch::Tensor> items;
   for (int64_t b = 0; b < batch_; ++b)
-    items.push_back(vae_->model_->decode_frames(x[b], vae_->mean_, inv_std, caches_[b]));
+    items.push_back(vae_->model_->decode_frames(xw[b], vae_->mean_, inv_std, caches_[b]));
   frames_ += x.size(1);
   return torch::stack(items, 0).to(torch::kFloat).clamp_(-1, 1);
 }

@@ -179,7 +179,7 @@ torch::Tensor WanModelImpl::embed_context(const torch::Tensor& ctx) {
   TORCH_CHECK(ctx.size(1) <= cfg_.text_len, "context: ", ctx.size(1),
               " tokens exceed text_len ", cfg_.text_len);
   auto w = text_embedding->at(0)->weight;
-  auto c = ctx.to(w.scalar_type());
+  auto c = ctx.to(w.device(), w.scalar_type());
   if (c.size(1) < cfg_.text_len)  // zero-pad to text_len; padded rows are NOT masked
     c = torch::cat({c, c.new_zeros({c.size(0), cfg_.text_len - c.size(1), c.size(2)})}, 1);
   return text_embedding->at(2)(torch::gelu(text_embedding->at(0)(c), "tanh"));
@@ -202,14 +202,15 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
 
   // Patchify: Conv3d with kernel == stride as a GEMM over (c, kt, kh, kw) features.
   auto wdt = patch_embedding->weight.scalar_type();
-  auto xp = x.to(wdt)
+  const auto dev = patch_embedding->weight.device();
+  auto xp = x.to(dev, wdt)
                 .view({B, C, f, ps[0], h, ps[1], w, ps[2]})
                 .permute({0, 2, 4, 6, 1, 3, 5, 7})
                 .reshape({B, L, C * cfg_.patch_volume()});
   auto tokens = torch::linear(xp, patch_embedding->weight.view({D, -1}), patch_embedding->bias);
 
   // Time embedding (float32 as the reference's autocast(float32) region).
-  auto sin_emb = sinusoidal_embedding(cfg_.freq_dim, t_BF).to(wdt);  // [B*F', freq]
+  auto sin_emb = sinusoidal_embedding(cfg_.freq_dim, t_BF.to(dev)).to(wdt);  // [B*F', freq]
   auto e = time_embedding->at(2)(torch::silu(time_embedding->at(0)(sin_emb)));
   auto e0 = time_projection->at(1)(torch::silu(e)).to(torch::kFloat32).view({B, Fm, 6, D});
   e = e.to(torch::kFloat32).view({B, Fm, D});

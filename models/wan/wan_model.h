@@ -132,6 +132,8 @@ class WanModelImpl : public torch::nn::Module, public BlockRunnerHost {
   void set_block_runner(BlockRunner runner) override { block_runner_ = std::move(runner); }
   std::string block_list_name() const override { return "blocks"; }
   const WanConfig& config() const { return cfg_; }
+  // Where the weights live (inputs on another device are moved here by the forwards).
+  torch::Device device() const { return patch_embedding->weight.device(); }
 
   torch::nn::Conv3d patch_embedding{nullptr};
   SequentialLinears text_embedding{nullptr}, time_embedding{nullptr}, time_projection{nullptr};

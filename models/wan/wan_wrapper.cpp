@@ -27,17 +27,21 @@ torch::Tensor WanDiffusionWrapper::flow(const torch::Tensor& x, const torch::Ten
   return model_->forward(xin, t.select(1, 0), ctx).permute({0, 2, 1, 3, 4});
 }
 
-torch::Tensor WanDiffusionWrapper::forward(const torch::Tensor& x, const torch::Tensor& t,
+torch::Tensor WanDiffusionWrapper::forward(const torch::Tensor& x_in, const torch::Tensor& t_in,
                                            const torch::Tensor& ctx) const {
+  const auto dev = model_->device();
+  auto x = x_in.to(dev), t = t_in.to(dev);
   auto f = flow(x, t, ctx);
   return to_x0(f.permute({0, 2, 1, 3, 4}), x, t);
 }
 
-torch::Tensor WanDiffusionWrapper::forward_cached(const torch::Tensor& x, const torch::Tensor& t,
+torch::Tensor WanDiffusionWrapper::forward_cached(const torch::Tensor& x_in, const torch::Tensor& t_in,
                                                   const torch::Tensor& ctx, KvCache& cache,
                                                   CrossAttnCache& xcache,
                                                   int64_t current_start) const {
   TORCH_CHECK(causal_, "forward_cached: the KV cache needs a causal model");
+  const auto dev = model_->device();
+  auto x = x_in.to(dev), t = t_in.to(dev);
   auto f = model_->forward_cached(x.permute({0, 2, 1, 3, 4}), t, ctx, cache, xcache,
                                   current_start);
   return to_x0(f, x, t);
