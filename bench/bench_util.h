@@ -24,18 +24,27 @@ inline double time_median(const std::function<void()>& fn, int reps = 3, int war
   return t[t.size() / 2];
 }
 
-// GFLOP/s of an [m,k] x [k,n] matmul in `dtype` (median of `reps`).
+// Waits for queued device work (CUDA kernels are asynchronous); a no-op on CPU.
+inline void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+// GFLOP/s of an [m,k] x [k,n] matmul in `dtype` on `dev` (median of `reps`).
 inline double gemm_gflops(int64_t m, int64_t k, int64_t n, torch::Dtype dtype = torch::kFloat32,
-                          int reps = 3) {
+                          int reps = 3, torch::Device dev = torch::kCPU) {
   torch::NoGradGuard ng;
-  auto a = torch::randn({m, k}).to(dtype), b = torch::randn({k, n}).to(dtype);
-  double s = time_median([&] { auto c = torch::mm(a, b); }, reps, 1);
+  auto a = torch::randn({m, k}).to(dev, dtype), b = torch::randn({k, n}).to(dev, dtype);
+  double s = time_median([&] {
+    auto c = torch::mm(a, b);
+    sync(dev);
+  }, reps, 1);
   return 2.0 * m * k * n / s / 1e9;
 }
 
-// The GEMM roof of this machine: GFLOP/s of an n x n x n matmul in `dtype`.
-inline double gemm_roof_gflops(torch::Dtype dtype, int64_t n = 2048) {
-  return gemm_gflops(n, n, n, dtype);
+// The GEMM roof of this machine: GFLOP/s of an n x n x n matmul in `dtype` (on a GPU use a
+// larger n, e.g. 8192, to fill it).
+inline double gemm_roof_gflops(torch::Dtype dtype, int64_t n = 2048, torch::Device dev = torch::kCPU) {
+  return gemm_gflops(n, n, n, dtype, 3, dev);
 }
 
 }  // namespace causvid::bench

@@ -1,13 +1,20 @@
 // bench/dit_bench.cpp: `causvid bench dit`: forward and forward+backward time of the Wan
 // DiT, tokens/s, achieved GFLOP/s (matmul FLOPs of the model) and the ratio to a GEMM roof
-// measured in the same run (a 2048^3 matmul), in fp32 and bf16.
+// measured in the same run (a 2048^3 matmul), in fp32 and bf16, for each attention kernel
+// (sdpa, chunked), and with --reference the speed-up against CausVid's Python WanModel timed
+// in the same run (bench/reference_dit.py).
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "bench/bench_util.h"
 #include "bench/benches.h"
 #include "core/args.h"
+#include "core/runtime.h"
+#include "models/common/attention.h"
 #include "models/wan/wan_model.h"
 
 namespace causvid::bench {
@@ -29,6 +36,46 @@ double dit_forward_flops(const models::WanConfig& c, int64_t L, double mean_keys
   return f;
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// The pinned torch's Python (the venv scripts/setup.sh made).
+std::string pinned_python() {
+  std::string venv;
+  FILE* f = ::popen(c10::str("bash ", CAUSVID_SOURCE_DIR, "/scripts/torch_env.sh").c_str(), "r");
+  TORCH_CHECK(f, "--reference: cannot run scripts/torch_env.sh");
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), f)) venv += buf;
+  ::pclose(f);
+  while (!venv.empty() && (venv.back() == '\n' || venv.back() == ' ')) venv.pop_back();
+  return venv + "/bin/python";
+}
+
+// Runs bench/reference_dit.py; returns "dtype/pass" -> seconds from its JSON lines.
+std::map<std::string, double> run_reference(const std::string& cmd) {
+  std::printf("reference: %s\n", cmd.c_str());
+  std::fflush(stdout);
+  FILE* f = ::popen(cmd.c_str(), "r");
+  TORCH_CHECK(f, "--reference: cannot start ", cmd);
+  std::map<std::string, double> out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), f)) {
+    auto j = nlohmann::json::parse(buf, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("seconds"))
+      out[j.value("dtype", "") + "/" + j.value("pass", "")] = j.value("seconds", 0.0);
+  }
+  const int rc = ::pclose(f);
+  TORCH_CHECK(rc == 0 && !out.empty(), "--reference: the Python reference failed (exit ", rc,
+              "); run the command above to see why (needs the CausVid checkout and diffusers)");
+  return out;
+}
+
 }  // namespace
 
 int bench_dit(int argc, char** argv) {
@@ -46,6 +93,14 @@ int bench_dit(int argc, char** argv) {
   auto& reps = p.flag("--reps", "3", "timed repetitions (median)");
   auto& backward = p.flag("--backward", "1", "also time forward+backward (0/1)");
   auto& profile = p.flag("--profile", "", "write a chrome://tracing profile of one fp32 forward to this file");
+  auto& device_s = p.flag("--device", "cpu", "cpu, cuda or cuda:N");
+  auto& attns = p.flag("--attention", "sdpa,chunked",
+                       "attention kernels to time (comma list): sdpa, chunked");
+  auto& reference = p.flag("--reference", "",
+                           "a CausVid checkout: also time its Python WanModel with the same "
+                           "shapes (bench/reference_dit.py) and print the speed-up against it");
+  auto& python = p.flag("--python", "", "Python for --reference; '' = the pinned torch's "
+                        "(scripts/torch_env.sh)");
   if (!p.parse(argc, argv)) return p.exit_code();
 
   auto cfg = models::WanConfig::preset(preset);
@@ -61,7 +116,10 @@ int bench_dit(int argc, char** argv) {
   TORCH_CHECK(F > 0 && H > 0 && W > 0 && H % 2 == 0 && W % 2 == 0,
               "--frames/--height/--width: want positive sizes with even height and width");
   TORCH_CHECK(!causal || F % nb == 0, "--frames ", F, " not divisible by --num-frame-per-block ", nb);
+  TORCH_CHECK(reference.empty() || !causal, "--reference: the Python reference is timed in "
+              "bidirectional mode only");
   cfg.validate();
+  const auto dev = core::resolve_device(device_s);
   const int64_t fs = (H / 2) * (W / 2), L = F * fs;
   double mean_keys = L;
   if (causal) {  // block i attends (i+1) blocks
@@ -70,25 +128,41 @@ int bench_dit(int argc, char** argv) {
   }
   const double flops = dit_forward_flops(cfg, L, mean_keys, causal ? F : 1);
   std::printf("DiT bench: preset %s, %lld layers, dim %lld, heads %lld, ffn %lld, %lld frames of "
-              "%lldx%lld latents = %lld tokens, %s attention, %d threads\n",
+              "%lldx%lld latents = %lld tokens, %s attention, device %s, %d threads\n",
               preset.c_str(), (long long)cfg.num_layers, (long long)cfg.dim,
               (long long)cfg.num_heads, (long long)cfg.ffn_dim, (long long)F, (long long)H,
-              (long long)W, (long long)L, mode.c_str(), at::get_num_threads());
+              (long long)W, (long long)L, mode.c_str(), dev.str().c_str(), at::get_num_threads());
   std::printf("forward matmul FLOPs: %.2f GFLOP (fwd+bwd counted as 3x)\n", flops / 1e9);
-  std::printf("%-5s %10s %10s %12s %10s %10s %10s %8s\n", "dtype", "roof GF/s", "pass",
-              "time s", "tokens/s", "GFLOP/s", "of roof", "");
+
+  // The Python reference first (its own process; same threads and shapes).
+  std::map<std::string, double> ref;  // "fp32/forward" -> seconds
+  if (!reference.empty()) {
+    std::string py = python;
+    if (py.empty()) py = pinned_python();
+    const std::string cmd = c10::str(
+        py, " ", CAUSVID_SOURCE_DIR, "/bench/reference_dit.py --causvid '", reference,
+        "' --dim ", cfg.dim, " --heads ", cfg.num_heads, " --layers ", cfg.num_layers,
+        " --ffn ", cfg.ffn_dim, " --text-len ", cfg.text_len, " --text-dim ", cfg.text_dim,
+        " --frames ", F, " --height ", H, " --width ", W, " --dtypes ", dtypes, " --reps ", R,
+        " --threads ", at::get_num_threads(), " --backward ", backward, " --device ", dev.str());
+    ref = run_reference(cmd);
+  }
+
+  std::printf("%-5s %-8s %10s %8s %10s %10s %10s %8s %10s\n", "dtype", "attn", "roof GF/s",
+              "pass", "time s", "tokens/s", "GFLOP/s", "of roof", "vs python");
   for (const auto& dt_name : {std::string("fp32"), std::string("bf16")}) {
     if (dtypes.find(dt_name) == std::string::npos) continue;
     auto dt = dt_name == "fp32" ? torch::kFloat32 : torch::kBFloat16;
-    const double roof = gemm_roof_gflops(dt);
+    const double roof = gemm_roof_gflops(dt, dev.is_cuda() ? 8192 : 2048, dev);
     models::WanModel m(cfg);
     m->init_weights(0);
-    m->to(dt);
+    m->to(dev, dt);
     torch::manual_seed(0);
-    auto x = torch::randn({1, cfg.in_dim, F, H, W}).to(dt);
-    auto ctx = torch::randn({1, cfg.text_len, cfg.text_dim}).to(dt);
-    auto t_b = torch::full({1}, 500.0f);
-    auto t_bf = torch::full({1, F}, 500.0f);
+    auto o = torch::TensorOptions().device(dev);
+    auto x = torch::randn({1, cfg.in_dim, F, H, W}).to(dev, dt);
+    auto ctx = torch::randn({1, cfg.text_len, cfg.text_dim}).to(dev, dt);
+    auto t_b = torch::full({1}, 500.0f, o);
+    auto t_bf = torch::full({1, F}, 500.0f, o);
     auto fwd = [&] {
       return causal ? m->forward_causal(x, t_bf, ctx, nb) : m->forward(x, t_b, ctx);
     };
@@ -98,22 +172,34 @@ int bench_dit(int argc, char** argv) {
       torch::autograd::profiler::RecordProfile guard(profile);
       fwd();
     }
-    double tf = time_median([&] {
-      torch::NoGradGuard ng;
-      fwd();
-    }, R, 1);
-    std::printf("%-5s %10.1f %10s %12.3f %10.0f %10.1f %9.1f%%\n", dt_name.c_str(), roof,
-                "forward", tf, L / tf, flops / tf / 1e9, 100.0 * flops / tf / 1e9 / roof);
-    if (backward == "1") {
-      double tb = time_median([&] {
-        m->zero_grad();
-        fwd().pow(2).mean().backward();
+    auto row = [&](const std::string& attn, const char* pass, double secs, double fl) {
+      const auto it = ref.find(dt_name + "/" + pass);
+      std::printf("%-5s %-8s %10.1f %8s %10.4f %10.0f %10.1f %7.1f%% %10s\n", dt_name.c_str(),
+                  attn.c_str(), roof, pass, secs, L / secs, fl / secs / 1e9,
+                  100.0 * fl / secs / 1e9 / roof,
+                  it == ref.end() ? "-" : c10::str(it->second / secs, "x").c_str());
+    };
+    for (const auto& attn : split_list(attns)) {
+      models::set_attention_backend(models::parse_attention_backend(attn));
+      double tf = time_median([&] {
+        torch::NoGradGuard ng;
+        fwd();
+        sync(dev);
       }, R, 1);
-      std::printf("%-5s %10.1f %10s %12.3f %10.0f %10.1f %9.1f%%\n", dt_name.c_str(), roof,
-                  "fwd+bwd", tb, L / tb, 3 * flops / tb / 1e9,
-                  100.0 * 3 * flops / tb / 1e9 / roof);
+      row(attn, "forward", tf, flops);
+      if (backward == "1") {
+        double tb = time_median([&] {
+          m->zero_grad();
+          fwd().pow(2).mean().backward();
+          sync(dev);
+        }, R, 1);
+        row(attn, "fwd+bwd", tb, 3 * flops);
+      }
     }
+    models::set_attention_backend(models::AttentionBackend::kSdpa);
   }
+  for (const auto& kv : ref)
+    std::printf("python reference %-14s %10.4f s\n", kv.first.c_str(), kv.second);
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "checks/fixtures.h"
 #include "cli/commands.h"
 #include "core/args.h"
+#include "core/runtime.h"
 
 namespace causvid::cli {
 
@@ -14,13 +15,19 @@ int check_fixtures_main(int argc, char** argv) {
                     "meta.json) or a folder of them. Exit code 0 only if every fixture passes.");
   auto& dirs = p.rest("DIR", "fixture directory or folder of fixture directories", 1);
   auto& verbose = p.toggle("--verbose", "print every output's error, not only the worst");
+  auto& device = p.flag("--device", "cpu", "run the models on cpu, cuda or cuda:N");
+  auto& dtype = p.flag("--dtype", "fp32", "model dtype: fp32 (the fixture's tolerance) or bf16 "
+                       "(checks::bf16_tolerance)");
   if (!p.parse(argc, argv)) return p.exit_code();
+  checks::FixturePlacement place;
+  place.device = core::resolve_device(device);
+  place.dtype = core::parse_dtype(dtype, "--dtype");
   int bad = 0, total = 0;
   std::printf("%-44s %-18s %12s %22s  %s\n", "fixture", "kind", "max_abs_err", "tolerance(a,r)",
               "status");
   for (const auto& root : dirs) {
     for (const auto& d : checks::discover_fixtures(root)) {
-      auto r = checks::run_fixture(d);
+      auto r = checks::run_fixture(d, place);
       ++total;
       char tol[64];
       std::snprintf(tol, sizeof(tol), "%.1e,%.1e", r.tol.atol, r.tol.rtol);

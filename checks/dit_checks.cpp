@@ -18,6 +18,7 @@ WanModel build_model(const Fixture& f, const nlohmann::json& cfg, const std::str
   opt.select = prefix;
   opt.source = f.dir + "/weights.safetensors";
   core::load_state_dict(*m, f.weights->all(), opt);
+  f.to_place(*m);
   m->eval();
   return m;
 }

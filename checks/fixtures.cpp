@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <sstream>
 
 #include "core/fs.h"
@@ -34,7 +35,7 @@ Fixture::Fixture(const std::string& d) : dir(d) {
 
 torch::Tensor Fixture::in(const std::string& key) const {
   TORCH_CHECK(io->contains(key), dir, "/io.safetensors: missing tensor '", key, "'");
-  return io->tensor(key);
+  return io->tensor(key).to(place.device);
 }
 
 std::vector<std::string> Fixture::outputs() const {
@@ -81,6 +82,9 @@ void FixtureReport::compare(const std::string& out_name, const torch::Tensor& go
   }
   torch::Tensor want = fixture_.io->tensor(out_name);
   torch::Tensor got = got_in.detach().to(torch::kCPU);
+  if (fixture_.place.dtype == torch::kBFloat16 && at::isFloatingType(want.scalar_type()) &&
+      want.numel() > 0)
+    c.tol = bf16_tolerance(c.tol, want.to(torch::kFloat64).abs().max().item<double>());
   if (got.sizes() != want.sizes()) {
     std::ostringstream os;
     os << "shape " << got.sizes() << ", want " << want.sizes();
@@ -147,12 +151,17 @@ std::string status_name(FixtureStatus s) {
   return "?";
 }
 
-FixtureResult run_fixture(const std::string& dir) {
+Tolerance bf16_tolerance(const Tolerance& fp32, double max_abs_want) {
+  return {std::max(fp32.atol, 0.05 * max_abs_want), std::max(fp32.rtol, 0.05)};
+}
+
+FixtureResult run_fixture(const std::string& dir, const FixturePlacement& place) {
   FixtureResult res;
   res.dir = dir;
   res.name = fs::path(dir).filename().string();
   try {
     Fixture f(dir);
+    f.place = place;
     res.name = f.name;
     res.kind = f.kind;
     if (f.meta.contains("tolerance")) res.tol = tolerance_for(f.meta, "");
@@ -202,7 +211,9 @@ std::vector<std::string> discover_fixtures(const std::string& root) {
 }
 
 std::vector<std::string> default_fixture_roots(const std::string& shared_dir) {
-  std::vector<std::string> roots = {shared_dir + "/fixtures"};
+  std::vector<std::string> roots = {std::string(CAUSVID_SOURCE_DIR) + "/tests/fixtures"};
+  std::error_code ec;
+  if (fs::is_directory(shared_dir + "/fixtures", ec)) roots.push_back(shared_dir + "/fixtures");
   if (const char* v = std::getenv("CAUSVID_FIXTURES")) {
     std::stringstream ss(v);
     std::string item;
@@ -210,6 +221,15 @@ std::vector<std::string> default_fixture_roots(const std::string& shared_dir) {
       if (!item.empty()) roots.push_back(item);
   }
   return roots;
+}
+
+std::vector<std::string> default_fixture_dirs(const std::string& shared_dir) {
+  std::vector<std::string> out;
+  std::set<std::string> names;
+  for (const auto& root : default_fixture_roots(shared_dir))
+    for (const auto& d : discover_fixtures(root))
+      if (names.insert(fs::path(d).filename().string()).second) out.push_back(d);
+  return out;
 }
 
 }  // namespace causvid::checks

@@ -21,15 +21,25 @@
 
 namespace causvid::checks {
 
+// Where a fixture runs: the models in `dtype` on `device`, inputs moved to `device`. fp32 is
+// held to the fixture's own tolerance; bf16 to a looser one (bf16_tolerance below).
+struct FixturePlacement {
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
+};
+
 struct Fixture {
   std::string dir, name, kind;
+  FixturePlacement place;
   nlohmann::json meta;
   std::shared_ptr<core::SafetensorsFile> io;
   std::shared_ptr<core::SafetensorsFile> weights;  // null when the fixture has none
 
   explicit Fixture(const std::string& dir);
-  // An io tensor by full name ("in.x"); throws naming the fixture if absent.
+  // An io tensor by full name ("in.x") on place.device; throws naming the fixture if absent.
   torch::Tensor in(const std::string& key) const;
+  // Moves a module's weights to place.device / place.dtype.
+  void to_place(torch::nn::Module& m) const { m.to(place.device, place.dtype); }
   bool has(const std::string& key) const { return io->contains(key); }
   // Every "out.*" key of io.safetensors.
   std::vector<std::string> outputs() const;
@@ -69,6 +79,11 @@ class FixtureReport {
 };
 
 Tolerance tolerance_for(const nlohmann::json& meta, const std::string& out_name);
+// The documented tolerance for bf16 runs of fp32 fixtures: bf16 keeps 8 mantissa bits
+// (relative step 2^-8 = 3.9e-3) and the errors of a few layers add up, so an output passes when
+// |got - want| <= 0.05 * max|want| + 0.05 * |want| (and within the fixture's own tolerance
+// otherwise).
+Tolerance bf16_tolerance(const Tolerance& fp32, double max_abs_want);
 
 using CheckFn = std::function<void(const Fixture&, FixtureReport&)>;
 
@@ -93,12 +108,16 @@ struct FixtureResult {
   std::string message;
 };
 
-FixtureResult run_fixture(const std::string& dir);
+FixtureResult run_fixture(const std::string& dir, const FixturePlacement& place = {});
 // Fixture directories under each root: the root itself if it has meta.json, otherwise
 // its immediate subdirectories that have one (sorted).
 std::vector<std::string> discover_fixtures(const std::string& root);
-// ../shared/fixtures plus every entry of CAUSVID_FIXTURES (colon-separated).
+// The repository's tests/fixtures (the public fixtures, so a fresh clone tests itself), then
+// <shared_dir>/fixtures when it exists, then every entry of CAUSVID_FIXTURES (colon-separated).
 std::vector<std::string> default_fixture_roots(const std::string& shared_dir);
+// The fixture directories under those roots; a name already seen in an earlier root (the
+// shared copy of a repository fixture) is taken once.
+std::vector<std::string> default_fixture_dirs(const std::string& shared_dir);
 std::string status_name(FixtureStatus s);
 
 }  // namespace causvid::checks

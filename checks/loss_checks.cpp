@@ -15,6 +15,7 @@ models::WanDiffusionWrapper load_role(const Fixture& f, const std::string& role)
   opt.select = role + ".";
   opt.source = f.dir + "/weights.safetensors";
   core::load_state_dict(*m, f.weights->all(), opt);
+  f.to_place(*m);
   return models::WanDiffusionWrapper(m, /*causal=*/false);
 }
 

@@ -14,6 +14,7 @@ void check_umt5_encoder(const Fixture& f, FixtureReport& r) {
   core::LoadOptions opt;
   opt.source = f.dir + "/weights.safetensors";
   core::load_state_dict(*enc, f.weights->all(), opt);
+  f.to_place(*enc);
   enc->eval();
   torch::NoGradGuard no_grad;
   auto ids = f.in("in.ids"), mask = f.in("in.mask");

@@ -14,6 +14,7 @@ void check_wan_vae(const Fixture& f, FixtureReport& r) {
   auto cfg = models::WanVAEConfig::from_json(f.meta.at("config"));
   models::WanVAEWrapper vae(cfg, f.in("in.scale_mean"), f.in("in.scale_std"));
   vae.load(f.weights->all(), f.weights->path());
+  vae.to(f.place.device, f.place.dtype);
 
   bool do_encode = false;
   if (f.meta.contains("ops"))
@@ -22,7 +23,7 @@ void check_wan_vae(const Fixture& f, FixtureReport& r) {
     auto lat_BFCHW = vae.encode_to_latent(f.in("in.video"));
     r.compare("out.latent", lat_BFCHW.permute({0, 2, 1, 3, 4}));
   }
-  auto latent = f.in("in.latent");
+  auto latent = f.in("in.latent").to(f.place.dtype);
   auto inv_std = 1.0 / f.in("in.scale_std");
   r.compare("out.recon_raw", vae.model()->decode(latent, f.in("in.scale_mean"), inv_std));
   auto recon_BFCHW = vae.decode_to_pixel(latent.permute({0, 2, 1, 3, 4}));

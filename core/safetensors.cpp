@@ -154,6 +154,19 @@ torch::Tensor SafetensorsFile::tensor(const std::string& key) const {
   return out;
 }
 
+torch::Tensor SafetensorsFile::read_range(const std::string& key, int64_t begin,
+                                          int64_t end) const {
+  const TensorInfo& ti = info(key);
+  const int64_t es = static_cast<int64_t>(c10::elementSize(ti.dtype));
+  const int64_t n = static_cast<int64_t>(ti.end - ti.begin) / es;
+  TORCH_CHECK(0 <= begin && begin <= end && end <= n, path_, ": tensor '", key, "' has ", n,
+              " elements, range [", begin, ", ", end, ") asked for");
+  auto out = torch::empty({end - begin}, torch::TensorOptions().dtype(ti.dtype));
+  const auto* src = static_cast<const uint8_t*>(map_) + data_start_ + ti.begin + begin * es;
+  if (end > begin) std::memcpy(out.data_ptr(), src, (end - begin) * es);
+  return out;
+}
+
 TensorMap SafetensorsFile::all() const {
   TensorMap out;
   for (const auto& kv : infos_) out[kv.first] = tensor(kv.first);

@@ -39,6 +39,9 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // A freshly allocated CPU tensor holding a copy of the stored bytes.
   torch::Tensor tensor(const std::string& key) const;
+  // Elements [begin, end) of the flattened tensor `key`, as a 1-D copy: only those bytes of
+  // the memory map are read (sharded-checkpoint resume reads just its own slice).
+  torch::Tensor read_range(const std::string& key, int64_t begin, int64_t end) const;
   TensorMap all() const;
 
  private:

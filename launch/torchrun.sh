@@ -2,9 +2,8 @@
 # launch/torchrun.sh: run a native program under torchrun (torch.distributed.run --no_python),
 # single- or multi-node. torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
 # GROUP_RANK, MASTER_ADDR, MASTER_PORT, which core::parse_dist_env reads.
-# Debian's torchrun (torch 1.13, Python 3.11) crashes in its default stdout redirect handling;
-# with torch < 2 this script passes --redirects 1 --tee 1 --log_dir DIR, which works. Newer
-# torchruns get no such flags.
+# The torchrun used is the pinned torch's (scripts/torch_env.sh: `python -m torch.distributed.run`
+# from the virtual environment scripts/setup.sh made), so launcher and LibTorch match.
 set -euo pipefail
 
 usage() {
@@ -17,9 +16,9 @@ usage: launch/torchrun.sh [--nnodes N] [--nproc_per_node P] [--node_rank R]
   --node_rank R         this node (optional with c10d rendezvous)
   --rdzv_endpoint H:P   rendezvous host:port on the first node (IPv6 as [::1]:29500)
   --rdzv_id ID          job id shared by all nodes (default causvid)
-  --log_dir DIR         per-rank logs (default a temp dir; used by the torch<2 workaround)
-  TORCHRUN              environment: the torchrun command (default: torchrun on PATH, else
-                        /usr/bin/python3 -m torch.distributed.run)
+  --log_dir DIR         per-rank logs (torchrun's --log_dir)
+  TORCHRUN              environment: the torchrun command (default: the pinned torch's
+                        <venv>/bin/python -m torch.distributed.run, else torchrun on PATH)
 example (2 nodes x 8): launch/torchrun.sh --nnodes 2 --nproc_per_node 8 \
     --rdzv_endpoint node01:29500 -- build/causvid train --config configs/wan_causal_dmd.yaml
 USAGE
@@ -42,26 +41,20 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="$(bash "$here/../scripts/torch_env.sh" 2>/dev/null || true)"
 if [[ -n "${TORCHRUN:-}" ]]; then
   read -r -a trun <<<"$TORCHRUN"
-  py=""
-elif command -v torchrun >/dev/null 2>&1 && torchrun --help >/dev/null 2>&1; then
+elif [[ -n "$venv" && -x "$venv/bin/python" ]]; then
+  trun=("$venv/bin/python" -m torch.distributed.run)
+elif command -v torchrun >/dev/null 2>&1; then
   trun=(torchrun)
-  py="$(head -n1 "$(command -v torchrun)" | sed -n 's/^#!\s*//p')"
 else
-  trun=(/usr/bin/python3 -m torch.distributed.run)
-  py=/usr/bin/python3
+  echo "torchrun.sh: no torchrun: run scripts/setup.sh (installs the pinned torch) or set TORCHRUN" >&2
+  exit 2
 fi
-
-# torch < 2: add the redirect workaround.
-major=$( (${py:-/usr/bin/python3} -c 'import torch; print(torch.__version__.split(".")[0])') 2>/dev/null || echo 2)
 extra=()
-if [[ "$major" =~ ^[0-9]+$ && "$major" -lt 2 ]]; then
-  [[ -n "$log_dir" ]] || log_dir="$(mktemp -d -t causvid_torchrun_XXXXXX)"
-  extra+=(--redirects 1 --tee 1 --log_dir "$log_dir")
-elif [[ -n "$log_dir" ]]; then
-  extra+=(--log_dir "$log_dir")
-fi
+[[ -z "$log_dir" ]] || extra+=(--log_dir "$log_dir")
 
 args=(--nnodes "$nnodes" --nproc_per_node "$nproc")
 if [[ "$nnodes" == 1 && -z "$endpoint" ]]; then

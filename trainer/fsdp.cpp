@@ -437,17 +437,20 @@ void ShardedModule::zero_grad() {
   }
 }
 
-std::map<std::string, torch::Tensor> ShardedModule::full_state_dict() {
+std::map<std::string, torch::Tensor> ShardedModule::full_state_dict(bool rank0_only) {
   std::map<std::string, torch::Tensor> out;
+  const bool keep = !rank0_only || dist_->is_main();
   for (auto& u : units_) {
     auto full = shard_->all_gather(u.shard);
+    if (!keep) continue;  // freed before the next unit is gathered
     for (size_t i = 0; i < u.params.size(); ++i) {
       int64_t n = 1;
       for (auto s : u.shapes[i]) n *= s;
       out[u.param_names[i]] = full.narrow(0, u.offsets[i], n).view(u.shapes[i]).to(torch::kCPU).clone();
     }
   }
-  for (const auto& b : module_->named_buffers()) out[b.key()] = b.value().detach().cpu().clone();
+  if (keep)
+    for (const auto& b : module_->named_buffers()) out[b.key()] = b.value().detach().cpu().clone();
   return out;
 }
 

@@ -168,9 +168,11 @@ class ShardedModule {
   // Where shards, grads and optimizer state live: the device of the module's parameters.
   torch::Device device() const { return device_; }
 
-  // Full fp32 state dict (parameter names as the module's) on CPU; gathered collectively,
-  // returned on every rank (callers export on rank 0).
-  std::map<std::string, torch::Tensor> full_state_dict();
+  // Full fp32 state dict (parameter names as the module's) on CPU, gathered collectively one
+  // unit at a time. rank0_only: only world rank 0 keeps the CPU copy (the others hold one
+  // gathered unit at a time and return an empty map), as torch FSDP's
+  // FullStateDictConfig(rank0_only=True); otherwise every rank gets it.
+  std::map<std::string, torch::Tensor> full_state_dict(bool rank0_only = false);
   // Loads full tensors (every rank passes the same values) into the master shards.
   void load_full_state_dict(const std::map<std::string, torch::Tensor>& sd);
   // Bytes this rank holds between steps (params = master shards + kept compute params).

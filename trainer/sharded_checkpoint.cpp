@@ -26,26 +26,46 @@ int opt_index(ShardedAdamW* opt, ShardedModule* m) {
   return -1;
 }
 
-// Full flat vector of `key` of unit ui: concatenation of the S shard files, cut to numel.
-torch::Tensor read_full(const std::vector<core::TensorMap>& files, const std::string& key,
-                        int64_t numel, const std::string& what) {
-  std::vector<torch::Tensor> parts;
-  for (const auto& f : files) {
-    auto it = f.find(key);
-    if (it == f.end()) return {};
-    parts.push_back(it->second.to(torch::kFloat32));
+// The old shard files of one module, opened (memory-mapped) on first use.
+class ShardFiles {
+ public:
+  ShardFiles(std::string step_dir, std::string module, int S)
+      : dir_(std::move(step_dir)), module_(std::move(module)), files_(S) {}
+  int size() const { return static_cast<int>(files_.size()); }
+  const core::SafetensorsFile& at(int k) {
+    if (!files_[k]) {
+      const std::string f = dir_ + "/" + shard_file(module_, k, size());
+      TORCH_CHECK(core::file_exists(f), f, ": missing shard file");
+      files_[k] = std::make_unique<core::SafetensorsFile>(f);
+    }
+    return *files_[k];
   }
-  auto full = torch::cat(parts);
-  TORCH_CHECK(full.numel() >= numel, what, ": tensor '", key, "' has ", full.numel(),
-              " elements, want >= ", numel);
-  return full.narrow(0, 0, numel);
-}
 
-torch::Tensor my_slice(const torch::Tensor& full, int64_t shard_numel, int rank) {
-  auto out = torch::zeros({shard_numel}, torch::kFloat32);
-  const int64_t lo = int64_t(rank) * shard_numel;
-  const int64_t n = std::max<int64_t>(0, std::min(shard_numel, full.numel() - lo));
-  if (n > 0) out.narrow(0, 0, n).copy_(full.narrow(0, lo, n));
+ private:
+  std::string dir_, module_;
+  std::vector<std::unique_ptr<core::SafetensorsFile>> files_;
+};
+
+// This rank's slice [rank * n, (rank + 1) * n) (n = new shard_numel) of unit tensor `key`,
+// whose flat vector (numel elements, zero padded) was saved in S_old shards of old_n
+// elements each. Reads only the overlapping ranges. Undefined when the key was not saved.
+torch::Tensor read_my_slice(ShardFiles& files, const std::string& key, int64_t old_n,
+                            int64_t numel, int64_t n, int rank, const std::string& what) {
+  auto out = torch::zeros({n}, torch::kFloat32);
+  const int64_t lo = int64_t(rank) * n, hi = std::min(lo + n, numel);
+  bool found = false;
+  for (int k = 0; k < files.size() && lo < hi; ++k) {
+    const int64_t a = std::max(lo, int64_t(k) * old_n), b = std::min(hi, int64_t(k + 1) * old_n);
+    if (a >= b) continue;
+    const auto& f = files.at(k);
+    if (!f.contains(key)) return {};
+    TORCH_CHECK(f.info(key).shape == std::vector<int64_t>{old_n}, what, ": tensor '", key,
+                "' of shard ", k, " is not a flat vector of ", old_n, " elements");
+    out.narrow(0, a - lo, b - a).copy_(f.read_range(key, a - int64_t(k) * old_n,
+                                                      b - int64_t(k) * old_n));
+    found = true;
+  }
+  if (!found && lo < hi) return {};
   return out;
 }
 
@@ -89,6 +109,7 @@ std::string save_sharded_checkpoint(const std::string& dir, int64_t step,
       ju["params"] = u.param_names;
       const std::string key = "u" + std::to_string(ui);
       tensors[key] = u.shard;
+      if (nm.ema) tensors[key + ".ema"] = (*nm.ema)[ui];
       if (oi >= 0) {
         const auto& st = optimizer->state()[oi][ui];
         ju["opt_step"] = st.step;
@@ -130,12 +151,8 @@ int64_t load_sharded_checkpoint(const std::string& step_dir,
     TORCH_CHECK(meta["modules"].contains(nm.name), meta_path, ": no module '", nm.name, "'");
     const json& jm = meta["modules"][nm.name];
     const int S_old = jm["shard_world"].get<int>();
-    std::vector<core::TensorMap> files;
-    for (int k = 0; k < S_old; ++k) {
-      const std::string f = step_dir + "/" + shard_file(nm.name, k, S_old);
-      TORCH_CHECK(core::file_exists(f), f, ": missing shard file");
-      files.push_back(core::load_safetensors(f));
-    }
+    TORCH_CHECK(S_old >= 1, meta_path, ": module '", nm.name, "' has shard_world ", S_old);
+    ShardFiles files(step_dir, nm.name, S_old);
     ShardedModule& m = *nm.module;
     auto& units = m.units();
     TORCH_CHECK(jm["units"].size() == units.size(), meta_path, ": module '", nm.name, "' has ",
@@ -151,17 +168,33 @@ int64_t load_sharded_checkpoint(const std::string& step_dir,
                   meta_path, ": unit ", ui, " of '", nm.name, "' ('", u.name,
                   "') does not match the model (different parameters or sizes)");
       const std::string key = "u" + std::to_string(ui);
-      auto full = read_full(files, key, u.numel, step_dir);
-      TORCH_CHECK(full.defined(), step_dir, ": tensor '", key, "' missing");
-      u.shard.copy_(my_slice(full, u.shard_numel, r));
+      const int64_t old_n = ju["shard_numel"].get<int64_t>(), n = u.shard_numel;
+      const auto dev = u.shard.device();
+      auto slice = [&](const std::string& k) {
+        auto t = read_my_slice(files, k, old_n, u.numel, n, r, step_dir);
+        return t.defined() ? t.to(dev) : t;
+      };
+      auto w = slice(key);
+      TORCH_CHECK(w.defined(), step_dir, ": tensor '", key, "' missing");
+      u.shard.copy_(w);
+      if (nm.ema) {
+        auto e = slice(key + ".ema");
+        if (e.defined()) {
+          (*nm.ema)[ui].copy_(e);
+        } else {
+          if (ui == 0) LOG_WARN("%s: no EMA saved for '%s'; EMA restarts from the weights",
+                                step_dir, nm.name);
+          (*nm.ema)[ui].copy_(u.shard);
+        }
+      }
       if (oi >= 0) {
         auto& st = optimizer->state()[oi][ui];
-        auto ea = read_full(files, key + ".exp_avg", u.numel, step_dir);
-        auto eas = read_full(files, key + ".exp_avg_sq", u.numel, step_dir);
+        auto ea = slice(key + ".exp_avg");
+        auto eas = slice(key + ".exp_avg_sq");
         st.step = ju.value("opt_step", int64_t(0));
         if (ea.defined() && eas.defined()) {
-          st.exp_avg = my_slice(ea, u.shard_numel, r).to(u.shard.device());
-          st.exp_avg_sq = my_slice(eas, u.shard_numel, r).to(u.shard.device());
+          st.exp_avg = ea;
+          st.exp_avg_sq = eas;
         } else {
           st.exp_avg = st.exp_avg_sq = torch::Tensor();
         }
@@ -194,7 +227,7 @@ std::string latest_checkpoint(const std::string& dir) {
 }
 
 void export_full_state_dict(const std::string& path, ShardedModule& module) {
-  auto sd = module.full_state_dict();
+  auto sd = module.full_state_dict(/*rank0_only=*/true);
   if (module.dist().is_main()) core::save_safetensors(path, sd);
   module.dist().world().barrier();
 }

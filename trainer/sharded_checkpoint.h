@@ -5,13 +5,16 @@
 //
 //   DIR/step-N/                      (written as DIR/.step-N.tmp, renamed when complete)
 //     <module>.shard-K-of-S.safetensors   fp32 master shard K of S ("u<i>" tensors) plus
-//                                         AdamW exp_avg / exp_avg_sq ("u<i>.exp_avg" ..);
+//                                         AdamW exp_avg / exp_avg_sq ("u<i>.exp_avg" ..)
+//                                         and the EMA shard ("u<i>.ema") when kept;
 //                                         written by the replica-0 rank of shard index K
 //     meta.json                           written LAST by rank 0: the commit marker (no
 //                                         meta.json = not a checkpoint)
 // Loading re-shards: a unit's full flat vector is the concatenation of its S shards cut to
 // its numel, and each rank takes its slice for the current layout (any world size, any
-// strategy). Every rank reads the files, so DIR must be on a filesystem all ranks see.
+// strategy). A rank reads only the byte ranges of the old shards that overlap its slice
+// (memory-mapped; files it does not need are never opened), so resume memory and I/O per
+// rank are those of its own shard. DIR must be on a filesystem all ranks see.
 #pragma once
 
 #include <map>
@@ -26,6 +29,8 @@ namespace causvid::trainer {
 struct NamedModule {
   std::string name;  // "generator", "fake_score", ...
   ShardedModule* module;
+  // Per-unit fp32 EMA shards laid out like the master shards (saved as "u<i>.ema"), or null.
+  std::vector<torch::Tensor>* ema = nullptr;
 };
 
 // Collective: every rank calls. Returns the committed directory DIR/step-N.

@@ -145,7 +145,6 @@ class Trainer {
   double optimizer_step(ShardedModule& mod, ShardedAdamW& opt);
   void update_ema();
   std::map<std::string, torch::Tensor> ema_full_state();
-  void load_ema_full_state(const std::map<std::string, torch::Tensor>& sd);
   std::string save_checkpoint();
   void write_samples();
   torch::Tensor uncond(int64_t B);
@@ -335,24 +334,11 @@ std::map<std::string, torch::Tensor> Trainer::ema_full_state() {
       units[i].shard.copy_(ema_[i]);
     }
   }
-  auto sd = gen_.sharded->full_state_dict();
+  auto sd = gen_.sharded->full_state_dict(/*rank0_only=*/true);
   torch::NoGradGuard ng;
   for (size_t i = 0; i < units.size(); ++i) units[i].shard.copy_(saved[i]);
   gen_.sharded->after_step();
   return sd;
-}
-
-void Trainer::load_ema_full_state(const std::map<std::string, torch::Tensor>& sd) {
-  auto& units = gen_.sharded->units();
-  std::vector<torch::Tensor> saved;
-  for (auto& u : units) saved.push_back(u.shard.clone());
-  gen_.sharded->load_full_state_dict(sd);
-  torch::NoGradGuard ng;
-  for (size_t i = 0; i < units.size(); ++i) {
-    ema_[i].copy_(units[i].shard);
-    units[i].shard.copy_(saved[i]);
-  }
-  gen_.sharded->after_step();
 }
 
 // ------------------------------------------------------------------ the stages
@@ -485,7 +471,8 @@ std::string Trainer::save_checkpoint() {
   dist_->world().barrier();
   json extra = {{"step", step_}};
   save_sharded_checkpoint((tmp / "state_generator").string(), step_,
-                          {{"generator", gen_.sharded.get()}}, gen_opt_.get());
+                          {{"generator", gen_.sharded.get(), ema_.empty() ? nullptr : &ema_}},
+                          gen_opt_.get());
   if (fake_.sharded)
     save_sharded_checkpoint((tmp / "state_critic").string(), step_,
                             {{"critic", fake_.sharded.get()}}, fake_opt_.get());
@@ -500,9 +487,11 @@ std::string Trainer::save_checkpoint() {
     for (const auto& kv : sd) out["model." + kv.first] = kv.second;
     return out;
   };
-  auto gsd = gen_.sharded->full_state_dict();
+  // model.pt (CausVid's layout): gathered one unit at a time and kept on rank 0 only, so
+  // no other rank ever holds a full copy of any model.
+  auto gsd = gen_.sharded->full_state_dict(/*rank0_only=*/true);
   std::map<std::string, torch::Tensor> csd, esd;
-  if (fake_.sharded) csd = fake_.sharded->full_state_dict();
+  if (fake_.sharded) csd = fake_.sharded->full_state_dict(/*rank0_only=*/true);
   if (!ema_.empty()) esd = ema_full_state();
   if (dist_->is_main()) {
     std::vector<std::pair<std::string, c10::IValue>> items = {
@@ -545,24 +534,12 @@ void Trainer::resume_from(const std::string& dir) {
               "', but the config runs '", c_.distillation_loss, "'");
   const int64_t step = st.at("step").get<int64_t>();
   const std::string sdir = (fs::path(dir) / "state_generator" / ("step-" + std::to_string(step))).string();
-  load_sharded_checkpoint(sdir, {{"generator", gen_.sharded.get()}}, gen_opt_.get());
+  load_sharded_checkpoint(sdir, {{"generator", gen_.sharded.get(), ema_.empty() ? nullptr : &ema_}},
+                          gen_opt_.get());
   if (fake_.sharded)
     load_sharded_checkpoint(
         (fs::path(dir) / "state_critic" / ("step-" + std::to_string(step))).string(),
         {{"critic", fake_.sharded.get()}}, fake_opt_.get());
-  if (!ema_.empty()) {
-    auto sd = core::load_weights((fs::path(dir) / "model.pt").string());
-    std::map<std::string, torch::Tensor> e;
-    const std::string pre = "generator_ema.model.";
-    for (const auto& kv : sd)
-      if (kv.first.rfind(pre, 0) == 0) e[kv.first.substr(pre.size())] = kv.second;
-    if (!e.empty()) {
-      load_ema_full_state(e);
-    } else {
-      LOG_WARN("%s: no generator_ema in model.pt; EMA restarts from the weights", dir);
-      for (size_t i = 0; i < ema_.size(); ++i) ema_[i].copy_(gen_.sharded->units()[i].shard);
-    }
-  }
   const int world = st.value("world_size", 1);
   const std::string rng_file = (fs::path(dir) / "rng" / ("rank" + std::to_string(dist_->rank()) + ".bin")).string();
   if (world == dist_->world_size() && fs::exists(rng_file)) {

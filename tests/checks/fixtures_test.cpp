@@ -1,7 +1,11 @@
 // tests/checks/fixtures_test.cpp: the parity suite. One test per fixture directory found in
-// ../shared/fixtures and in every directory listed in CAUSVID_FIXTURES (colon-separated).
+// tests/fixtures, ../shared/fixtures (names not already in tests/fixtures) and every
+// directory listed in CAUSVID_FIXTURES (colon-separated).
 // Unknown kinds fail; known kinds whose issue has not landed are skipped with the kind named.
 #include "checks/fixtures.h"
+
+#include <filesystem>
+#include <set>
 
 #include "core/fs.h"
 #include "tests/test_util.h"
@@ -11,9 +15,11 @@ namespace {
 
 std::vector<std::string> all_fixture_dirs() {
   std::vector<std::string> out;
+  std::set<std::string> names;
   for (const auto& root : checks::default_fixture_roots(testing::shared_dir())) {
     try {
-      for (const auto& d : checks::discover_fixtures(root)) out.push_back(d);
+      for (const auto& d : checks::discover_fixtures(root))
+        if (names.insert(std::filesystem::path(d).filename().string()).second) out.push_back(d);
     } catch (const std::exception&) {
       out.push_back(root);  // reported as a failing test below
     }

@@ -1,5 +1,5 @@
 // tests/core/tensor_io_test.cpp: torch.save zip checkpoints (read, write, Python interop with
-// /usr/bin/python3's torch when present), load_weights dispatch, corrupt-file errors and the
+// the pinned torch wheel's Python), load_weights dispatch, corrupt-file errors and the
 // `causvid inspect` subcommand.
 #include "core/tensor_io.h"
 
@@ -106,16 +106,16 @@ Sample make_sample() {
 
 bool have_python_torch() {
   static int ok = -1;
-  if (ok < 0) ok = testing::run_command("/usr/bin/python3 -c 'import torch'") == 0;
+  if (ok < 0) ok = testing::run_command(std::string(CAUSVID_PYTHON) + " -c 'import torch'") == 0;
   return ok == 1;
 }
 
-// Writes `text` and runs it with /usr/bin/python3; fails the test with its output on error.
+// Writes `text` and runs it with the pinned torch's Python; fails the test with its output on error.
 void run_python(const TempDir& dir, const std::string& text, const std::string& args) {
   const std::string script = dir.file("script.py");
   core::write_file_atomic(script, text);
   std::string out;
-  const int rc = testing::run_command("/usr/bin/python3 " + script + " " + args, &out);
+  const int rc = testing::run_command(std::string(CAUSVID_PYTHON) + " " + script + " " + args, &out);
   ASSERT_EQ(rc, 0) << out;
 }
 
@@ -271,7 +271,7 @@ TEST(TensorIO, SaveRejectsUnsupportedValues) {
 
 TEST(TensorIO, ReadsWhatPythonTorchSaveWrites) {
   if (!have_python_torch())
-    GTEST_SKIP() << "/usr/bin/python3 with torch not found: interop not checked";
+    FAIL() << CAUSVID_PYTHON << " cannot import torch: run scripts/setup.sh";
   TempDir dir;
   std::string py = std::string(kPyDescribe) + R"PY(
 d = sys.argv[1]
@@ -370,7 +370,7 @@ torch.save({"w": torch.ones(2)}, d + "/legacy.pt", _use_new_zipfile_serializatio
 
 TEST(TensorIO, PythonTorchLoadReadsWhatWeWrite) {
   if (!have_python_torch())
-    GTEST_SKIP() << "/usr/bin/python3 with torch not found: interop not checked";
+    FAIL() << CAUSVID_PYTHON << " cannot import torch: run scripts/setup.sh";
   TempDir dir;
   Sample s = make_sample();
   core::save_torch_checkpoint(dir.file("ours.pt"), s.obj);

@@ -82,8 +82,11 @@ TEST(DistLaunch, RankDeathIsAClearErrorWithinTimeout) {
 }
 
 TEST(DistLaunch, Torchrun) {
-  if (testing::run_command("/usr/bin/python3 -c 'import torch.distributed.run'") != 0)
-    GTEST_SKIP() << "no torchrun (python3-torch) on this machine";
+  // The pinned torch's torchrun (scripts/setup.sh installs it; torchrun.sh finds it).
+  ASSERT_EQ(testing::run_command(std::string(CAUSVID_PYTHON) +
+                                 " -c 'import torch.distributed.run'"),
+            0)
+      << CAUSVID_PYTHON << " has no torch.distributed.run: run scripts/setup.sh";
   testing::TempDir logs;
   std::string out;
   int rc = testing::run_command(worker_cmd("ok") + testing::source_dir() +

@@ -21,65 +21,14 @@
 #include "models/wan/wan_loader.h"
 #include "tests/dist/dist_util.h"
 #include "tests/test_util.h"
+#include "tests/trainer/tiny_world.h"
 #include "trainer/trainer.h"
 
 namespace causvid {
 namespace {
 namespace fs = std::filesystem;
-
-const std::vector<std::string> kPrompts = {"a red square", "a blue disc", "a green cross",
-                                           "a white dot", "a cat", "a dog", "low quality, static",
-                                           "a red disc"};
-
-// A temp dir with a tiny prompt cache (umT5 dim 32, text_len 16), a latent LMDB
-// [8, 3, 4, 8, 8] and an ODE LMDB [8, 4, 3, 4, 8, 8], plus a prompt file.
-struct World {
-  testing::TempDir dir;
-  World() {
-    torch::manual_seed(3);
-    auto tok = std::shared_ptr<models::UMT5Tokenizer>(models::UMT5Tokenizer::bytes(16));
-    models::UMT5Encoder enc(models::UMT5Config::tiny(tok->vocab_size()));
-    enc->eval();
-    models::UMT5TextEncoder te(enc, tok);
-    data::embed_prompts(te, kPrompts, cache(), torch::kFloat32, 4, false, "tiny");
-    auto lat = torch::randn({8, 3, 4, 8, 8});
-    {
-      data::ArrayLmdbWriter w(latents());
-      w.put_tensor_rows("latents", 0, lat);
-      w.put_string_rows("prompts", 0, kPrompts);
-      w.finish({{"latents", {8, 3, 4, 8, 8}}, {"prompts", {8}}});
-    }
-    {
-      data::ArrayLmdbWriter w(ode());
-      w.put_tensor_rows("latents", 0, torch::randn({8, 4, 3, 4, 8, 8}));
-      w.put_string_rows("prompts", 0, kPrompts);
-      w.finish({{"latents", {8, 4, 3, 4, 8, 8}}, {"prompts", {8}}});
-    }
-    std::string txt;
-    for (const auto& p : kPrompts) txt += p + "\n";
-    core::write_file_atomic(prompts(), txt);
-  }
-  std::string cache() const { return dir.file("cache"); }
-  std::string latents() const { return dir.file("latents_lmdb"); }
-  std::string ode() const { return dir.file("ode_lmdb"); }
-  std::string prompts() const { return dir.file("prompts.txt"); }
-  std::string out(const std::string& name) const { return dir.file(name); }
-
-  // configs/<file> with the tiny test world's paths and sizes.
-  core::Config config(const std::string& file, const std::string& out_name,
-                      std::vector<std::string> extra = {}) const {
-    std::vector<std::string> o = {"prompt_cache=" + cache(), "model_text_dim=32",
-                                  "dit_path=random", "output_path=" + out(out_name),
-                                  "num_workers=0", "log_iters=1"};
-    o.insert(o.end(), extra.begin(), extra.end());
-    return core::load_config(testing::source_dir() + "/configs/" + file, o);
-  }
-};
-
-const World& world() {
-  static World w;
-  return w;
-}
+using testing::world;
+using testing::kPrompts;
 
 trainer::TrainResult train(const core::Config& c, const std::string& resume = "") {
   trainer::TrainOptions o;
