@@ -14,6 +14,8 @@
 #include "bench/bench_util.h"
 #include "bench/benches.h"
 #include "core/args.h"
+#include "core/random.h"
+#include "core/runtime.h"
 #include "inference/causal_pipeline.h"
 #include "inference/generate.h"
 #include "models/wan/wan_config.h"
@@ -37,7 +39,7 @@ RunTimes run_blocks(models::WanDiffusionWrapper& w, const inference::CausalSampl
   const int64_t nfpb = so.num_frame_per_block;
   const int64_t fs = (h / mc.patch_size[1]) * (ww / mc.patch_size[2]);
   auto gen = at::detail::createCPUGenerator(0);
-  auto noise = at::randn({1, blocks * nfpb, C, h, ww}, gen, torch::TensorOptions());
+  auto noise = core::randn({1, blocks * nfpb, C, h, ww}, gen, ctx.options());
   RunTimes r;
   const double t0 = inference::now_s();
   inference::CausalPipeline pipe(w, so);
@@ -85,7 +87,15 @@ int bench_generate(int argc, char** argv) {
   auto& wan_layers_s = p.flag("--wan-layers", "1", "layers of the 30 actually run (scaled to 30)");
   auto& h100_s = p.flag("--h100-tflops", "989", "H100 SXM dense bf16 peak TFLOP/s assumed");
   auto& mfu_s = p.flag("--h100-mfu", "0.4", "fraction of the H100 peak assumed for the projection");
+  auto& device_s = p.flag("--device", "cpu", "cpu, cuda or cuda:N");
+  auto& dtype_s = p.flag("--dtype", "fp32", "weights and compute: fp32 or bf16");
+  auto& wan_stream = p.toggle("--wan-stream",
+                              "stream a whole 81-frame video (7 blocks of 3 latent frames) with "
+                              "the full Wan2.1-1.3B: per-block latency and measured FPS (DiT "
+                              "only; meant for a GPU)");
   if (!p.parse(argc, argv)) return p.exit_code();
+  const auto dev = core::resolve_device(device_s);
+  const auto dtype = core::parse_dtype(dtype_s, "--dtype");
   const int64_t S = core::ArgParser::to_int("--size", size);
   const int64_t blocks = core::ArgParser::to_int("--blocks", blocks_s);
   const int64_t nfpb = core::ArgParser::to_int("--num-frame-per-block", nfpb_s);
@@ -96,17 +106,20 @@ int bench_generate(int argc, char** argv) {
   const std::vector<double> all_steps = {1000, 757, 522, 261, 100};
   TORCH_CHECK(steps <= 5, "--steps: at most 5");
 
-  std::printf("GEMM roof (2048^3 fp32): measuring...\n");
-  const double roof = gemm_roof_gflops(torch::kFloat32);
-  std::printf("GEMM roof: %.1f GFLOP/s fp32\n\n", roof);
+  const int64_t roof_n = dev.is_cuda() ? 8192 : 2048;
+  std::printf("GEMM roof (%lld^3 %s on %s): measuring...\n", (long long)roof_n,
+              core::dtype_name(dtype).c_str(), dev.str().c_str());
+  const double roof = gemm_roof_gflops(dtype, roof_n, dev);
+  std::printf("GEMM roof: %.1f GFLOP/s %s\n\n", roof, core::dtype_name(dtype).c_str());
 
   // ---------------------------------------------------------------- streaming, toy size
   auto cfg = models::WanConfig::preset(preset);
   models::WanModel net(cfg);
   net->init_weights(0);
+  net->to(dev, dtype);
   net->eval();
   models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb);
-  auto ctx = torch::randn({1, cfg.text_len, cfg.text_dim});
+  auto ctx = torch::randn({1, cfg.text_len, cfg.text_dim}).to(dev);
   inference::CausalSamplerOptions so;
   so.denoising_step_list.assign(all_steps.begin(), all_steps.begin() + steps);
   so.num_frame_per_block = nfpb;
@@ -207,25 +220,53 @@ int bench_generate(int argc, char** argv) {
     auto c1 = big;
     c1.num_layers = layers;
     models::WanModel m(c1);
+    m->to(dev, dtype);
     m->eval();
     models::WanDiffusionWrapper wb(m, true, 3);
     c10::InferenceMode im;
-    auto x = torch::randn({1, 3, 16, 60, 104});
-    auto t = torch::full({1, 3}, 1000.0f);
-    auto c = torch::randn({1, text_len, 4096});
+    auto x = torch::randn({1, 3, 16, 60, 104}).to(dev);
+    auto t = torch::full({1, 3}, 1000.0f, torch::TensorOptions().device(dev));
+    auto c = torch::randn({1, text_len, 4096}).to(dev);
     const double tsec = time_median(
         [&] {
           models::KvCache cache(m->kv_cache_options(1, Lf, 3));
           models::CrossAttnCache xc;
           wb.forward_cached(x, t, c, cache, xc, 0);
+          sync(dev);
         },
-        1, 0);
+        dev.is_cuda() ? 3 : 1, dev.is_cuda() ? 1 : 0);
     const double fl = forward_flops(c1, 3.0 * Lf, 3.0 * Lf, text_len);
     const double rate = fl / tsec;
     eff = rate / (roof * 1e9);
-    std::printf("wan-1.3b block 1 (4680 tokens, %lld of 30 layers, fp32, 1 forward): %.2f s, "
-                "%.1f GFLOP/s = %.0f%% of the GEMM roof; all 30 layers: %.1f s per forward\n",
-                (long long)layers, tsec, rate / 1e9, eff * 100, tsec * 30 / layers);
+    std::printf("wan-1.3b block 1 (4680 tokens, %lld of 30 layers, %s on %s, 1 forward): %.4f s, "
+                "%.1f GFLOP/s = %.0f%% of the GEMM roof; all 30 layers: %.4f s per forward\n",
+                (long long)layers, core::dtype_name(dtype).c_str(), dev.str().c_str(), tsec,
+                rate / 1e9, eff * 100, tsec * 30 / layers);
+  }
+  if (wan_stream == "1") {
+    // The whole 1.3B student streaming one 81-frame video: 7 blocks of 3 latent frames of
+    // 60x104, `steps` denoising forwards + the cache write per block, plain KV cache.
+    models::WanModel m(big);
+    m->init_weights(0);
+    m->to(dev, dtype);
+    m->eval();
+    models::WanDiffusionWrapper wb(m, true, 3);
+    auto c = torch::randn({1, text_len, 4096}).to(dev);
+    run_blocks(wb, so, 1, big.in_dim, 60, 104, c);  // warm-up (kernels, allocator)
+    auto r = run_blocks(wb, so, nblk, big.in_dim, 60, 104, c);
+    double total = 0;
+    std::printf("wan-1.3b streaming (%s on %s, %lld steps + cache write):", core::dtype_name(dtype).c_str(),
+                dev.str().c_str(), (long long)steps);
+    for (double b : r.block_s) {
+      std::printf(" %.1f", b * 1e3);
+      total += b;
+    }
+    std::printf(" ms per block\n");
+    std::printf("wan-1.3b streaming: first block %.1f ms, %.2f s for 81 frames = %.1f FPS "
+                "(DiT + latent preview, no VAE decode), %.1f%% of the measured roof, KV cache "
+                "%.2f GiB\n",
+                r.first_frame_s * 1e3, total, frames / total,
+                100.0 * video_flops / total / (roof * 1e9), r.kv_bytes / 1073741824.0);
   }
   auto project = [&](double frac) { return frames / (video_flops / (h100 * frac)); };
   std::printf("projected H100 FPS of the 1.3B causal student (DiT only, bf16, %lld forwards per "

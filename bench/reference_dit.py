@@ -22,7 +22,9 @@ def stub_flash_attn(torch):
     def sdpa(q, k, v, q_lens=None, k_lens=None, dropout_p=0., softmax_scale=None,
              q_scale=None, causal=False, window_size=(-1, -1), deterministic=False,
              dtype=None, version=None, fa_version=None):
-        assert q_lens is None and k_lens is None, "bench: padding masks are not stubbed"
+        # The bench has no padding: every length equals the full sequence (checked).
+        for lens, x in ((q_lens, q), (k_lens, k)):
+            assert lens is None or bool((lens == x.size(1)).all()), "bench: padding not stubbed"
         out = torch.nn.functional.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal)
         return out.transpose(1, 2).contiguous()
@@ -51,11 +53,19 @@ def main():
     import torch
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    sys.path.insert(0, a.causvid)
     import importlib
-    att = importlib.import_module("causvid.models.wan.wan_base.modules.attention")
+    import os
+    # Load wan_base/modules/{attention,model}.py as a package of their own, so that CausVid's
+    # package __init__ files (which import its whole training stack) are not executed.
+    mdir = os.path.join(a.causvid, "causvid", "models", "wan", "wan_base", "modules")
+    if not os.path.isfile(os.path.join(mdir, "model.py")):
+        sys.exit(f"reference_dit: {mdir}/model.py not found: --causvid must be a CausVid checkout")
+    pkg = types.ModuleType("causvid_wan_ref")
+    pkg.__path__ = [mdir]
+    sys.modules["causvid_wan_ref"] = pkg
+    att = importlib.import_module("causvid_wan_ref.attention")
     att.flash_attention = stub_flash_attn(torch)
-    mod = importlib.import_module("causvid.models.wan.wan_base.modules.model")
+    mod = importlib.import_module("causvid_wan_ref.model")
     mod.flash_attention = att.flash_attention
 
     dev = torch.device(a.device)

@@ -98,7 +98,7 @@ TEST(EmbedPromptsCli, TinyPresetWithSpmTokenizer) {
   for (int i = 0; i < 30; ++i) longp += "a dog ";
   core::write_file_atomic(dir.file("p.txt"),
                           std::string("a dog running\n") + kNegative + "\n" + longp + "\n");
-  const std::string spm = testing::shared_dir() + "/fixtures/umt5_tok_spm300_L64/spiece.model";
+  const std::string spm = testing::source_dir() + "/tests/fixtures/umt5_tok_spm300_L64/spiece.model";
   std::string out;
   int rc = testing::run_command(testing::causvid_binary() + " embed-prompts --prompts " +
                                     dir.file("p.txt") + " --out " + dir.file("cache") +
@@ -117,7 +117,7 @@ TEST(EmbedPromptsCli, TinyPresetWithSpmTokenizer) {
 
 TEST(EmbedPromptsCli, EncoderWeightsMatchInProcessEncoder) {
   testing::TempDir dir;
-  const std::string spm = testing::shared_dir() + "/fixtures/umt5_tok_spm300_L64/spiece.model";
+  const std::string spm = testing::source_dir() + "/tests/fixtures/umt5_tok_spm300_L64/spiece.model";
   torch::manual_seed(11);
   models::UMT5Encoder enc(models::UMT5Config::tiny(300));
   core::save_safetensors(dir.file("enc.safetensors"), core::state_dict(*enc));

@@ -1,5 +1,5 @@
 // tests/models/tokenizer_test.cpp: Wan's prompt cleaning, UTF-8 validation, and the
-// sentencepiece tokenizer loaded through the dlopen()ed shim inside this LibTorch binary
+// sentencepiece tokenizer (linked directly) inside this LibTorch binary
 // (the fixture's own spiece.model; ids are checked by the umt5_tokenizer fixture).
 #include "models/t5/tokenizer.h"
 
@@ -12,7 +12,7 @@ namespace causvid {
 namespace {
 
 std::string fixture_spm() {
-  return testing::shared_dir() + "/fixtures/umt5_tok_spm300_L64/spiece.model";
+  return testing::source_dir() + "/tests/fixtures/umt5_tok_spm300_L64/spiece.model";
 }
 
 TEST(PromptClean, WanRules) {
