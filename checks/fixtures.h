@@ -81,9 +81,10 @@ class FixtureReport {
 Tolerance tolerance_for(const nlohmann::json& meta, const std::string& out_name);
 // The documented tolerance for bf16 runs of fp32 fixtures: bf16 keeps 8 mantissa bits
 // (relative step 2^-8 = 3.9e-3) and the errors of a few layers add up, so an output passes when
-// |got - want| <= 0.05 * max|want| + 0.05 * |want| (and within the fixture's own tolerance
-// otherwise).
-Tolerance bf16_tolerance(const Tolerance& fp32, double max_abs_want);
+// |got - want| <= f * max|want| + f * |want|, with f = 0.05, and f = 0.1 for the Wan VAE (a
+// 30-odd layer conv stack whose decoder compounds the rounding); never tighter than the
+// fixture's own tolerance.
+Tolerance bf16_tolerance(const Tolerance& fp32, double max_abs_want, const std::string& kind);
 
 using CheckFn = std::function<void(const Fixture&, FixtureReport&)>;
 

@@ -126,7 +126,10 @@ LossOutput ode_loss(const models::WanDiffusionWrapper& gen, const torch::Tensor&
     out.metrics["ode_all_clean"] = 1;
     return out;
   }
-  out.loss = torch::mse_loss(pred.index({mask}), target.index({mask}));
+  // In fp32 (a bf16 prediction against the fp32 trajectory: the same value as the
+  // reference's promoted mse, and a backward whose gradient dtype matches the prediction).
+  out.loss = torch::mse_loss(pred.index({mask}).to(torch::kFloat32),
+                             target.index({mask}).to(torch::kFloat32));
   return out;
 }
 

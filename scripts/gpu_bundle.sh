@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu_check.sh needs onto a GPU machine that has PyTorch (the pinned
-# version, CUDA 13) but none of our Debian libraries: the two binaries
-# and every shared library they load that is neither torch's / NVIDIA's (the GPU machine's
+# version, CUDA 13) but none of our Debian libraries: the two binaries, the sentencepiece
+# shim and every shared library they load that is neither torch's / NVIDIA's (the GPU machine's
 # torch provides those) nor the C runtime. Output: build/gpu_bundle/{bin,lib}; it must stay
 # under 64 MiB (the size limit of what is carried to the GPU machine).
 #   bash scripts/gpu_bundle.sh [BUILD_DIR]
@@ -14,7 +14,7 @@ for f in causvid causvid_tests; do
 done
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
-cp "$build/causvid" "$build/causvid_tests" "$out/bin/"
+cp "$build/causvid" "$build/causvid_tests" "$build/libcausvid_spm.so" "$out/bin/"
 skip='/(libtorch[^/]*|libc10[^/]*|libcaffe2[^/]*|libshm[^/]*|libgomp[^/]*|libcu[^/]*|libnv[^/]*|libnccl[^/]*)\.so|/nvidia/|/torch/lib/|/(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|ld-linux-x86-64)\.so'
 for f in "$out"/bin/*; do
   ldd "$f" | awk '/=> \//{print $3}'

@@ -25,6 +25,7 @@ pin="$(sed -n 's/^CAUSVID_TORCH_VERSION=//p' "$root/scripts/torch_pin.env")"
 [[ "$torch_ver" == "$pin"* ]] || echo "gpu_check: WARNING: torch $torch_ver here, the build pins $pin"
 nv_libs="$(ls -d "$torch_dir"/../nvidia/*/lib 2>/dev/null | tr '\n' ':')"
 export LD_LIBRARY_PATH="$bundle/lib:$torch_dir/lib:${nv_libs}${LD_LIBRARY_PATH:-}"
+export CAUSVID_SPM_SHIM="$bundle/bin/libcausvid_spm.so"
 export CAUSVID_SHARED_DIR="$root/../shared"
 bin="$bundle/bin"
 summary=()

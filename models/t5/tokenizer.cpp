@@ -2,6 +2,7 @@
 // (basic_clean, whitespace_clean, HuggingfaceTokenizer.__call__).
 #include "models/t5/tokenizer.h"
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,7 +12,6 @@
 
 #include "core/fs.h"
 #include "core/log.h"
-#include "models/t5/sentencepiece.h"
 
 namespace causvid::models {
 
@@ -252,6 +252,80 @@ std::string clean_prompt(const std::string& text) {
   return to_utf8(collapse_whitespace(u));
 }
 
+// ------------------------------------------------------------------ the shim
+struct SpmShim {
+  void* lib = nullptr;
+  std::string path;
+  void* (*load)(const char*, char*, int) = nullptr;
+  void (*free)(void*) = nullptr;
+  int (*piece_size)(void*) = nullptr;
+  int (*special_id)(void*, int) = nullptr;
+  int (*encode)(void*, const char*, int, int*, int, char*, int) = nullptr;
+  int (*id_to_piece)(void*, int, char*, int) = nullptr;
+};
+
+std::vector<std::string> spm_shim_candidates() {
+  std::vector<std::string> c;
+  if (const char* env = std::getenv("CAUSVID_SPM_SHIM")) c.push_back(env);
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) c.push_back((exe.parent_path() / "libcausvid_spm.so").string());
+#ifdef CAUSVID_SPM_SHIM
+  c.push_back(CAUSVID_SPM_SHIM);
+#endif
+  return c;
+}
+
+namespace {
+
+template <typename F>
+void bind(void* lib, const char* name, F*& fn, const std::string& path) {
+  void* sym = ::dlsym(lib, name);
+  TORCH_CHECK(sym, path, ": symbol ", name, " missing (stale libcausvid_spm.so?)");
+  fn = reinterpret_cast<F*>(sym);
+}
+
+// Loaded once per process; never unloaded (sentencepiece keeps static state).
+const SpmShim* load_shim_once() {
+  static std::mutex mu;
+  static std::unique_ptr<SpmShim> shim;
+  std::lock_guard<std::mutex> lock(mu);
+  if (shim) return shim.get();
+  std::string tried;
+  for (const auto& p : spm_shim_candidates()) {
+    if (!core::file_exists(p)) {
+      tried += "\n  " + p + " (absent)";
+      continue;
+    }
+    // RTLD_DEEPBIND: the shim and libsentencepiece bind to their own protobuf-lite symbols
+    // before the global scope (which holds LibTorch's libprotobuf.so.32).
+    void* lib = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (!lib) {
+      const char* e = ::dlerror();
+      tried += "\n  " + p + " (" + (e ? e : "dlopen failed") + ")";
+      continue;
+    }
+    auto s = std::make_unique<SpmShim>();
+    s->lib = lib;
+    s->path = p;
+    bind(lib, "cv_spm_load", s->load, p);
+    bind(lib, "cv_spm_free", s->free, p);
+    bind(lib, "cv_spm_piece_size", s->piece_size, p);
+    bind(lib, "cv_spm_special_id", s->special_id, p);
+    bind(lib, "cv_spm_encode", s->encode, p);
+    bind(lib, "cv_spm_id_to_piece", s->id_to_piece, p);
+    LOG_DEBUG("sentencepiece shim: %s", p);
+    shim = std::move(s);
+    return shim.get();
+  }
+  TORCH_CHECK(false,
+              "sentencepiece shim libcausvid_spm.so not found or not loadable (set "
+              "CAUSVID_SPM_SHIM to its path; it needs libsentencepiece.so.0). Tried:",
+              tried);
+}
+
+}  // namespace
+
 UMT5Tokenizer::UMT5Tokenizer(const std::string& path, int64_t seq_len) : seq_len_(seq_len) {
   TORCH_CHECK(seq_len >= 1, "tokenizer seq_len: got ", seq_len, ", want >= 1");
   namespace fs = std::filesystem;
@@ -261,11 +335,14 @@ UMT5Tokenizer::UMT5Tokenizer(const std::string& path, int64_t seq_len) : seq_len
   TORCH_CHECK(fs::is_regular_file(model_path_, ec), model_path_,
               ": tokenizer model not found (want a sentencepiece .model file or the "
               "google/umt5-xxl folder holding spiece.model)");
-  spm_ = std::make_shared<SentencePieceModel>(model_path_);
-  vocab_size_ = spm_->piece_size();
-  pad_id_ = spm_->pad_id();
-  eos_id_ = spm_->eos_id();
-  unk_id_ = spm_->unk_id();
+  shim_ = load_shim_once();
+  char err[1024] = {0};
+  handle_ = shim_->load(model_path_.c_str(), err, sizeof(err));
+  TORCH_CHECK(handle_, model_path_, ": not a sentencepiece model: ", err);
+  vocab_size_ = shim_->piece_size(handle_);
+  pad_id_ = shim_->special_id(handle_, 0);
+  eos_id_ = shim_->special_id(handle_, 1);
+  unk_id_ = shim_->special_id(handle_, 2);
   // umT5's spiece.model: pad 0, eos 1, unk 2. The HF tokenizer pads with the pad id.
   TORCH_CHECK(eos_id_ >= 0, model_path_, ": the model defines no EOS piece");
   if (pad_id_ < 0) pad_id_ = 0;
@@ -280,28 +357,43 @@ std::unique_ptr<UMT5Tokenizer> UMT5Tokenizer::bytes(int64_t seq_len) {
   return t;
 }
 
-UMT5Tokenizer::~UMT5Tokenizer() = default;
+UMT5Tokenizer::~UMT5Tokenizer() {
+  if (handle_ && shim_) shim_->free(handle_);
+}
 
 std::vector<int64_t> UMT5Tokenizer::encode_ids(const std::string& cleaned) const {
   size_t bad = 0;
   TORCH_CHECK(is_valid_utf8(cleaned, &bad), "tokenizer: invalid UTF-8 at byte ", bad);
   TORCH_CHECK(cleaned.size() < (1u << 30), "tokenizer: text too long (", cleaned.size(),
               " bytes)");
-  if (!spm_) {  // byte-level stand-in
+  if (!shim_) {  // byte-level stand-in
     std::vector<int64_t> ids;
     for (unsigned char c : cleaned) ids.push_back(static_cast<int64_t>(c) + 3);
     return ids;
   }
-  const auto out = spm_->encode(cleaned);
-  return std::vector<int64_t>(out.begin(), out.end());
+  std::vector<int> buf(cleaned.size() + 8);
+  char err[1024] = {0};
+  int n = shim_->encode(handle_, cleaned.data(), static_cast<int>(cleaned.size()), buf.data(),
+                        static_cast<int>(buf.size()), err, sizeof(err));
+  TORCH_CHECK(n >= 0, model_path_, ": sentencepiece encode failed: ", err);
+  if (n > static_cast<int>(buf.size())) {
+    buf.resize(n);
+    n = shim_->encode(handle_, cleaned.data(), static_cast<int>(cleaned.size()), buf.data(),
+                      static_cast<int>(buf.size()), err, sizeof(err));
+    TORCH_CHECK(n >= 0, model_path_, ": sentencepiece encode failed: ", err);
+  }
+  return std::vector<int64_t>(buf.begin(), buf.begin() + n);
 }
 
 std::string UMT5Tokenizer::id_to_piece(int64_t id) const {
   TORCH_CHECK(id >= 0 && id < vocab_size_, "tokenizer: id ", id, " out of range [0, ",
               vocab_size_, ")");
-  if (!spm_) return id < 3 ? std::string(id == 1 ? "</s>" : id == 2 ? "<unk>" : "<pad>")
-                           : std::string(1, static_cast<char>(id - 3));
-  return spm_->id_to_piece(static_cast<int>(id));
+  if (!shim_) return id < 3 ? std::string(id == 1 ? "</s>" : id == 2 ? "<unk>" : "<pad>")
+                            : std::string(1, static_cast<char>(id - 3));
+  char buf[512];
+  int n = shim_->id_to_piece(handle_, static_cast<int>(id), buf, sizeof(buf));
+  TORCH_CHECK(n >= 0, "tokenizer: id ", id, " has no piece");
+  return std::string(buf);
 }
 
 TokenBatch UMT5Tokenizer::operator()(const std::vector<std::string>& prompts) const {

@@ -14,10 +14,11 @@
 //    the same ids. html.unescape knows numeric references and the common named entities
 //    (not the whole HTML5 table).
 //
-// sentencepiece is linked directly. (With Debian's LibTorch 1.13 its bundled protobuf-lite
-// symbols were interposed by libprotobuf.so.32 and it crashed at start-up, so it used to sit
-// behind a dlopen()ed shim; the pinned PyPI LibTorch does not load that libprotobuf and a
-// binary linking both loads and encodes correctly, so the shim is gone.)
+// sentencepiece is reached through libcausvid_spm.so (models/t5/spm_shim.cc), dlopen()ed
+// with RTLD_DEEPBIND: linking libsentencepiece into a LibTorch binary is unsafe (it defines
+// symbols LibTorch defines with other types: protobuf with LibTorch 1.13, FLAGS_minloglevel
+// with 2.11, see spm_shim.cc). The shim is found
+// via $CAUSVID_SPM_SHIM, then next to the running executable, then at its build path.
 #pragma once
 
 #include <torch/torch.h>
@@ -28,7 +29,7 @@
 
 namespace causvid::models {
 
-class SentencePieceModel;  // models/t5/sentencepiece.h
+struct SpmShim;  // the dlopen()ed function table (tokenizer.cpp)
 
 // True if `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). On failure
 // *bad_offset (if given) is the byte offset of the first bad sequence.
@@ -73,7 +74,11 @@ class UMT5Tokenizer {
   std::string model_path_;
   int64_t seq_len_ = 512;
   int64_t vocab_size_ = 0, pad_id_ = 0, eos_id_ = 1, unk_id_ = 2;
-  std::shared_ptr<SentencePieceModel> spm_;  // null: byte-level stand-in
+  const SpmShim* shim_ = nullptr;
+  void* handle_ = nullptr;
 };
+
+// Where the shim library is looked for (for error messages and tests).
+std::vector<std::string> spm_shim_candidates();
 
 }  // namespace causvid::models

@@ -40,6 +40,21 @@ TEST_P(FixtureTest, MatchesReference) {
       << r.dir << " [" << r.kind << "] " << checks::status_name(r.status) << ": " << r.message;
 }
 
+// The same fixtures with the models in bf16 on the CPU, held to checks::bf16_tolerance (the
+// gpu label runs them on CUDA too): the bf16 path of every model, loss and sampler.
+class FixtureBf16Test : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FixtureBf16Test, MatchesReferenceInBf16) {
+  checks::FixturePlacement place;
+  place.dtype = torch::kBFloat16;
+  auto r = checks::run_fixture(GetParam(), place);
+  if (r.status == checks::FixtureStatus::kNotImplemented)
+    GTEST_SKIP() << "fixture kind '" << r.kind << "' not implemented yet: " << r.message;
+  EXPECT_EQ(r.status, checks::FixtureStatus::kPass)
+      << r.dir << " [" << r.kind << ", bf16] " << checks::status_name(r.status) << ": "
+      << r.message;
+}
+
 std::string fixture_test_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = std::filesystem::path(info.param).filename().string();
   for (auto& ch : n)
@@ -48,6 +63,8 @@ std::string fixture_test_name(const ::testing::TestParamInfo<std::string>& info)
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, FixtureTest, ::testing::ValuesIn(all_fixture_dirs()),
+                         fixture_test_name);
+INSTANTIATE_TEST_SUITE_P(GoldenBf16, FixtureBf16Test, ::testing::ValuesIn(all_fixture_dirs()),
                          fixture_test_name);
 
 TEST(FixtureRunner, UnknownKindFails) {
