@@ -92,7 +92,7 @@ int bench_dit(int argc, char** argv) {
   auto& dtypes = p.flag("--dtypes", "fp32,bf16", "comma-separated: fp32, bf16");
   auto& reps = p.flag("--reps", "3", "timed repetitions (median)");
   auto& backward = p.flag("--backward", "1", "also time forward+backward (0/1)");
-  auto& profile = p.flag("--profile", "", "write a chrome://tracing profile of one fp32 forward to this file");
+  auto& profile = p.flag("--profile", "", "write a chrome://tracing profile of one fp32 forward+backward to this file");
   auto& device_s = p.flag("--device", "cpu", "cpu, cuda or cuda:N");
   auto& attns = p.flag("--attention", "sdpa,chunked",
                        "attention kernels to time (comma list): sdpa, chunked");
@@ -166,11 +166,11 @@ int bench_dit(int argc, char** argv) {
     auto fwd = [&] {
       return causal ? m->forward_causal(x, t_bf, ctx, nb) : m->forward(x, t_b, ctx);
     };
-    if (!profile.empty() && dt == torch::kFloat32) {
-      torch::NoGradGuard ng;
-      fwd();
+    if (!profile.empty() && dt == torch::kFloat32) {  // one forward + backward
+      fwd().pow(2).mean().backward();
       torch::autograd::profiler::RecordProfile guard(profile);
-      fwd();
+      m->zero_grad();
+      fwd().pow(2).mean().backward();
     }
     auto row = [&](const std::string& attn, const char* pass, double secs, double fl) {
       const auto it = ref.find(dt_name + "/" + pass);

@@ -18,19 +18,19 @@ RopeTable rope_table(int64_t head_dim, int64_t F, int64_t h, int64_t w, int64_t 
   auto ah = torch::outer(hi, omega(Ph)).view({1, h, 1, Ph}).expand({F, h, w, Ph});
   auto aw = torch::outer(wi, omega(Pw)).view({1, 1, w, Pw}).expand({F, h, w, Pw});
   auto ang = torch::cat({af, ah, aw}, -1).reshape({F * h * w, P});
-  return {torch::cos(ang).to(torch::kFloat32).to(device),
-          torch::sin(ang).to(torch::kFloat32).to(device)};
+  auto c = torch::cos(ang).to(torch::kFloat32), s = torch::sin(ang).to(torch::kFloat32);
+  return {c.to(device), s.to(device), torch::complex(c, s).to(device)};
 }
 
 torch::Tensor apply_rope(const torch::Tensor& x, const RopeTable& t) {
   const int64_t B = x.size(0), L = x.size(1), N = x.size(2), K = x.size(3);
   TORCH_CHECK(t.cos.size(0) == L && t.cos.size(1) == K / 2, "apply_rope: table ", t.cos.sizes(),
               " does not fit x ", x.sizes());
-  auto xp = x.reshape({B, L, N, K / 2, 2});
-  auto x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);
-  auto c = t.cos.to(x.scalar_type()).view({1, L, 1, K / 2});
-  auto s = t.sin.to(x.scalar_type()).view({1, L, 1, K / 2});
-  return torch::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).view({B, L, N, K});
+  // One complex multiply (the reference's view_as_complex(x) * freqs): one op forward and one
+  // in backward, in complex64 (complex128 in the reference); bf16 inputs go through float32.
+  auto xc = torch::view_as_complex(x.to(torch::kFloat32).reshape({B, L, N, K / 2, 2}));
+  auto r = torch::view_as_real(xc * t.complex().view({1, L, 1, K / 2}));
+  return r.view({B, L, N, K}).to(x.scalar_type());
 }
 
 }  // namespace causvid::models

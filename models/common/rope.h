@@ -1,6 +1,6 @@
 // models/common/rope.h: Wan2.1's 3-axis rotary position embedding as precomputed cos/sin
 // tables (the reference builds complex float64 tables and rotates in float64 on every call;
-// we build the tables once per grid, in float64, and rotate in the activation dtype).
+// we build the tables once per grid, in float64, and rotate as one complex64 multiply).
 // Port of wan/modules/model.py rope_params + rope_apply. Pairs are interleaved
 // (x[2p], x[2p+1]); the K/2 pairs split into frame/height/width axes as
 // Pf = P - 2*(P/3), Ph = Pw = P/3, with omega_a,j = 10000^(-j/Pa).
@@ -12,6 +12,8 @@ namespace causvid::models {
 
 struct RopeTable {
   torch::Tensor cos, sin;  // [L, K/2] float32, L = F*h*w tokens (frame-major)
+  torch::Tensor rot;       // [L, K/2] complex64: cos + i sin
+  const torch::Tensor& complex() const { return rot; }
 };
 
 // Table for a grid of F frames starting at frame `frame_offset`, h x w tokens per frame.
