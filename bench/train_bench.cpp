@@ -10,6 +10,7 @@
 #include "bench/bench_util.h"
 #include "bench/benches.h"
 #include "core/args.h"
+#include "core/dist.h"
 #include "core/config.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -82,6 +83,8 @@ int bench_train(int argc, char** argv) {
   auto& size = p.flag("--size", "16", "latent height = width");
   auto& steps = p.flag("--steps", "6", "timed steps per stage (after 2 warm-up steps)");
   auto& stages = p.flag("--stages", "diffusion,ode,dmd", "stages to time");
+  auto& device_s = p.flag("--device", "cpu", "cpu, cuda or cuda:N (the trainer's device)");
+  auto& mp = p.toggle("--mixed-precision", "bf16 compute, fp32 master weights (mixed_precision)");
   if (!p.parse(argc, argv)) return p.exit_code();
   const int64_t B = core::ArgParser::to_int("--batch", batch);
   const int64_t F = core::ArgParser::to_int("--frames", frames);
@@ -128,19 +131,29 @@ int bench_train(int argc, char** argv) {
     data::embed_prompts(te, prompts, (dir / "cache").string(), torch::kFloat32, 8, false, "bench");
   }
 
-  const double roof = gemm_roof_gflops(torch::kFloat32);
+  auto dist = core::DistContext::init(core::DistEnv{}, [&] {
+    core::DistOptions d;
+    d.device = device_s;
+    return d;
+  }());
+  const auto dev = dist->device();
+  const auto roof_dt = mp == "1" ? torch::kBFloat16 : torch::kFloat32;
+  const double roof = gemm_roof_gflops(roof_dt, dev.is_cuda() ? 8192 : 2048, dev);
   const auto wcfg = models::WanConfig::from_dims(dims);
   const int64_t L = F * (S / 2) * (S / 2);
   const double fwd = forward_flops(wcfg, B, L, dims.text_len);
-  std::printf("bench train: preset %s (%.2fM params), batch %lld x %lld tokens, GEMM roof %.1f GFLOP/s\n",
-              preset.c_str(), wcfg.num_params() / 1e6, (long long)B, (long long)L, roof);
+  std::printf("bench train: preset %s (%.2fM params), batch %lld x %lld tokens, %s on %s, GEMM "
+              "roof %.1f GFLOP/s\n",
+              preset.c_str(), wcfg.num_params() / 1e6, (long long)B, (long long)L,
+              mp == "1" ? "bf16 mixed precision" : "fp32", dev.str().c_str(), roof);
   std::printf("%-22s %10s %10s %12s %10s\n", "stage", "s/step", "it/s", "GFLOP/step", "% roof");
 
   std::stringstream ss(stages);
   std::string stage;
   while (std::getline(ss, stage, ',')) {
     core::Config c = core::parse_config(kBaseYaml, "<bench train>");
-    std::vector<std::string> o = {"model_preset=" + preset,
+    std::vector<std::string> o = {"model_preset=" + preset, "device=" + device_s,
+                                  std::string("mixed_precision=") + (mp == "1" ? "true" : "false"),
                                   "batch_size=" + std::to_string(B),
                                   "prompt_cache=" + (dir / "cache").string(),
                                   "output_path=" + (dir / ("out_" + stage)).string(),
@@ -175,7 +188,6 @@ int bench_train(int argc, char** argv) {
     trainer::TrainOptions to;
     to.quiet = true;
     to.num_samples = 0;
-    auto dist = std::make_shared<core::DistContext>();
     c.max_iters = 2;
     trainer::run_training(c, dist, to);  // warm-up (writes a checkpoint)
     c.max_iters = 2 + (stage == "dmd" ? std::max<int64_t>(N, 5) : N);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check: one command for a machine with an NVIDIA GPU and PyTorch 2.11 (CUDA 13)
 # already installed and no network. It runs a build made on a CPU machine and carried over
-# by scripts/gpu_bundle.sh (build/gpu_bundle: our binaries and the non-torch libraries they
-# need), resolving LibTorch and the CUDA libraries from the PyTorch installed there.
-#   bash scripts/gpu_check.sh [BUNDLE_DIR]       (default build/gpu_bundle)
+# by scripts/gpu_bundle.sh (build/gpu_bundle.tar.xz: our binaries and the non-torch libraries
+# they need), resolving LibTorch and the CUDA libraries from the PyTorch installed there.
+#   bash scripts/gpu_check.sh [BUNDLE]   (a folder, or the .tar.xz; default build/gpu_bundle,
+#                                         unpacked from build/gpu_bundle.tar.xz if absent)
 # Runs, and prints one summary at the end:
 #   1. the `gpu` test label (tests/gpu: every fixture on cuda in fp32 and bf16, 2 training steps
 #      vs CPU, streaming generate vs CPU),
@@ -17,6 +18,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bundle="${1:-$root/build/gpu_bundle}"
 out="${OUT:-$root/outputs/gpu_check}"
 mkdir -p "$out"
+if [ ! -d "$bundle" ]; then
+  archive="$bundle"
+  [ -f "$archive" ] || archive="$bundle.tar.xz"
+  [ -f "$archive" ] || { echo "gpu_check: no bundle at $bundle(.tar.xz): run scripts/gpu_bundle.sh" >&2; exit 1; }
+  bundle="$(mktemp -d -t causvid_bundle_XXXXXX)"
+  tar -C "$bundle" -xJf "$archive" || { echo "gpu_check: cannot unpack $archive" >&2; exit 1; }
+fi
 py="${PYTHON:-python3}"
 torch_dir="$($py -c 'import os, torch; print(os.path.dirname(torch.__file__))')" || {
   echo "gpu_check: $py cannot import torch" >&2; exit 1; }
@@ -31,10 +39,11 @@ bin="$bundle/bin"
 summary=()
 step() {  # step NAME TIMEOUT CMD...: runs, logs to $out/NAME.log, records pass/fail + seconds
   local name="$1" limit="$2"; shift 2
-  local t0=$(date +%s.%N)
+  local t0=$(date +%s%N)
   echo "=== $name: $*"
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
-  local rc=$? t=$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")
+  local rc=$? ds=$(( ($(date +%s%N) - t0) / 100000000 ))
+  local t="$((ds / 10)).$((ds % 10))"
   tail -n 25 "$out/$name.log"
   summary+=("$(printf '%-16s %-4s %6ss  (log %s)' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL:$rc)" "$t" "$out/$name.log")")
 }

@@ -53,6 +53,7 @@ int eval_toy_main(int argc, char** argv) {
   auto& frames_s = p.flag("--frames", "0", "(b)(c) latent frames (0 = the config's / the world's)");
   auto& batch_s = p.flag("--batch", "16", "(c) videos per sampling batch");
   auto& seed_s = p.flag("--seed", "0", "noise seed (c) / start-position seed (b)");
+  auto& device_s = p.flag("--device", "cpu", "(c) auto, cpu, cuda or cuda:N (noise is drawn on the CPU)");
   auto& speed_s = p.flag("--speed", "1", "the world's speed, pixels per frame");
   auto& corrupt_s = p.flag("--corrupt", "", "corrupt the set before scoring: static | colour | direction | blur | noisy | noise");
   auto& name = p.flag("--name", "", "row label (default: what was scored)");
@@ -105,6 +106,7 @@ int eval_toy_main(int argc, char** argv) {
     a.frames = frames;
     a.batch = core::ArgParser::to_int("--batch", batch_s);
     a.seed = seed;
+    a.device = device_s;
     TORCH_CHECK(!config.empty(), "--config: required with --checkpoint");
     TORCH_CHECK(sampler == "teacher" || sampler == "bidirectional" || sampler == "causal",
                 "--sampler: got '", sampler, "', want teacher, bidirectional or causal");

@@ -3,6 +3,8 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/random.h"
+#include "core/runtime.h"
 #include "data/text_from_config.h"
 #include "inference/causal_pipeline.h"
 #include "models/wan/wan_loader.h"
@@ -15,6 +17,8 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   auto wc = models::WanConfig::from_dims(cfg.model_dims());
   models::WanModel net(wc);
   models::load_wan_weights(net, a.checkpoint, a.which);
+  const auto dev = core::resolve_device(a.device);
+  net->to(dev);
   net->eval();
   for (auto& p : net->parameters()) p.set_requires_grad(false);
 
@@ -45,12 +49,12 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   for (int64_t b0 = 0; b0 < n; b0 += a.batch) {
     const int64_t b1 = std::min(n, b0 + a.batch);
     std::vector<std::string> ps(prompts.begin() + b0, prompts.begin() + b1);
-    auto ctx = text->encode(ps).to(torch::kFloat32);
-    auto noise = at::randn({b1 - b0, F, C, H, W}, gen, torch::TensorOptions());
+    auto ctx = text->encode(ps).to(dev, torch::kFloat32);
+    auto noise = core::randn({b1 - b0, F, C, H, W}, gen, torch::TensorOptions().device(dev));
     torch::Tensor video;
     if (a.sampler == "teacher") {
       models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
-      auto un = text->encode({cfg.negative_prompt}).to(torch::kFloat32).expand_as(ctx).contiguous();
+      auto un = text->encode({cfg.negative_prompt}).to(dev, torch::kFloat32).expand_as(ctx).contiguous();
       video = inference::sample_teacher(w, noise, ctx, un, a.steps, g, shift).trajectory.select(1, -1);
     } else if (a.sampler == "bidirectional") {
       models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
@@ -65,7 +69,7 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
     } else {
       TORCH_CHECK(false, "--sampler: got '", a.sampler, "', want teacher, bidirectional or causal");
     }
-    out.push_back(video.to(torch::kFloat32).clone());
+    out.push_back(video.to(torch::kCPU, torch::kFloat32).clone());
   }
   return torch::cat(out, 0);
 }

@@ -166,7 +166,9 @@ SD run_fsdp(const TrainRun& run, RunStats* stats = nullptr) {
               stats->max_block_bytes = std::max(stats->max_block_bytes, kv.second);
           }
         }
-        auto sd = sm.full_state_dict();
+        // Gathered one unit at a time; only world rank 0 keeps the full copy.
+        auto sd = sm.full_state_dict(/*rank0_only=*/true);
+        if (r != 0) EXPECT_TRUE(sd.empty()) << "rank " << r << " kept a full state dict";
         if (r == 0) {
           std::lock_guard<std::mutex> g(mu);
           result = sd;
