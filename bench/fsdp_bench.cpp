@@ -181,7 +181,7 @@ int bench_fsdp(int argc, char** argv) {
   // 1.13 build needed.
   const int64_t n = int64_t(std::stod(rs_mb) * mib / 4) / 2 * 2;
   std::printf("\nreduce_scatter of %.0f MiB fp32, W=2 (median of 3):\n", n * 4 / mib);
-  for (auto algo : {core::ReduceScatterAlgo::kAuto, core::ReduceScatterAlgo::kAllToAll,
+  for (auto algo : {core::ReduceScatterAlgo::kBackend, core::ReduceScatterAlgo::kAllToAll,
                     core::ReduceScatterAlgo::kAllReduce}) {
     double secs = 0;
     run_threads(2, [&](std::shared_ptr<core::DistContext> ctx) {
@@ -194,7 +194,7 @@ int bench_fsdp(int argc, char** argv) {
     static double first = 0;
     if (first == 0) first = secs;
     std::printf("  %-28s %8.3f s  %6.2f GB/s  ratio to the backend's %.2f\n",
-                algo == core::ReduceScatterAlgo::kAuto       ? "backend reduce_scatter"
+                algo == core::ReduceScatterAlgo::kBackend    ? "backend reduce_scatter"
                 : algo == core::ReduceScatterAlgo::kAllToAll ? "all_to_all + local sum"
                                                              : "all_reduce + slice",
                 secs, n * 4 / secs / 1e9, secs / first);

@@ -262,8 +262,11 @@ torch::Tensor DistGroup::reduce_scatter(const torch::Tensor& in) const {
               in.numel(), " elements is not divisible by group size ", size_);
   const int64_t n = in.numel() / size_;
   if (size_ == 1) return in.clone();
-  const auto algo = reduce_scatter_algo;
-  if (algo == ReduceScatterAlgo::kAuto) {
+  auto algo = reduce_scatter_algo;
+  if (algo == ReduceScatterAlgo::kAuto)
+    algo = pg_->getBackendName() == "nccl" ? ReduceScatterAlgo::kBackend
+                                           : ReduceScatterAlgo::kAllToAll;
+  if (algo == ReduceScatterAlgo::kBackend) {
     auto out = torch::empty({n}, in.options());
     auto src = in.contiguous();
     c10d::ReduceScatterOptions o;

@@ -54,9 +54,10 @@ std::map<std::string, std::string> process_env();
 // Expands a SLURM host list: "node[01-03,07],gpu5" -> {node01,node02,node03,node07,gpu5}.
 std::vector<std::string> expand_slurm_nodelist(const std::string& s);
 
-// kAuto = the backend's reduce-scatter (Gloo has it since LibTorch 2.x); the two emulations
-// stay for `bench fsdp`, which measures them against it.
-enum class ReduceScatterAlgo { kAuto, kAllToAll, kAllReduce };
+// kBackend = the backend's own reduce-scatter (Gloo has one since LibTorch 2.x); kAuto = the
+// backend's on NCCL, all-to-all + local sum on Gloo (`bench fsdp --only reduce_scatter`: on
+// loopback Gloo's own took 1.2-1.6x the all-to-all's time with LibTorch 2.11).
+enum class ReduceScatterAlgo { kAuto, kBackend, kAllToAll, kAllReduce };
 
 // One communicator (world or a sub-group). size() == 1 groups need no process group at all.
 class DistGroup {

@@ -252,17 +252,6 @@ void ProgressBar::finish() {
 
 // ------------------------------------------------------------------ generator
 
-std::vector<double> effective_denoising_steps(const core::Config& c) {
-  std::vector<int64_t> list(c.denoising_step_list.begin(), c.denoising_step_list.end());
-  if (!list.empty() && list.back() == 0) list.pop_back();  // causal_inference.py drops it
-  TORCH_CHECK(!list.empty(), "denoising_step_list: want at least one non-zero step");
-  if (!c.warp_denoising_step) return std::vector<double>(list.begin(), list.end());
-  auto grid = models::FlowMatchScheduler::wan_training(8.0);  // the wrapper's fixed shift
-  auto w = models::warp_denoising_steps(torch::tensor(list, torch::kInt64), grid);
-  auto wc = w.to(torch::kFloat64).contiguous();
-  return std::vector<double>(wc.data_ptr<double>(), wc.data_ptr<double>() + wc.numel());
-}
-
 struct VideoGenerator::Sinks {
   std::unique_ptr<data::VideoWriter> mp4;
   std::unique_ptr<data::RawFrameWriter> raw;

@@ -131,7 +131,7 @@ struct GenerateOptions {
   int64_t latent_height = 60, latent_width = 104;
   std::vector<double> denoising_steps = {1000, 757, 522};  // effective (warped) timesteps
   int64_t num_frame_per_block = 3;
-  double timestep_shift = 8.0;
+  double timestep_shift = 8.0;  // the wrapper's grid; generate sets the config's timestep_shift
   // Rolling KV cache: window in latent frames (< 0: plain cache) and sink frames.
   int64_t window_frames = -1, sink_frames = 0;
   // Long video (CausVid's rollout): rollouts and overlap latent frames K.
@@ -204,10 +204,6 @@ class VideoGenerator {
   std::unique_ptr<models::WanVAEWrapper> vae_;
   GenerateOptions opts_;
 };
-
-// Effective denoising steps of a config: denoising_step_list without its trailing 0,
-// warped through the shift-`timestep_shift` training grid when warp_denoising_step.
-std::vector<double> effective_denoising_steps(const core::Config& config);
 
 // Seconds on a monotonic clock (for timings).
 double now_s();

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/prompt_cache.h"
+#include "inference/step_list.h"
 #include "models/wan/wan_config.h"
 
 namespace causvid::inference {
@@ -91,7 +92,9 @@ GenerateSetup GenerateFlags::build(std::optional<torch::Device> device) const {
   o.latent_height = height_->empty() ? shape[3] : core::ArgParser::to_int("--height", *height_);
   o.latent_width = width_->empty() ? shape[4] : core::ArgParser::to_int("--width", *width_);
   o.denoising_steps =
-      steps_->empty() ? effective_denoising_steps(c) : parse_list("--denoising-steps", *steps_);
+      steps_->empty() ? sampling_step_list(c) : parse_list("--denoising-steps", *steps_);
+  // The wrapper's grid (x0 <-> flow conversion, re-noising, v2v noising) as in training.
+  o.timestep_shift = c.timestep_shift;
   o.num_frame_per_block = c.num_frame_per_block;
   o.window_frames = core::ArgParser::to_int("--window-frames", *window_);
   o.sink_frames = core::ArgParser::to_int("--sink-frames", *sink_);

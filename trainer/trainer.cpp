@@ -19,6 +19,7 @@
 #include "data/prompt_cache.h"
 #include "data/text_from_config.h"
 #include "inference/causal_pipeline.h"
+#include "inference/step_list.h"
 #include "losses/losses.h"
 #include "models/wan/flow_match.h"
 #include "models/wan/wan_loader.h"
@@ -31,22 +32,6 @@
 namespace causvid::trainer {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-torch::Tensor training_step_list(const core::Config& c) {
-  std::vector<int64_t> v(c.denoising_step_list.begin(), c.denoising_step_list.end());
-  auto list = torch::tensor(v, torch::kLong);
-  if (c.warp_denoising_step)
-    return models::warp_denoising_steps(list, models::FlowMatchScheduler::wan_training(c.timestep_shift));
-  return list.to(torch::kFloat32);
-}
-
-std::vector<double> sampling_step_list(const core::Config& c) {
-  auto t = training_step_list(c);
-  std::vector<double> out;
-  for (int64_t i = 0; i < t.size(0); ++i) out.push_back(t[i].item<double>());
-  if (out.size() > 1 && out.back() == 0.0) out.pop_back();
-  return out;
-}
 
 std::string checkpoint_name(int64_t step) {
   char buf[64];
@@ -246,7 +231,7 @@ torch::Tensor Trainer::run_generator(const torch::Tensor& cond, const torch::Ten
   const int64_t B = cond.size(0);
   std::vector<int64_t> shape = {B};
   shape.insert(shape.end(), frame_shape_.begin(), frame_shape_.end());
-  const auto steps = training_step_list(c_);
+  const auto steps = inference::training_step_list(c_);
   const int64_t S = steps.size(0), F = frame_shape_[0];
   auto& g = *gen_.wrap;
   const auto f32 = torch::TensorOptions(torch::kFloat32).device(dev_);
@@ -390,7 +375,7 @@ void Trainer::step_dmd(std::map<std::string, double>& m, const data::Batch& b,
 void Trainer::step_ode(std::map<std::string, double>& m, const data::Batch& b,
                        const torch::Tensor& cond) {
   const int64_t B = cond.size(0), F = frame_shape_[0];
-  auto steps = training_step_list(c_);
+  auto steps = inference::training_step_list(c_);
   auto index = losses::sample_ode_index(B, F, steps.size(0), c_.generator_task,
                                         c_.num_frame_per_block, *rng_);
   gen_.sharded->gather_params();
@@ -579,12 +564,12 @@ void Trainer::write_samples() {
               .trajectory.select(1, steps);
   } else if (w.causal()) {
     inference::CausalSamplerOptions so;
-    so.denoising_step_list = sampling_step_list(c_);
+    so.denoising_step_list = inference::sampling_step_list(c_);
     so.num_frame_per_block = c_.num_frame_per_block;
     inference::CausalPipeline pipe(w, so);
     lat = pipe.generate(noise, cond, torch::Tensor(), g);
   } else {
-    lat = inference::sample_bidirectional(w, noise, cond, sampling_step_list(c_), g);
+    lat = inference::sample_bidirectional(w, noise, cond, inference::sampling_step_list(c_), g);
   }
   if (!dist_->is_main()) return;
   lat = lat.cpu();

@@ -63,13 +63,6 @@ struct TrainResult {
 TrainResult run_training(const core::Config& cfg, std::shared_ptr<core::DistContext> dist,
                          const TrainOptions& opts = {});
 
-// The generator's timestep list as training uses it: denoising_step_list, warped when
-// warp_denoising_step (float32 [S]).
-torch::Tensor training_step_list(const core::Config& cfg);
-// As the samplers use it: the same, without a trailing 0 (the timestep-0 pass is the KV
-// cache write of the causal sampler).
-std::vector<double> sampling_step_list(const core::Config& cfg);
-
 // "checkpoint_model_000123".
 std::string checkpoint_name(int64_t step);
 // The newest complete checkpoint_model_* directory under root, or "".

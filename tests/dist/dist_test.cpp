@@ -144,7 +144,8 @@ TEST(DistCollectives, TwoAndThreeRanks) {
       auto in = torch::arange(4 * W, torch::kFloat32) + 100.f * r;
       auto expect = (torch::arange(4 * W, torch::kFloat32) * W + 100.f * (W * (W - 1) / 2))
                         .narrow(0, 4 * r, 4);
-      for (auto algo : {core::ReduceScatterAlgo::kAllToAll, core::ReduceScatterAlgo::kAllReduce}) {
+      for (auto algo : {core::ReduceScatterAlgo::kAuto, core::ReduceScatterAlgo::kBackend,
+                        core::ReduceScatterAlgo::kAllToAll, core::ReduceScatterAlgo::kAllReduce}) {
         core::DistGroup gg = g;
         gg.reduce_scatter_algo = algo;
         EXPECT_TRUE(gg.reduce_scatter(in).allclose(expect)) << "W " << W;
