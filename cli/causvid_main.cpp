@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     print_usage();
     return argc < 2 ? 2 : 0;
   }
-  causvid::core::init_threads();
+  causvid::core::init_process();
   for (const auto& c : commands()) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     try {

@@ -52,6 +52,12 @@ void write_file_atomic(const std::string& path, const std::string& content) {
 }
 
 std::string read_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    TORCH_CHECK(!S_ISDIR(st.st_mode), path, ": is a directory, want a file");
+  } else if (errno == ELOOP) {
+    TORCH_CHECK(false, path, ": symbolic link loop");
+  }
   std::ifstream in(path, std::ios::binary);
   TORCH_CHECK(in.good(), path, ": cannot open for reading: ", std::strerror(errno));
   std::stringstream ss;

@@ -1,6 +1,7 @@
 // core/runtime.cpp: see runtime.h.
 #include "core/runtime.h"
 
+#include <csignal>
 #include <cstdlib>
 #include <thread>
 
@@ -20,6 +21,11 @@ int init_threads() {
   if (n <= 0) n = 1;
   at::set_num_threads(n);
   return n;
+}
+
+int init_process() {
+  std::signal(SIGXFSZ, SIG_IGN);
+  return init_threads();
 }
 
 int cuda_device_count() {

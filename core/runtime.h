@@ -23,6 +23,11 @@ struct RuntimeContext {
 // unless CAUSVID_NUM_THREADS or OMP_NUM_THREADS says otherwise. Returns the count.
 int init_threads();
 
+// Once per process, before any work: ignores SIGXFSZ, so that a file-size limit (ulimit -f, a
+// quota) makes writes fail with EFBIG and our writers report it and clean up as for a full
+// disk, instead of the process dying silently; then init_threads(). Returns the thread count.
+int init_process();
+
 // Parses "cpu", "cuda", "cuda:1"; a CUDA device on a CPU-only build is a clear error.
 torch::Device parse_device(const std::string& s);
 

@@ -18,6 +18,7 @@
 #include <memory>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/fs.h"
 
@@ -333,7 +334,23 @@ class CheckpointReader {
     pkl_ = std::move(std::get<0>(rec));
     data_ = static_cast<const uint8_t*>(pkl_.get());
     size_ = std::get<1>(rec);
-    return run();
+    c10::IValue out;
+    try {
+      out = run();
+      check_nesting(out);
+    } catch (...) {
+      // Whatever the pickle built (on the stack, in the memo, the result) may nest deeper than
+      // IValue's recursive destructor can take: take it apart without recursion first.
+      std::vector<c10::IValue> all;
+      for (auto& it : stack_) all.push_back(std::move(it.v));
+      for (auto& kv : memo_) all.push_back(std::move(kv.second.v));
+      if (!out.isNone()) all.push_back(std::move(out));
+      stack_.clear();
+      memo_.clear();
+      release_nested(std::move(all));
+      throw;
+    }
+    return out;
   }
 
  private:
@@ -378,6 +395,97 @@ class CheckpointReader {
   std::string str(uint64_t n) {
     const uint8_t* p = take(n);
     return std::string(reinterpret_cast<const char*>(p), n);
+  }
+
+  // ---- nesting
+  // The longest chain of containers in `root` (lists, dicts, tuples), found without recursion;
+  // deeper than kMaxNesting or cyclic is an error (flatten_tensors and IValue's destructor
+  // recurse once per level: a 150,000-deep list would overflow the stack).
+  static constexpr int64_t kMaxNesting = 400;
+  static bool is_container(const c10::IValue& v) {
+    return v.isList() || v.isGenericDict() || v.isTuple();
+  }
+  static std::vector<c10::IValue> children(const c10::IValue& v) {
+    std::vector<c10::IValue> c;
+    if (v.isList()) {
+      for (const auto& e : v.toListRef()) c.push_back(e);
+    } else if (v.isGenericDict()) {
+      for (const auto& kv : v.toGenericDict()) {
+        c.push_back(kv.key());
+        c.push_back(kv.value());
+      }
+    } else if (v.isTuple()) {
+      for (const auto& e : v.toTupleRef().elements()) c.push_back(e);
+    }
+    return c;
+  }
+  void check_nesting(const c10::IValue& root) {
+    if (!is_container(root)) return;
+    // Iterative post-order DFS; depth[n] = 1 + max depth of its container children.
+    std::unordered_map<const void*, int64_t> depth;  // done nodes
+    std::unordered_set<const void*> open;            // on the current path (cycle check)
+    struct Frame {
+      c10::IValue v;
+      std::vector<c10::IValue> kids;
+      size_t next = 0;
+      int64_t best = 0;
+    };
+    std::vector<Frame> path;
+    auto enter = [&](const c10::IValue& v) {
+      open.insert(v.internalToPointer());
+      path.push_back(Frame{v, children(v)});
+      PKL_CHECK(int64_t(path.size()) <= kMaxNesting, "containers nested deeper than ",
+                kMaxNesting, " levels");
+    };
+    enter(root);
+    while (!path.empty()) {
+      Frame& f = path.back();
+      if (f.next < f.kids.size()) {
+        const c10::IValue k = f.kids[f.next++];
+        if (!is_container(k)) continue;
+        const void* p = k.internalToPointer();
+        PKL_CHECK(!open.count(p), "a container contains itself (cyclic pickle)");
+        auto it = depth.find(p);
+        if (it != depth.end()) {
+          f.best = std::max(f.best, it->second);
+        } else {
+          enter(k);
+        }
+        continue;
+      }
+      const int64_t d = f.best + 1;
+      const void* p = f.v.internalToPointer();
+      depth[p] = d;
+      open.erase(p);
+      path.pop_back();
+      if (!path.empty()) path.back().best = std::max(path.back().best, d);
+    }
+  }
+  // Drops nested values level by level (children are moved out before a container dies), so
+  // no destructor recursion happens however deep the value is.
+  static void release_nested(std::vector<c10::IValue> todo) {
+    while (!todo.empty()) {
+      c10::IValue v = std::move(todo.back());
+      todo.pop_back();
+      if (v.isList()) {
+        auto l = v.toList();
+        for (size_t i = 0; i < l.size(); ++i) todo.push_back(l.get(i));
+        l.clear();
+      } else if (v.isGenericDict()) {
+        auto d = v.toGenericDict();
+        for (const auto& kv : d) {
+          todo.push_back(kv.key());
+          todo.push_back(kv.value());
+        }
+        d.clear();
+      } else if (v.isTuple()) {
+        auto t = v.toTuple();
+        for (size_t i = 0; i < t->elements().size(); ++i) {
+          todo.push_back(t->elements()[i]);
+          t->unsafeSetElement(i, c10::IValue());
+        }
+      }
+    }
   }
 
   // ---- stack

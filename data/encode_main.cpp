@@ -79,7 +79,9 @@ int encode_main(int argc, char** argv) {
       dist->rank(), st.done, st.failed, st.shards_written, st.shards_existing, st.seconds,
       st.seconds / std::max<int64_t>(st.done, 1));
   auto counts = torch::tensor({st.done, st.failed}, torch::kLong);
+  counts = counts.to(dist->world().device());  // NCCL reduces CUDA tensors only
   dist->world().all_reduce(counts, "sum");
+  counts = counts.cpu();
   TORCH_CHECK(counts[0].item<int64_t>() > 0 || st.shards_existing > 0, videos,
               ": no video could be encoded (", counts[1].item<int64_t>(),
               " failed; see the warnings above)");

@@ -47,7 +47,9 @@ int preprocess_main(int argc, char** argv) {
   auto s = data::preprocess_videos(files, output, o, dist->rank(), dist->world_size());
   // Summary over all ranks.
   auto counts = torch::tensor({s.processed, s.skipped, s.failed}, torch::kLong);
+  counts = counts.to(dist->world().device());  // NCCL reduces CUDA tensors only
   dist->world().all_reduce(counts, "sum");
+  counts = counts.cpu();
   auto c = counts.accessor<int64_t, 1>();
   LOG_INFO("rank %d: %d processed, %d skipped, %d failed in %.2f s (%.2f videos/s)", dist->rank(),
            s.processed, s.skipped, s.failed, s.seconds,
@@ -55,6 +57,11 @@ int preprocess_main(int argc, char** argv) {
   if (dist->is_main())
     std::printf("processed %ld, skipped %ld, failed %ld (of %zu videos)\n", static_cast<long>(c[0]),
                 static_cast<long>(c[1]), static_cast<long>(c[2]), files.size());
+  if (c[2] > 0) {
+    LOG_ERROR("preprocess: %d of %d videos failed (their errors are logged above); the others "
+              "are written, and a rerun skips them", c[2], files.size());
+    return 1;
+  }
   return 0;
 }
 

@@ -191,6 +191,7 @@ void load_generator_weights(models::WanModel& model, const std::string& path,
 }
 
 std::unique_ptr<models::WanVAEWrapper> load_vae(const std::string& path) {
+  TORCH_CHECK(!fs::is_directory(path), "vae_path: ", path, " is a directory, want the VAE file");
   TORCH_CHECK(fs::is_regular_file(path), "vae_path: ", path, " does not exist");
   auto sd = core::load_weights(path);
   auto find = [&](const char* k) {
@@ -344,10 +345,12 @@ void VideoGenerator::check(const SampleSpec& s) const {
   TORCH_CHECK(!(s.image.size() && s.video.size()), "--image and --video are exclusive");
   if (!s.image.empty()) {
     TORCH_CHECK(vae_, "--image: image-to-video needs a VAE (vae_path is 'none')");
+    TORCH_CHECK(!fs::is_directory(s.image), "--image: ", s.image, " is a directory, want an image file");
     TORCH_CHECK(fs::is_regular_file(s.image), "--image: ", s.image, " does not exist");
   }
   if (!s.video.empty()) {
     TORCH_CHECK(vae_, "--video: video-to-video needs a VAE (vae_path is 'none')");
+    TORCH_CHECK(!fs::is_directory(s.video), "--video: ", s.video, " is a directory, want a video file");
     TORCH_CHECK(fs::is_regular_file(s.video), "--video: ", s.video, " does not exist");
     TORCH_CHECK(o.v2v_timestep > 0 && o.v2v_timestep <= 1000, "--v2v-timestep: got ",
                 o.v2v_timestep, ", want (0, 1000]");

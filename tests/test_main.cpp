@@ -5,6 +5,6 @@
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  causvid::core::init_threads();
+  causvid::core::init_process();
   return RUN_ALL_TESTS();
 }

@@ -1,6 +1,8 @@
 // trainer/trainer.cpp: see trainer.h.
 #include "trainer/trainer.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -494,18 +496,32 @@ std::string Trainer::save_checkpoint() {
   }
   dist_->world().barrier();
   if (dist_->is_main()) {
-    if (fs::exists(final_dir, ec)) fs::remove_all(final_dir, ec);
+    // A directory that leaves the checkpoint set is first renamed out of it (one atomic step:
+    // a kill can never leave a half-deleted checkpoint under a checkpoint_model_ name), then
+    // removed.
+    auto discard = [&](const fs::path& d) {
+      const fs::path trash =
+          d.parent_path() / ("." + d.filename().string() + ".trash." + std::to_string(::getpid()));
+      fs::rename(d, trash, ec);
+      TORCH_CHECK(!ec, d.string(), ": cannot move aside: ", ec.message());
+      fs::remove_all(trash, ec);
+    };
+    if (fs::exists(final_dir, ec)) discard(final_dir);
     fs::rename(tmp, final_dir, ec);
     TORCH_CHECK(!ec, final_dir.string(), ": cannot commit checkpoint: ", ec.message());
-    // keep_latest: drop older complete checkpoints.
+    // keep_latest: drop older complete checkpoints; clear leftovers of interrupted discards.
+    static const std::regex re("checkpoint_model_([0-9]{6,})");
+    static const std::regex trash_re("\\.checkpoint_model_[0-9]{6,}\\.trash\\.[0-9]+");
+    std::vector<std::string> dirs;
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      const std::string name = e.path().filename().string();
+      if (!e.is_directory()) continue;
+      if (std::regex_match(name, re)) dirs.push_back(e.path().string());
+      if (std::regex_match(name, trash_re)) fs::remove_all(e.path(), ec);
+    }
     if (c_.keep_latest > 0) {
-      std::vector<std::string> dirs;
-      static const std::regex re("checkpoint_model_([0-9]{6,})");
-      for (const auto& e : fs::directory_iterator(root, ec))
-        if (e.is_directory() && std::regex_match(e.path().filename().string(), re))
-          dirs.push_back(e.path().string());
       std::sort(dirs.begin(), dirs.end());
-      for (size_t i = 0; i + c_.keep_latest < dirs.size(); ++i) fs::remove_all(dirs[i], ec);
+      for (size_t i = 0; i + c_.keep_latest < dirs.size(); ++i) discard(dirs[i]);
     }
   }
   dist_->world().barrier();

@@ -121,3 +121,40 @@ TEST(RuntimeBuild, ConfigureRefusesAnotherTorchVersion) {
 
 }  // namespace
 }  // namespace causvid
+
+namespace causvid {
+namespace {
+
+// A directory where a file is expected is named as such (config, prompt file).
+TEST(RuntimeCli, DirectoryWhereAFileIsExpected) {
+  testing::TempDir dir;
+  const std::string bin = testing::causvid_binary();
+  std::string out;
+  EXPECT_EQ(testing::run_command(bin + " train --config " + dir.path(), &out), 1) << out;
+  EXPECT_NE(out.find("is a directory, want a file"), std::string::npos) << out;
+  EXPECT_EQ(testing::run_command(bin + " embed-prompts --preset tiny --prompts " + dir.path() +
+                                     " --out " + dir.file("cache"),
+                                 &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("is a directory, want a file"), std::string::npos) << out;
+}
+
+// A file-size limit (SIGXFSZ ignored by init_process): a clean error and nothing left under
+// the final names, as for a full disk.
+TEST(RuntimeCli, FileSizeLimitIsAnErrorNotADeath) {
+  testing::TempDir dir;
+  const std::string bin = testing::causvid_binary();
+  std::string out;
+  const int rc = testing::run_command("bash -c 'ulimit -f 64; " + bin + " toy data --out " +
+                                          dir.file("toy") + " --num 256' 2>&1",
+                                      &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_LT(rc, 128) << "killed by a signal (bash reports 128 + signal): " << out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("toy"))) << out;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    ADD_FAILURE() << "left behind: " << e.path() << "\n" << out;
+}
+
+}  // namespace
+}  // namespace causvid

@@ -463,6 +463,37 @@ void write_archive(const std::string& path, const std::string& pkl,
   w.writeEndOfFile();
 }
 
+// Containers nested 150,000 deep (lists, tuples, dicts) or cyclic: a clear error naming the
+// file, never a stack overflow in the loader or in the value's destructor.
+TEST(TensorIO, DeepOrCyclicPicklesAreErrorsNotCrashes) {
+  TempDir dir;
+  const int n = 150000;
+  auto deep = [&](char open, const std::string& close) {
+    std::string pkl = "\x80\x02";
+    for (int i = 0; i < n; ++i) pkl += open;
+    for (int i = 0; i + 1 < n; ++i) pkl += close;
+    return pkl + ".";
+  };
+  const std::string path = dir.file("deep.pt");
+  // Lists: EMPTY_LIST x n, APPEND x (n - 1).
+  write_archive(path, deep(']', "a"), {});
+  testing::expect_error_contains([&] { core::load_torch_checkpoint(path); },
+                                 {"deep.pt", "nested deeper than"});
+  // Tuples: EMPTY_TUPLE, then TUPLE1 around it n times.
+  std::string tup = "\x80\x02)";
+  for (int i = 0; i < n; ++i) tup += "\x85";
+  write_archive(path, tup + ".", {});
+  testing::expect_error_contains([&] { core::load_torch_checkpoint(path); },
+                                 {"deep.pt", "nested deeper than"});
+  // A list that contains itself: EMPTY_LIST, BINPUT 0, BINGET 0, APPEND.
+  write_archive(path, std::string("\x80\x02]q\x00" "h\x00" "a.", 9), {});
+  testing::expect_error_contains([&] { core::load_torch_checkpoint(path); },
+                                 {"deep.pt", "cyclic"});
+  // Weight loading and inspection go through the same loader.
+  write_archive(path, deep(']', "a"), {});
+  testing::expect_error_contains([&] { core::load_weights(path); }, {"deep.pt"});
+}
+
 TEST(TensorIO, HandMadeArchiveWithOddPrefixLoads) {
   TempDir dir;
   const std::string path = dir.file("odd_prefix_name.pth");  // records under odd_prefix_name/

@@ -213,9 +213,11 @@ TEST(Preprocess, KeepsSixteenByNineAndCounts) {
   std::string out;
   const std::string cmd = bin() + " preprocess --input " + dir.file("in") + " --output " +
                           dir.file("out") + " --width 32 --height 18 --fps 16 --frames 9 --jobs 2";
+  // One video failed: a non-zero exit (the others are written).
   int rc = testing::run_command(cmd, &out);
-  ASSERT_EQ(rc, 0) << out;
+  ASSERT_EQ(rc, 1) << out;
   EXPECT_TRUE(contains(out, "processed 1, skipped 2, failed 1 (of 4 videos)")) << out;
+  EXPECT_TRUE(contains(out, "1 of 4 videos failed")) << out;
   EXPECT_TRUE(contains(out, "not 16:9 (48x36)")) << out;
   EXPECT_TRUE(contains(out, "too short")) << out;
   auto info = data::probe_video(dir.file("out/wide.mp4"));
@@ -226,7 +228,7 @@ TEST(Preprocess, KeepsSixteenByNineAndCounts) {
   EXPECT_FALSE(fs::exists(dir.file("out/square.mp4")));
   // Rerun: the existing output is skipped (resumable).
   rc = testing::run_command(cmd, &out);
-  ASSERT_EQ(rc, 0) << out;
+  ASSERT_EQ(rc, 1) << out;
   EXPECT_TRUE(contains(out, "processed 0, skipped 3, failed 1")) << out;
   // Missing input folder.
   rc = testing::run_command(
