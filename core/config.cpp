@@ -216,6 +216,8 @@ const std::vector<FieldDef>& fields() {
       field("run", "save_iters", &C::save_iters, "steps between checkpoints; 0 = log_iters"),
       field("run", "max_iters", &C::max_iters, "total steps; 0 = until killed"),
       field("run", "keep_latest", &C::keep_latest, "checkpoints kept; 0 = all"),
+      field("run", "max_nonfinite_skips", &C::max_nonfinite_skips,
+            "consecutive updates skipped for a non-finite gradient before the run stops"),
 
       field("models", "model_name", &C::model_name,
             "wan | causal_wan: default of the three models, and the text encoder/VAE family",
@@ -540,6 +542,8 @@ void Config::validate() const {
               ", want >= 0 (0 = unlimited)");
   TORCH_CHECK(keep_latest >= 0, src, ": key 'keep_latest': got ", keep_latest,
               ", want >= 0 (0 = all)");
+  TORCH_CHECK(max_nonfinite_skips >= 1, src, ": key 'max_nonfinite_skips': got ",
+              max_nonfinite_skips, ", want >= 1");
   TORCH_CHECK(!output_path.empty(), src, ": key 'output_path': got \"\", want a directory");
 
   // Models.

@@ -67,6 +67,9 @@ struct Config {
   int save_iters = 0;                     // 0 = every log_iters (as CausVid)
   int64_t max_iters = 0;                  // 0 = run until killed (as CausVid)
   int keep_latest = 0;                    // checkpoints kept; 0 = all
+  // An update whose gradient norm is not finite is skipped (and counted); this many
+  // consecutive skips stop the run with an error (the last checkpoint stays intact).
+  int max_nonfinite_skips = 10;
   // ---------------------------------------------------------------- models
   std::string model_name = "wan";         // "wan" | "causal_wan"; text encoder/VAE family
   std::string generator_name;             // "" = model_name

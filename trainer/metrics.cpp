@@ -11,6 +11,7 @@
 
 #include "core/fs.h"
 #include "data/image_io.h"
+#include "trainer/tensorboard.h"
 
 namespace causvid::trainer {
 
@@ -38,6 +39,15 @@ MetricsLog::MetricsLog(std::string path, bool writer, int64_t start_step)
     }
   }
   core::write_file_atomic(path_, kept);
+  const auto slash = path_.find_last_of('/');
+  tb_ = std::make_unique<EventWriter>(slash == std::string::npos ? "." : path_.substr(0, slash));
+}
+
+MetricsLog::~MetricsLog() = default;
+
+void MetricsLog::image(const std::string& tag, int64_t step, const std::string& png, int height,
+                       int width) {
+  if (tb_) tb_->image(tag, step, png, height, width);
 }
 
 void MetricsLog::append(int64_t step, const std::map<std::string, double>& values) {
@@ -50,6 +60,10 @@ void MetricsLog::append(int64_t step, const std::map<std::string, double>& value
   }
   std::ofstream f(path_, std::ios::app);
   f << j.dump() << "\n";
+  if (tb_) {
+    for (const auto& kv : values) tb_->scalar(kv.first, step, kv.second);
+    tb_->flush();
+  }
 }
 
 void MetricsLog::write_plot(const std::string& png) const {

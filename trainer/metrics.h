@@ -1,10 +1,13 @@
 // trainer/metrics.h: what people look at instead of a wandb account. One JSON line per step
-// in metrics.jsonl ({"step": N, "<name>": value, ...}) and a PNG of the loss curves.
+// in metrics.jsonl ({"step": N, "<name>": value, ...}), a PNG of the loss curves, and
+// TensorBoard event files beside them (scalars per step, the sample sheets as images:
+// `tensorboard --logdir <output_path>`).
 // On resume the file is cut back to the resumed step, so a crash after the last checkpoint
 // leaves no duplicate steps.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,7 +18,10 @@ class MetricsLog {
  public:
   // Only `writer` ranks touch the file; lines with step > start_step are dropped.
   MetricsLog(std::string path, bool writer, int64_t start_step);
+  ~MetricsLog();
   void append(int64_t step, const std::map<std::string, double>& values);
+  // An image for TensorBoard (an encoded PNG of height x width RGB).
+  void image(const std::string& tag, int64_t step, const std::string& png, int height, int width);
   // One panel per series whose name ends in "_loss" (top to bottom in name order), each with
   // its own y range, the raw values in a light colour and a running mean in a dark one.
   void write_plot(const std::string& png_path) const;
@@ -26,6 +32,7 @@ class MetricsLog {
  private:
   std::string path_;
   bool writer_;
+  std::unique_ptr<class EventWriter> tb_;
   std::map<std::string, std::vector<std::pair<int64_t, double>>> series_;
 };
 

@@ -129,7 +129,8 @@ class Trainer {
   void step_diffusion(std::map<std::string, double>& m, const data::Batch& b,
                       const torch::Tensor& cond);
   torch::Tensor run_generator(const torch::Tensor& cond, const torch::Tensor& clean, bool grad);
-  double optimizer_step(ShardedModule& mod, ShardedAdamW& opt);
+  double optimizer_step(ShardedModule& mod, ShardedAdamW& opt, const char* which);
+  std::string nonfinite_params(ShardedModule& mod) const;
   void update_ema();
   std::map<std::string, torch::Tensor> ema_full_state();
   std::string save_checkpoint();
@@ -153,6 +154,8 @@ class Trainer {
   std::vector<int64_t> frame_shape_;  // [F, C, H, W]
   std::unique_ptr<MetricsLog> metrics_;
   std::string last_ckpt_;
+  int64_t skipped_updates_ = 0;  // updates skipped for non-finite gradients
+  int consecutive_skips_ = 0;
 };
 
 torch::Tensor Trainer::uncond(int64_t B) { return uncond1_.expand({B, -1, -1}).contiguous(); }
@@ -287,9 +290,53 @@ torch::Tensor Trainer::run_generator(const torch::Tensor& cond, const torch::Ten
   return g.forward(noisy, t, cond);
 }
 
-double Trainer::optimizer_step(ShardedModule& mod, ShardedAdamW& opt) {
+// Names (up to 5) of the parameters whose gradient on this rank's shard is not finite.
+std::string Trainer::nonfinite_params(ShardedModule& mod) const {
+  std::vector<std::string> names;
+  const int64_t r = mod.shard_group().rank();
+  for (const auto& u : mod.units()) {
+    if (!u.grad.defined()) continue;
+    auto bad = (~torch::isfinite(u.grad)).nonzero().flatten().cpu();
+    if (bad.numel() == 0) continue;
+    auto a = bad.accessor<int64_t, 1>();
+    for (int64_t j = 0; j < bad.numel() && names.size() < 5; ++j) {
+      const int64_t off = r * u.shard_numel + a[j];
+      for (size_t i = 0; i < u.param_names.size(); ++i) {
+        int64_t n = 1;
+        for (auto d : u.shapes[i]) n *= d;
+        if (off >= u.offsets[i] && off < u.offsets[i] + n &&
+            std::find(names.begin(), names.end(), u.param_names[i]) == names.end())
+          names.push_back(u.param_names[i]);
+      }
+    }
+  }
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out.empty() ? "(none on this rank's shard)" : out;
+}
+
+// Reduce, clip, step. A non-finite global gradient norm (every rank sees the same one) skips
+// the update: the weights and optimizer state stay as they were, the step is counted, and
+// max_nonfinite_skips consecutive skips stop the run.
+double Trainer::optimizer_step(ShardedModule& mod, ShardedAdamW& opt, const char* which) {
   mod.reduce_grads();
   const double norm = opt.clip_grad_norm(c_.grad_clip);
+  if (!std::isfinite(norm)) {
+    ++skipped_updates_;
+    ++consecutive_skips_;
+    LOG_WARN("step %d: %s gradient norm is %g: update skipped (%d in a row, %d in all); "
+             "non-finite gradients in %s",
+             step_ + 1, which, norm, consecutive_skips_, skipped_updates_, nonfinite_params(mod));
+    opt.zero_grad();
+    mod.zero_grad();
+    TORCH_CHECK(consecutive_skips_ < c_.max_nonfinite_skips, "step ", step_ + 1, ": ",
+                consecutive_skips_, " consecutive updates skipped for non-finite gradients "
+                "(max_nonfinite_skips ", c_.max_nonfinite_skips, "): the run diverged; lower "
+                "lr or check the data. The last checkpoint (",
+                last_ckpt_.empty() ? std::string("none yet") : last_ckpt_, ") is intact");
+    return norm;
+  }
+  consecutive_skips_ = 0;
   opt.step();
   opt.zero_grad();
   mod.zero_grad();
@@ -352,7 +399,7 @@ void Trainer::step_dmd(std::map<std::string, double>& m, const data::Batch& b,
     auto out = losses::dmd_loss(*real_.wrap, *fake_.wrap, x0, t, noise, cond, un, dopt);
     out.loss.backward();
     m["generator_loss"] = out.loss.item<double>();
-    m["generator_grad_norm"] = optimizer_step(*gen_.sharded, *gen_opt_);
+    m["generator_grad_norm"] = optimizer_step(*gen_.sharded, *gen_opt_, "generator");
     for (const auto& kv : out.metrics)
       if (kv.first.find("gradient_norm") != std::string::npos) m["dmd_gradient_norm"] = kv.second;
     if (!m.count("dmd_gradient_norm") && out.tensors.count("dmdtrain_gradient_norm"))
@@ -370,7 +417,7 @@ void Trainer::step_dmd(std::map<std::string, double>& m, const data::Batch& b,
   auto out = losses::critic_loss(*fake_.wrap, x0, t, noise, cond, c_.denoising_loss_type);
   out.loss.backward();
   m["critic_loss"] = out.loss.item<double>();
-  m["critic_grad_norm"] = optimizer_step(*fake_.sharded, *fake_opt_);
+  m["critic_grad_norm"] = optimizer_step(*fake_.sharded, *fake_opt_, "critic");
   real_.sharded->reshard();
 }
 
@@ -384,7 +431,7 @@ void Trainer::step_ode(std::map<std::string, double>& m, const data::Batch& b,
   auto out = losses::ode_loss(*gen_.wrap, b.latents, index, steps, cond);
   out.loss.backward();
   m["generator_loss"] = out.loss.item<double>();
-  m["generator_grad_norm"] = optimizer_step(*gen_.sharded, *gen_opt_);
+  m["generator_grad_norm"] = optimizer_step(*gen_.sharded, *gen_opt_, "generator");
   update_ema();
 }
 
@@ -411,7 +458,7 @@ void Trainer::step_diffusion(std::map<std::string, double>& m, const data::Batch
   auto loss = torch::mse_loss(flow.to(torch::kFloat32), noise - x0);
   loss.backward();
   m["generator_loss"] = loss.item<double>();
-  m["generator_grad_norm"] = optimizer_step(*gen_.sharded, *gen_opt_);
+  m["generator_grad_norm"] = optimizer_step(*gen_.sharded, *gen_opt_, "generator");
   update_ema();
 }
 
@@ -436,9 +483,7 @@ std::map<std::string, double> Trainer::train_step() {
   } else {
     step_diffusion(m, b, cond);
   }
-  for (const auto& kv : m)
-    TORCH_CHECK(std::isfinite(kv.second), "step ", step_, ": ", kv.first, " is ", kv.second,
-                " (diverged; lower lr or check the data)");
+  if (skipped_updates_ > 0) m["skipped_updates"] = static_cast<double>(skipped_updates_);
   return m;
 }
 
@@ -599,7 +644,11 @@ void Trainer::write_samples() {
   core::make_dirs(dir);
   char name[64];
   std::snprintf(name, sizeof(name), "/step_%06lld.png", static_cast<long long>(step_));
-  data::write_png(dir + name, data::make_grid(all, go));
+  auto grid = data::make_grid(all, go);
+  const std::string png = data::encode_png(grid);
+  core::write_file_atomic(dir + name, png);
+  metrics_->image("samples", step_, png, static_cast<int>(grid.size(1)),
+                  static_cast<int>(grid.size(2)));
 }
 
 TrainResult Trainer::run() {

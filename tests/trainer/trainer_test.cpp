@@ -22,6 +22,7 @@
 #include "tests/dist/dist_util.h"
 #include "tests/test_util.h"
 #include "tests/trainer/tiny_world.h"
+#include "trainer/tensorboard.h"
 #include "trainer/trainer.h"
 
 namespace causvid {
@@ -74,6 +75,20 @@ TEST(Trainer, DiffusionStageWritesCheckpointsMetricsSamples) {
   EXPECT_EQ(count_lines(w.out("diff") + "/metrics.jsonl"), 3);
   EXPECT_TRUE(fs::exists(w.out("diff") + "/loss_curves.png"));
   EXPECT_TRUE(fs::exists(w.out("diff") + "/samples/step_000003.png"));
+  // TensorBoard: one event file with the scalars of every step and the sample sheets.
+  std::string events;
+  for (const auto& e : fs::directory_iterator(w.out("diff")))
+    if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) events = e.path();
+  ASSERT_FALSE(events.empty()) << "no TensorBoard event file";
+  auto records = trainer::read_event_records(events);  // CRCs checked
+  int losses = 0, images = 0;
+  for (const auto& r : records) {
+    losses += r.find("generator_loss") != std::string::npos;
+    images += r.find("samples") != std::string::npos && r.find("\x89PNG") != std::string::npos;
+  }
+  EXPECT_NE(records[0].find("brain.Event:2"), std::string::npos);
+  EXPECT_EQ(losses, 3);
+  EXPECT_EQ(images, 2);  // checkpoints at steps 2 and 3
   EXPECT_EQ(trainer::latest_complete_checkpoint(w.out("diff")),
             (fs::path(w.out("diff")) / "checkpoint_model_000003").string());
   // The checkpoint loads as a generator, and as its EMA.
@@ -236,6 +251,39 @@ TEST(Trainer, FullDiskKeepsPreviousCheckpoint) {
   EXPECT_TRUE(fs::exists(r.last_checkpoint + "/trainer_state.json"));
   EXPECT_FALSE(fs::exists(fs::path(w.out("full")) / "checkpoint_model_000002"));
   EXPECT_EQ(trainer::latest_complete_checkpoint(w.out("full")), r.last_checkpoint);
+}
+
+}  // namespace
+}  // namespace causvid
+
+namespace causvid {
+namespace {
+
+TEST(TensorBoard, Crc32cKnownValue) {
+  const std::string s = "123456789";
+  EXPECT_EQ(trainer::crc32c(s.data(), s.size()), 0xE3069283u);  // the CRC-32C check value
+}
+
+// Non-finite gradients skip the update (weights untouched) and max_nonfinite_skips in a row
+// stop the run with an error naming the cause; the metrics count the skips.
+TEST(Trainer, NonFiniteGradientsSkipThenStop) {
+  const auto& w = testing::world();
+  const std::string nan_db = w.out("nan_latents");
+  if (!fs::exists(nan_db)) {
+    auto lat = torch::randn({8, 3, 4, 8, 8});
+    lat.index_put_({torch::indexing::Slice(), 0, 0, 0, 0}, std::nan(""));
+    data::ArrayLmdbWriter wr(nan_db);
+    wr.put_tensor_rows("latents", 0, lat);
+    wr.put_string_rows("prompts", 0, testing::kPrompts);
+    wr.finish({{"latents", {8, 3, 4, 8, 8}}, {"prompts", {8}}});
+  }
+  auto c = w.config("tiny_bidirectional_dmd.yaml", "nan_run",
+                    {"distillation_loss=diffusion", "data_path=" + nan_db, "max_iters=6",
+                     "save_iters=1000", "max_nonfinite_skips=3"});
+  testing::expect_error_contains([&] { train(c); },
+                                 {"3 consecutive updates skipped", "non-finite",
+                                  "max_nonfinite_skips"});
+  EXPECT_EQ(count_lines(w.out("nan_run") + "/metrics.jsonl"), 2);  // steps 1-2 logged, 3 threw
 }
 
 }  // namespace
