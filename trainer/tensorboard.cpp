@@ -87,20 +87,11 @@ EventWriter::EventWriter(const std::string& dir) {
   std::string ev;
   double_field(ev, 1, now_seconds());
   bytes_field(ev, 3, "brain.Event:2");
-  std::string rec;
-  put_u64(rec, ev.size());
-  put_u32(rec, masked_crc32c(rec.data(), 8));
-  rec += ev;
-  put_u32(rec, masked_crc32c(ev.data(), ev.size()));
-  out_.write(rec.data(), static_cast<std::streamsize>(rec.size()));
+  write_record(ev);
   out_.flush();
 }
 
-void EventWriter::write_event(int64_t step, const std::string& summary) {
-  std::string ev;
-  double_field(ev, 1, now_seconds());
-  int_field(ev, 2, step);
-  bytes_field(ev, 5, summary);
+void EventWriter::write_record(const std::string& ev) {
   std::string rec;
   put_u64(rec, ev.size());
   put_u32(rec, masked_crc32c(rec.data(), 8));
@@ -108,6 +99,14 @@ void EventWriter::write_event(int64_t step, const std::string& summary) {
   put_u32(rec, masked_crc32c(ev.data(), ev.size()));
   out_.write(rec.data(), static_cast<std::streamsize>(rec.size()));
   TORCH_CHECK(out_.good(), path_, ": write failed");
+}
+
+void EventWriter::write_event(int64_t step, const std::string& summary) {
+  std::string ev;
+  double_field(ev, 1, now_seconds());
+  int_field(ev, 2, step);
+  bytes_field(ev, 5, summary);
+  write_record(ev);
 }
 
 void EventWriter::scalar(const std::string& tag, int64_t step, double value) {

@@ -32,6 +32,7 @@ class EventWriter {
 
  private:
   void write_event(int64_t step, const std::string& summary);
+  void write_record(const std::string& event_bytes);
   std::string path_;
   std::ofstream out_;
 };
