@@ -565,6 +565,15 @@ void Config::validate() const {
       TORCH_CHECK(kv.first == "model", src, ": key '", key, "': got submodule '", kv.first,
                   "', want model (the only submodule of a diffusion wrapper)");
   }
+  TORCH_CHECK(!grad_of(real_score_grad, false), src, ": key 'real_score_grad': model: true "
+              "asks to train the real score, which no stage does (CausVid keeps the teacher "
+              "frozen and has no optimizer for it); want false");
+  TORCH_CHECK(is_dmd() || generator_trainable(), src, ": key 'generator_grad': model: false "
+              "freezes the generator, leaving distillation_loss ", distillation_loss,
+              " nothing to train");
+  TORCH_CHECK(!is_dmd() || generator_trainable() || fake_score_trainable(), src,
+              ": keys 'generator_grad' and 'fake_score_grad': both model: false leave the DMD "
+              "stage nothing to train");
   TORCH_CHECK(num_frame_per_block >= 1, src, ": key 'num_frame_per_block': got ",
               num_frame_per_block, ", want >= 1");
 

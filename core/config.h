@@ -149,6 +149,14 @@ struct Config {
   double critic_beta1() const { return beta1_critic.value_or(beta1); }
   double critic_beta2() const { return beta2_critic.value_or(beta2); }
   int save_every() const { return save_iters > 0 ? save_iters : log_iters; }
+  // CausVid's set_module_grad: whether the wrapper's `model` is trained (default: the map's
+  // default, generator and critic true, real score false).
+  bool generator_trainable() const { return grad_of(generator_grad, true); }
+  bool fake_score_trainable() const { return grad_of(fake_score_grad, true); }
+  static bool grad_of(const std::map<std::string, bool>& m, bool def) {
+    auto it = m.find("model");
+    return it == m.end() ? def : it->second;
+  }
   ModelDims model_dims() const;  // preset + model_* overrides
   std::string dit_file() const;
   std::string text_encoder_file() const;

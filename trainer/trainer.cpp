@@ -154,6 +154,7 @@ class Trainer {
   std::vector<int64_t> frame_shape_;  // [F, C, H, W]
   std::unique_ptr<MetricsLog> metrics_;
   std::string last_ckpt_;
+  bool gen_trainable_ = true, fake_trainable_ = true;
   int64_t skipped_updates_ = 0;  // updates skipped for non-finite gradients
   int consecutive_skips_ = 0;
 };
@@ -191,23 +192,31 @@ void Trainer::setup() {
   if (!c.generator_ckpt.empty())
     TORCH_CHECK(fs::exists(c.generator_ckpt), c.source, ": key 'generator_ckpt': ",
                 c.generator_ckpt, ": no such file or directory");
-  gen_ = make_net(c, "generator", gen_causal, gen_src, seed_, dist_, true);
+  // generator_grad / fake_score_grad (CausVid's set_module_grad): a frozen model gets no
+  // optimizer and its updates are skipped; the real score is always frozen (validated).
+  gen_trainable_ = c.generator_trainable();
+  fake_trainable_ = c.fake_score_trainable();
+  gen_ = make_net(c, "generator", gen_causal, gen_src, seed_, dist_, gen_trainable_);
   AdamWOptions go;
   go.lr = c.lr;
   go.beta1 = c.beta1;
   go.beta2 = c.beta2;
   go.weight_decay = c.weight_decay;
-  gen_opt_ = std::make_unique<ShardedAdamW>(std::vector<ShardedModule*>{gen_.sharded.get()}, go);
+  if (gen_trainable_)
+    gen_opt_ = std::make_unique<ShardedAdamW>(std::vector<ShardedModule*>{gen_.sharded.get()}, go);
   if (dmd) {
     real_ = make_net(c, "real_score", c.real_model() == "causal_wan", base, seed_ + 1, dist_, false);
-    fake_ = make_net(c, "fake_score", c.fake_model() == "causal_wan", base, seed_ + 2, dist_, true);
+    fake_ = make_net(c, "fake_score", c.fake_model() == "causal_wan", base, seed_ + 2, dist_,
+                     fake_trainable_);
     AdamWOptions fo = go;
     fo.lr = c.critic_lr();
     fo.beta1 = c.critic_beta1();
     fo.beta2 = c.critic_beta2();
-    fake_opt_ = std::make_unique<ShardedAdamW>(std::vector<ShardedModule*>{fake_.sharded.get()}, fo);
+    if (fake_trainable_)
+      fake_opt_ =
+          std::make_unique<ShardedAdamW>(std::vector<ShardedModule*>{fake_.sharded.get()}, fo);
   }
-  if (c.ema_weight > 0)
+  if (c.ema_weight > 0 && gen_trainable_)
     for (auto& u : gen_.sharded->units()) ema_.push_back(u.shard.clone());
 
   // Data.
@@ -385,7 +394,7 @@ void Trainer::step_dmd(std::map<std::string, double>& m, const data::Batch& b,
   const double T = c_.num_train_timestep;
   losses::DmdOptions dopt;
   dopt.real_guidance_scale = c_.real_guidance_scale;
-  const bool train_gen = step_ % c_.dfake_gen_update_ratio == 0;
+  const bool train_gen = gen_trainable_ && step_ % c_.dfake_gen_update_ratio == 0;
   gen_.sharded->gather_params();
   real_.sharded->gather_params();
   fake_.sharded->gather_params();
@@ -408,6 +417,11 @@ void Trainer::step_dmd(std::map<std::string, double>& m, const data::Batch& b,
     gen_.sharded->gather_params();
   }
   // Critic: flow-matching on the generator's (detached) samples.
+  if (!fake_trainable_) {  // fake_score_grad: {model: false}: a fixed critic
+    real_.sharded->reshard();
+    fake_.sharded->reshard();
+    return;
+  }
   auto x0 = run_generator(cond, clean, false);
   auto t = losses::sample_dmd_timestep(B, F, c_.fake_task(), c_.num_frame_per_block,
                                        c_.timestep_shift, 0.02 * T, 0.98 * T, *rng_,
@@ -696,7 +710,10 @@ TrainResult Trainer::run() {
     m["step_time"] = dt;
     metrics_->append(step_, m);
     r.last_metrics = m;
-    if (!opts_.quiet && dist_->is_main()) {
+    // The progress line every log_iters steps (and the first and last); metrics.jsonl and
+    // TensorBoard get every step.
+    const bool log_line = step_ % c_.log_iters == 0 || step_ == r.start_step + 1 || step_ == end;
+    if (!opts_.quiet && dist_->is_main() && log_line) {
       std::string line;
       for (const auto& kv : m)
         if (kv.first != "step_time") line += absl::StrFormat(" %s %.4g", kv.first, kv.second);

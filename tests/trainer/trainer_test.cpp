@@ -259,6 +259,37 @@ TEST(Trainer, FullDiskKeepsPreviousCheckpoint) {
 namespace causvid {
 namespace {
 
+// generator_grad / fake_score_grad freeze what they say (CausVid's set_module_grad): the frozen
+// model's weights are the same in every checkpoint, the other one trains.
+TEST(Trainer, GradKeysFreezeTheirModel) {
+  const auto& w = testing::world();
+  auto weights = [&](const std::string& run, int step, const std::string& group) {
+    auto sd = core::load_weights(w.out(run) + "/" + trainer::checkpoint_name(step) + "/model.pt");
+    std::vector<torch::Tensor> v;
+    for (const auto& kv : sd)
+      if (kv.first.rfind(group + ".model.", 0) == 0) v.push_back(kv.second.flatten());
+    return torch::cat(v);
+  };
+  for (const std::string frozen : {"generator", "critic"}) {
+    const std::string run = "frozen_" + frozen;
+    const std::string key = frozen == "generator" ? "generator_grad" : "fake_score_grad";
+    train(w.config("tiny_dmd.yaml", run,
+                   {"data_path=" + w.latents(), "num_frame_per_block=3", "max_iters=3",
+                    "save_iters=1", "keep_latest=0", "dfake_gen_update_ratio=1",
+                    key + "={model: false}"}));
+    const std::string other = frozen == "generator" ? "critic" : "generator";
+    EXPECT_TRUE(torch::equal(weights(run, 1, frozen), weights(run, 3, frozen))) << frozen;
+    EXPECT_FALSE(torch::equal(weights(run, 1, other), weights(run, 3, other))) << other;
+  }
+  // The real score cannot be trained; a frozen generator leaves ode nothing to train.
+  testing::expect_error_contains(
+      [&] { w.config("tiny_dmd.yaml", "x", {"real_score_grad={model: true}"}); },
+      {"real_score_grad", "frozen"});
+  testing::expect_error_contains(
+      [&] { w.config("tiny_ode.yaml", "x", {"generator_grad={model: false}"}); },
+      {"generator_grad", "nothing to train"});
+}
+
 TEST(TensorBoard, Crc32cKnownValue) {
   const std::string s = "123456789";
   EXPECT_EQ(trainer::crc32c(s.data(), s.size()), 0xE3069283u);  // the CRC-32C check value
