@@ -41,9 +41,11 @@ inline double gemm_gflops(int64_t m, int64_t k, int64_t n, torch::Dtype dtype = 
   return 2.0 * m * k * n / s / 1e9;
 }
 
-// The GEMM roof of this machine: GFLOP/s of an n x n x n matmul in `dtype` (on a GPU use a
-// larger n, e.g. 8192, to fill it).
-inline double gemm_roof_gflops(torch::Dtype dtype, int64_t n = 2048, torch::Device dev = torch::kCPU) {
+// The GEMM roof of `dev`: GFLOP/s of an n x n x n matmul in `dtype`, n = 2048 on a CPU and
+// 8192 on a GPU (enough to fill it).
+inline int64_t gemm_roof_size(torch::Device dev) { return dev.is_cuda() ? 8192 : 2048; }
+inline double gemm_roof_gflops(torch::Dtype dtype, torch::Device dev = torch::kCPU) {
+  const int64_t n = gemm_roof_size(dev);
   return gemm_gflops(n, n, n, dtype, 3, dev);
 }
 

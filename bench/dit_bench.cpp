@@ -153,7 +153,7 @@ int bench_dit(int argc, char** argv) {
   for (const auto& dt_name : {std::string("fp32"), std::string("bf16")}) {
     if (dtypes.find(dt_name) == std::string::npos) continue;
     auto dt = dt_name == "fp32" ? torch::kFloat32 : torch::kBFloat16;
-    const double roof = gemm_roof_gflops(dt, dev.is_cuda() ? 8192 : 2048, dev);
+    const double roof = gemm_roof_gflops(dt, dev);
     models::WanModel m(cfg);
     m->init_weights(0);
     m->to(dev, dt);

@@ -177,8 +177,8 @@ int bench_fsdp(int argc, char** argv) {
   }
   if (!section("reduce_scatter")) return 0;
 
-  // Gloo's own reduce-scatter (the default since LibTorch 2.x) against the two emulations the
-  // 1.13 build needed.
+  // Gloo's own reduce-scatter (LibTorch 2.x) against the two emulations; the fastest here
+  // is what ReduceScatterAlgo::kAuto uses on Gloo (all-to-all).
   const int64_t n = int64_t(std::stod(rs_mb) * mib / 4) / 2 * 2;
   std::printf("\nreduce_scatter of %.0f MiB fp32, W=2 (median of 3):\n", n * 4 / mib);
   for (auto algo : {core::ReduceScatterAlgo::kBackend, core::ReduceScatterAlgo::kAllToAll,

@@ -106,10 +106,10 @@ int bench_generate(int argc, char** argv) {
   const std::vector<double> all_steps = {1000, 757, 522, 261, 100};
   TORCH_CHECK(steps <= 5, "--steps: at most 5");
 
-  const int64_t roof_n = dev.is_cuda() ? 8192 : 2048;
+  const int64_t roof_n = gemm_roof_size(dev);
   std::printf("GEMM roof (%lld^3 %s on %s): measuring...\n", (long long)roof_n,
               core::dtype_name(dtype).c_str(), dev.str().c_str());
-  const double roof = gemm_roof_gflops(dtype, roof_n, dev);
+  const double roof = gemm_roof_gflops(dtype, dev);
   std::printf("GEMM roof: %.1f GFLOP/s %s\n\n", roof, core::dtype_name(dtype).c_str());
 
   // ---------------------------------------------------------------- streaming, toy size

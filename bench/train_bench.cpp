@@ -138,7 +138,7 @@ int bench_train(int argc, char** argv) {
   }());
   const auto dev = dist->device();
   const auto roof_dt = mp == "1" ? torch::kBFloat16 : torch::kFloat32;
-  const double roof = gemm_roof_gflops(roof_dt, dev.is_cuda() ? 8192 : 2048, dev);
+  const double roof = gemm_roof_gflops(roof_dt, dev);
   const auto wcfg = models::WanConfig::from_dims(dims);
   const int64_t L = F * (S / 2) * (S / 2);
   const double fwd = forward_flops(wcfg, B, L, dims.text_len);

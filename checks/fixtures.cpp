@@ -228,9 +228,14 @@ std::vector<std::string> default_fixture_roots(const std::string& shared_dir) {
 std::vector<std::string> default_fixture_dirs(const std::string& shared_dir) {
   std::vector<std::string> out;
   std::set<std::string> names;
-  for (const auto& root : default_fixture_roots(shared_dir))
-    for (const auto& d : discover_fixtures(root))
-      if (names.insert(fs::path(d).filename().string()).second) out.push_back(d);
+  for (const auto& root : default_fixture_roots(shared_dir)) {
+    try {
+      for (const auto& d : discover_fixtures(root))
+        if (names.insert(fs::path(d).filename().string()).second) out.push_back(d);
+    } catch (const std::exception&) {
+      out.push_back(root);  // unreadable root: run_fixture reports it as a failing fixture
+    }
+  }
   return out;
 }
 

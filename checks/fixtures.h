@@ -117,7 +117,8 @@ std::vector<std::string> discover_fixtures(const std::string& root);
 // <shared_dir>/fixtures when it exists, then every entry of CAUSVID_FIXTURES (colon-separated).
 std::vector<std::string> default_fixture_roots(const std::string& shared_dir);
 // The fixture directories under those roots; a name already seen in an earlier root (the
-// shared copy of a repository fixture) is taken once.
+// shared copy of a repository fixture) is taken once. A root that cannot be listed is
+// returned itself, so that running it fails with the reason.
 std::vector<std::string> default_fixture_dirs(const std::string& shared_dir);
 std::string status_name(FixtureStatus s);
 

@@ -290,6 +290,14 @@ torch::Tensor DistGroup::reduce_scatter(const torch::Tensor& in) const {
   return out.view({size_, n}).sum(0);
 }
 
+std::vector<int64_t> DistGroup::sum(const std::vector<int64_t>& counts) const {
+  if (size_ == 1 || counts.empty()) return counts;
+  auto t = torch::tensor(counts, torch::kLong).to(device_);
+  all_reduce(t, "sum");
+  t = t.cpu();
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+}
+
 void DistGroup::barrier() const {
   if (size_ == 1) return;
   // An all-reduce of one element: Gloo's barrier ignores the timeout in some versions.

@@ -81,6 +81,9 @@ class DistGroup {
   // in: [size * n] -> this rank's slice of the elementwise sum, [n].
   torch::Tensor reduce_scatter(const torch::Tensor& in) const;
   void barrier() const;
+  // Elementwise sum of small counters over the group (moved to the backend's device and
+  // back), e.g. the done / failed totals of the batch tools.
+  std::vector<int64_t> sum(const std::vector<int64_t>& counts) const;
 
   ReduceScatterAlgo reduce_scatter_algo = ReduceScatterAlgo::kAuto;
 

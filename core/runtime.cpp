@@ -40,8 +40,6 @@ namespace {
 bool is_cuda_spec(const std::string& s) { return s == "cuda" || s.rfind("cuda:", 0) == 0; }
 }  // namespace
 
-torch::Device parse_device(const std::string& s) { return resolve_device(s); }
-
 torch::Device resolve_device(const std::string& spec, int local_rank, int local_world_size) {
   TORCH_CHECK(spec == "cpu" || spec == "auto" || is_cuda_spec(spec), "device: got '", spec,
               "', want auto, cpu, cuda or cuda:N");

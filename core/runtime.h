@@ -28,9 +28,6 @@ int init_threads();
 // disk, instead of the process dying silently; then init_threads(). Returns the thread count.
 int init_process();
 
-// Parses "cpu", "cuda", "cuda:1"; a CUDA device on a CPU-only build is a clear error.
-torch::Device parse_device(const std::string& s);
-
 // The one device choice of a process, made before its process group exists:
 //   "cpu"    -> cpu
 //   "cuda"   -> cuda:LOCAL_RANK (one GPU per local rank, as torchrun / SLURM lay them out)

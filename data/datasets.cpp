@@ -124,7 +124,10 @@ Batch DataLoader::load(int64_t pos) const {
     b.prompts.push_back(ds_->prompt(i));
     if (ds_->has_latents()) lat.push_back(ds_->latents(i));
   }
-  if (!lat.empty()) b.latents = torch::stack(lat);
+  if (!lat.empty()) {
+    b.latents = torch::stack(lat);
+    if (opts_.pin_memory) b.latents = b.latents.pin_memory();
+  }
   return b;
 }
 

@@ -56,6 +56,9 @@ struct LoaderOptions {
   int64_t seed = 0;
   bool shuffle = true, drop_last = true;
   int prefetch = 2;  // batches read ahead by a background thread (0 = synchronous)
+  // Latents in page-locked memory (built so, in the prefetch thread when there is one), for
+  // non-blocking host-to-GPU copies. Needs a CUDA build and machine.
+  bool pin_memory = false;
 };
 
 // Cycles over epochs forever. position() = batches handed out; a loader constructed with

@@ -44,7 +44,7 @@ int embed_prompts_main(int argc, char** argv) {
   const auto compute_dtype = data::parse_embed_dtype("--compute-dtype", compute);
   const int64_t seq = core::ArgParser::to_int("--text-len", text_len);
   TORCH_CHECK(seq >= 1, "--text-len: got ", seq, ", want >= 1");
-  const auto dev = core::parse_device(device);
+  const auto dev = core::resolve_device(device);
 
   auto prompts = data::read_prompt_file(prompts_path);
   LOG_INFO("%d prompts from %s", prompts.size(), prompts_path);

@@ -78,17 +78,14 @@ int encode_main(int argc, char** argv) {
       "(%.3f s/video)",
       dist->rank(), st.done, st.failed, st.shards_written, st.shards_existing, st.seconds,
       st.seconds / std::max<int64_t>(st.done, 1));
-  auto counts = torch::tensor({st.done, st.failed}, torch::kLong);
-  counts = counts.to(dist->world().device());  // NCCL reduces CUDA tensors only
-  dist->world().all_reduce(counts, "sum");
-  counts = counts.cpu();
-  TORCH_CHECK(counts[0].item<int64_t>() > 0 || st.shards_existing > 0, videos,
-              ": no video could be encoded (", counts[1].item<int64_t>(),
+  const auto counts = dist->world().sum({st.done, st.failed});
+  TORCH_CHECK(counts[0] > 0 || st.shards_existing > 0, videos,
+              ": no video could be encoded (", counts[1],
               " failed; see the warnings above)");
   if (dist->is_main())
     std::printf("encoded %ld, failed %ld (of %zu videos) -> %s\n",
-                static_cast<long>(counts[0].item<int64_t>()),
-                static_cast<long>(counts[1].item<int64_t>()), files.size(), out.c_str());
+                static_cast<long>(counts[0]),
+                static_cast<long>(counts[1]), files.size(), out.c_str());
   return 0;
 }
 

@@ -110,13 +110,10 @@ int ode_pairs_main(int argc, char** argv) {
   LOG_INFO("rank %d: %d prompts, %d shards written, %d existing, %.2f s (%.3f s/prompt)",
            dist->rank(), st.done, st.shards_written, st.shards_existing, st.seconds,
            st.seconds / std::max<int64_t>(st.done, 1));
-  auto counts = torch::tensor({st.done}, torch::kLong);
-  counts = counts.to(dist->world().device());  // NCCL reduces CUDA tensors only
-  dist->world().all_reduce(counts, "sum");
-  counts = counts.cpu();
+  const auto counts = dist->world().sum({st.done});
   if (dist->is_main())
     std::printf("ode pairs for %ld prompts (of %zu) -> %s\n",
-                static_cast<long>(counts[0].item<int64_t>()), prompts.size(), out.c_str());
+                static_cast<long>(counts[0]), prompts.size(), out.c_str());
   return 0;
 }
 

@@ -46,11 +46,7 @@ int preprocess_main(int argc, char** argv) {
            o.jobs);
   auto s = data::preprocess_videos(files, output, o, dist->rank(), dist->world_size());
   // Summary over all ranks.
-  auto counts = torch::tensor({s.processed, s.skipped, s.failed}, torch::kLong);
-  counts = counts.to(dist->world().device());  // NCCL reduces CUDA tensors only
-  dist->world().all_reduce(counts, "sum");
-  counts = counts.cpu();
-  auto c = counts.accessor<int64_t, 1>();
+  const auto c = dist->world().sum({s.processed, s.skipped, s.failed});
   LOG_INFO("rank %d: %d processed, %d skipped, %d failed in %.2f s (%.2f videos/s)", dist->rank(),
            s.processed, s.skipped, s.failed, s.seconds,
            s.results.size() / std::max(s.seconds, 1e-9));

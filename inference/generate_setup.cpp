@@ -115,9 +115,9 @@ GenerateSetup GenerateFlags::build(std::optional<torch::Device> device) const {
   if (device) {
     o.device = *device;
   } else {
-    const auto env = core::process_env();
-    const auto lr = env.count("LOCAL_RANK") ? core::ArgParser::to_int("LOCAL_RANK", env.at("LOCAL_RANK")) : 0;
-    o.device = core::resolve_device(device_->empty() ? c.device : *device_, static_cast<int>(lr));
+    const auto env = core::parse_dist_env(core::process_env());
+    o.device = core::resolve_device(device_->empty() ? c.device : *device_, env.local_rank,
+                                    env.local_world_size);
   }
   o.dtype = dtype_->empty() ? (o.device.is_cuda() ? torch::kBFloat16 : torch::kFloat32)
                             : core::parse_dtype(*dtype_, "--dtype");

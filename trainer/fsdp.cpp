@@ -348,6 +348,8 @@ void ShardedModule::gather_unit(FlatUnit& u, bool force) {
   torch::Tensor full;
   if (S == 1 && compute_dtype_ == torch::kFloat32) {
     full = u.shard;  // alias: the optimizer's in-place update is the params' update
+  } else if (S == 1) {
+    full = u.shard.to(compute_dtype_);  // unsharded: the cast is the whole gather
   } else {
     // Cast first, then gather in the compute dtype (bf16 collectives under mixed precision,
     // as torch FSDP's param_dtype): half the bytes on the wire and no fp32 full copy.

@@ -458,7 +458,7 @@ void Trainer::step_diffusion(std::map<std::string, double>& m, const data::Batch
   auto x0 = b.latents.select(1, b.latents.size(1) - 1);
   auto cond = cond_in;
   if (c_.text_dropout > 0) {
-    auto drop = (at::rand({B}, *rng_) < c_.text_dropout).to(dev_);
+    auto drop = core::rand({B}, *rng_, torch::TensorOptions().device(dev_)) < c_.text_dropout;
     cond = torch::where(drop.view({B, 1, 1}), uncond(B), cond_in);
   }
   const auto& grid = g.scheduler().timesteps;
@@ -484,12 +484,9 @@ std::map<std::string, double> Trainer::train_step() {
     torch::NoGradGuard ng;
     cond = text_->encode(b.prompts).to(dev_, torch::kFloat32);
   }
-  // Pinned host memory -> device without blocking the host (the copy overlaps the text
-  // encoder / the previous step's tail on CUDA).
-  if (b.latents.defined() && b.latents.device() != dev_) {
-    b.latents = dev_.is_cuda() ? b.latents.pin_memory().to(dev_, /*non_blocking=*/true)
-                               : b.latents.to(dev_);
-  }
+  // The loader pins batches on CUDA runs (LoaderOptions::pin_memory), so this copy does
+  // not block the host.
+  if (b.latents.defined()) b.latents = b.latents.to(dev_, /*non_blocking=*/dev_.is_cuda());
   if (c_.distillation_loss == "dmd") {
     step_dmd(m, b, cond);
   } else if (c_.distillation_loss == "ode") {
@@ -686,6 +683,7 @@ TrainResult Trainer::run() {
   lo.rank = dist_->rank();
   lo.seed = seed_;
   lo.prefetch = c_.num_workers > 0 ? 2 : 0;
+  lo.pin_memory = dev_.is_cuda();
   loader_ = std::make_unique<data::DataLoader>(ds_, lo, data_position);
   if (dist_->is_main()) {
     core::make_dirs(c_.output_path);

@@ -18,18 +18,18 @@ RopeTable rope_table(int64_t head_dim, int64_t F, int64_t h, int64_t w, int64_t 
   auto ah = torch::outer(hi, omega(Ph)).view({1, h, 1, Ph}).expand({F, h, w, Ph});
   auto aw = torch::outer(wi, omega(Pw)).view({1, 1, w, Pw}).expand({F, h, w, Pw});
   auto ang = torch::cat({af, ah, aw}, -1).reshape({F * h * w, P});
-  auto c = torch::cos(ang).to(torch::kFloat32), s = torch::sin(ang).to(torch::kFloat32);
-  return {c.to(device), s.to(device), torch::complex(c, s).to(device)};
+  return {torch::complex(torch::cos(ang).to(torch::kFloat32), torch::sin(ang).to(torch::kFloat32))
+              .to(device)};
 }
 
 torch::Tensor apply_rope(const torch::Tensor& x, const RopeTable& t) {
   const int64_t B = x.size(0), L = x.size(1), N = x.size(2), K = x.size(3);
-  TORCH_CHECK(t.cos.size(0) == L && t.cos.size(1) == K / 2, "apply_rope: table ", t.cos.sizes(),
+  TORCH_CHECK(t.rot.size(0) == L && t.rot.size(1) == K / 2, "apply_rope: table ", t.rot.sizes(),
               " does not fit x ", x.sizes());
   // One complex multiply (the reference's view_as_complex(x) * freqs): one op forward and one
   // in backward, in complex64 (complex128 in the reference); bf16 inputs go through float32.
   auto xc = torch::view_as_complex(x.to(torch::kFloat32).reshape({B, L, N, K / 2, 2}));
-  auto r = torch::view_as_real(xc * t.complex().view({1, L, 1, K / 2}));
+  auto r = torch::view_as_real(xc * t.rot.view({1, L, 1, K / 2}));
   return r.view({B, L, N, K}).to(x.scalar_type());
 }
 

@@ -11,9 +11,7 @@
 namespace causvid::models {
 
 struct RopeTable {
-  torch::Tensor cos, sin;  // [L, K/2] float32, L = F*h*w tokens (frame-major)
-  torch::Tensor rot;       // [L, K/2] complex64: cos + i sin
-  const torch::Tensor& complex() const { return rot; }
+  torch::Tensor rot;  // [L, K/2] complex64 cos + i sin, L = F*h*w tokens (frame-major)
 };
 
 // Table for a grid of F frames starting at frame `frame_offset`, h x w tokens per frame.

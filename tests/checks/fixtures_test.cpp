@@ -5,7 +5,6 @@
 #include "checks/fixtures.h"
 
 #include <filesystem>
-#include <set>
 
 #include "core/fs.h"
 #include "tests/test_util.h"
@@ -14,17 +13,7 @@ namespace causvid {
 namespace {
 
 std::vector<std::string> all_fixture_dirs() {
-  std::vector<std::string> out;
-  std::set<std::string> names;
-  for (const auto& root : checks::default_fixture_roots(testing::shared_dir())) {
-    try {
-      for (const auto& d : checks::discover_fixtures(root))
-        if (names.insert(std::filesystem::path(d).filename().string()).second) out.push_back(d);
-    } catch (const std::exception&) {
-      out.push_back(root);  // reported as a failing test below
-    }
-  }
-  return out;
+  return checks::default_fixture_dirs(testing::shared_dir());
 }
 
 class FixtureTest : public ::testing::TestWithParam<std::string> {};
