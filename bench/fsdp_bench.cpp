@@ -24,6 +24,7 @@ namespace causvid::bench {
 namespace {
 
 void run_threads(int W, const std::function<void(std::shared_ptr<core::DistContext>)>& fn) {
+  core::prepare_thread_ranks();
   auto store = c10::make_intrusive<c10d::HashStore>();
   std::vector<std::thread> ts;
   std::exception_ptr err;

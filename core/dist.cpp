@@ -416,6 +416,8 @@ std::shared_ptr<DistContext> DistContext::init_from_env(const DistOptions& opts)
   return init(parse_dist_env(process_env()), opts);
 }
 
+void prepare_thread_ranks() { ::setenv("TORCH_FR_BUFFER_SIZE", "0", /*overwrite=*/0); }
+
 int64_t resolve_seed(int64_t seed, const DistGroup& world) {
   if (seed != 0) return seed;
   auto t = torch::zeros({1}, torch::kInt64);

@@ -150,6 +150,13 @@ class DistContext {
 // shared base seed (each rank then seeds its generators with base + rank).
 int64_t resolve_seed(int64_t seed, const DistGroup& world);
 
+// Call once before running several ranks as threads of one process (the tests, `bench fsdp`):
+// turns off LibTorch 2.11's c10d flight recorder (TORCH_FR_BUFFER_SIZE=0, unless the
+// variable is set), whose process-wide recorder crashed ~1 in 8 runs of the FSDP tests when
+// thread-ranks issued Gloo collectives concurrently. One rank per process is not affected
+// and keeps the recorder.
+void prepare_thread_ranks();
+
 // torch DistributedSampler: indices of `rank` for `epoch`. shuffle: randperm with a generator
 // seeded seed + epoch; drop_last drops the tail so every rank gets floor(n / world) indices,
 // otherwise the list is padded by wrapping to ceil(n / world) per rank; rank r takes r::world.

@@ -40,21 +40,18 @@ namespace {
 bool is_cuda_spec(const std::string& s) { return s == "cuda" || s.rfind("cuda:", 0) == 0; }
 }  // namespace
 
-torch::Device resolve_device(const std::string& spec, int local_rank, int local_world_size) {
+torch::Device choose_device(const std::string& spec, int local_rank, int local_world_size,
+                            int n) {
   TORCH_CHECK(spec == "cpu" || spec == "auto" || is_cuda_spec(spec), "device: got '", spec,
               "', want auto, cpu, cuda or cuda:N");
-  if (spec == "cpu") return torch::kCPU;
-  const int n = cuda_device_count();
-  if (spec == "auto" && n == 0) return torch::kCPU;
-#if !defined(CAUSVID_WITH_CUDA)
-  TORCH_CHECK(false, "device: '", spec, "' requested, but this build has no CUDA support");
-#endif
+  if (spec == "cpu" || (spec == "auto" && n == 0)) return torch::kCPU;
   TORCH_CHECK(n > 0, "device: '", spec, "' requested, but no CUDA device is visible (no GPU, "
               "no driver, or CUDA_VISIBLE_DEVICES hides them); use --device cpu");
   int index = local_rank;
   if (spec.rfind("cuda:", 0) == 0) {
     const std::string num = spec.substr(5);
-    TORCH_CHECK(!num.empty() && num.find_first_not_of("0123456789") == std::string::npos,
+    TORCH_CHECK(!num.empty() && num.size() < 6 &&
+                    num.find_first_not_of("0123456789") == std::string::npos,
                 "device: got '", spec, "', want cuda:N with N a GPU index");
     index = std::stoi(num);
     TORCH_CHECK(index < n, "device: '", spec, "' requested, but only ", n,
@@ -65,10 +62,15 @@ torch::Device resolve_device(const std::string& spec, int local_rank, int local_
                 local_world_size, " ranks on this node: start at most ", n,
                 " ranks per node (--nproc-per-node) or use --device cpu");
   }
-#if defined(CAUSVID_WITH_CUDA)
-  c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
-#endif
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+torch::Device resolve_device(const std::string& spec, int local_rank, int local_world_size) {
+  const auto d = choose_device(spec, local_rank, local_world_size, cuda_device_count());
+#if defined(CAUSVID_WITH_CUDA)
+  if (d.is_cuda()) c10::cuda::set_device(d.index());
+#endif
+  return d;
 }
 
 torch::ScalarType parse_dtype(const std::string& s, const std::string& what) {

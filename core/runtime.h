@@ -38,6 +38,10 @@ int init_process();
 // result is also made the current device of the process.
 torch::Device resolve_device(const std::string& spec, int local_rank = 0,
                              int local_world_size = 1);
+// The same choice for a machine with `visible_gpus` CUDA devices, without touching CUDA (the
+// rules above, testable anywhere).
+torch::Device choose_device(const std::string& spec, int local_rank, int local_world_size,
+                            int visible_gpus);
 
 // Number of visible CUDA devices (0 on machines without a GPU or driver).
 int cuda_device_count();

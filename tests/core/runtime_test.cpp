@@ -48,10 +48,15 @@ TEST(Runtime, CudaWithoutGpuIsAnErrorNotAFallBack) {
 }
 
 TEST(Runtime, MoreLocalRanksThanGpus) {
-  const int n = core::cuda_device_count();
-  if (n == 0) GTEST_SKIP() << "needs a GPU (without one, cuda is refused earlier)";
-  const std::string e = error_of([&] { core::resolve_device("cuda", n, n + 1); });
-  EXPECT_NE(e.find("CUDA device(s) are visible"), std::string::npos) << e;
+  // 4 ranks on a node with 2 GPUs: local rank 3 has no GPU of its own.
+  const std::string e = error_of([] { core::choose_device("cuda", 3, 4, 2); });
+  EXPECT_NE(e.find("local rank 3"), std::string::npos) << e;
+  EXPECT_NE(e.find("only 2 CUDA device(s) are visible for 4 ranks"), std::string::npos) << e;
+  EXPECT_NE(error_of([] { core::choose_device("cuda:2", 0, 1, 2); }).find("only 2"),
+            std::string::npos);
+  EXPECT_EQ(core::choose_device("cuda", 1, 2, 2), torch::Device(torch::kCUDA, 1));
+  EXPECT_EQ(core::choose_device("auto", 0, 1, 0), torch::Device(torch::kCPU));
+  EXPECT_EQ(core::choose_device("auto", 1, 2, 2), torch::Device(torch::kCUDA, 1));
 }
 
 TEST(Runtime, Dtypes) {
