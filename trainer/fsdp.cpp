@@ -1,6 +1,7 @@
 // trainer/fsdp.cpp: see fsdp.h.
 #include "trainer/fsdp.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/log.h"
@@ -439,11 +440,15 @@ void ShardedModule::zero_grad() {
   }
 }
 
-std::map<std::string, torch::Tensor> ShardedModule::full_state_dict(bool rank0_only) {
+std::map<std::string, torch::Tensor> ShardedModule::full_state_dict(
+    bool rank0_only, const std::vector<torch::Tensor>* shards) {
+  TORCH_CHECK(!shards || shards->size() == units_.size(), "full_state_dict: ", shards->size(),
+              " shards given for ", units_.size(), " units");
   std::map<std::string, torch::Tensor> out;
   const bool keep = !rank0_only || dist_->is_main();
-  for (auto& u : units_) {
-    auto full = shard_->all_gather(u.shard);
+  for (size_t ui = 0; ui < units_.size(); ++ui) {
+    const auto& u = units_[ui];
+    auto full = shard_->all_gather(shards ? (*shards)[ui] : u.shard);
     if (!keep) continue;  // freed before the next unit is gathered
     for (size_t i = 0; i < u.params.size(); ++i) {
       int64_t n = 1;
@@ -484,6 +489,40 @@ void ShardedModule::load_full_state_dict(const std::map<std::string, torch::Tens
     for (auto& u : units_)
       if (u.full.defined()) gather_unit(u, /*force=*/true);
   }
+}
+
+void ShardedModule::load_shard(size_t i, const torch::Tensor& values) {
+  TORCH_CHECK(i < units_.size() && values.numel() == units_[i].shard_numel, "load_shard: unit ",
+              i, " wants ", i < units_.size() ? units_[i].shard_numel : -1, " values, got ",
+              values.numel());
+  torch::NoGradGuard ng;
+  units_[i].shard.copy_(values.reshape({-1}));
+}
+
+void ShardedModule::finish_load() {
+  zero_grad();
+  reshard();
+  after_step();
+}
+
+std::vector<std::string> ShardedModule::nonfinite_grad_params(size_t max) const {
+  std::vector<std::string> names;
+  const int64_t r = shard_->rank();
+  for (const auto& u : units_) {
+    if (!u.grad.defined()) continue;
+    auto bad = (~torch::isfinite(u.grad)).nonzero().flatten().cpu();
+    auto a = bad.accessor<int64_t, 1>();
+    for (int64_t j = 0; j < bad.numel() && names.size() < max; ++j) {
+      const int64_t off = r * u.shard_numel + a[j];
+      for (size_t i = 0; i < u.param_names.size(); ++i) {
+        const int64_t n = numel_of(u.shapes[i]);
+        if (off >= u.offsets[i] && off < u.offsets[i] + n &&
+            std::find(names.begin(), names.end(), u.param_names[i]) == names.end())
+          names.push_back(u.param_names[i]);
+      }
+    }
+  }
+  return names;
 }
 
 MemoryBytes ShardedModule::memory_at_rest(int64_t optimizer_bytes) const {

@@ -139,6 +139,25 @@ class ShardedModule {
   ShardedModule(const ShardedModule&) = delete;  // the installed runner points at this object
   ShardedModule& operator=(const ShardedModule&) = delete;
 
+  // The step units gathered for a scope (see above), resharded when it ends:
+  //   { auto g = model.gathered(); ...forward... }
+  // reduce_grads() inside the scope reshards early; the scope's end is then a no-op.
+  class [[nodiscard]] Gathered {
+   public:
+    explicit Gathered(ShardedModule& m) : m_(&m) { m.gather_params(); }
+    ~Gathered() {
+      if (m_) m_->reshard();
+    }
+    Gathered(Gathered&& o) noexcept : m_(o.m_) { o.m_ = nullptr; }
+    Gathered(const Gathered&) = delete;
+    Gathered& operator=(const Gathered&) = delete;
+    Gathered& operator=(Gathered&&) = delete;
+
+   private:
+    ShardedModule* m_;
+  };
+  Gathered gathered() { return Gathered(*this); }
+
   void gather_params();  // before forward: the step units (see above); no-op while gathered
   void reshard();        // frees the unsharded params (no-op for strategies that keep them)
   // After backward: module .grad of the step units -> fp32 grad shards; then reshard().
@@ -146,7 +165,17 @@ class ShardedModule {
   void after_step();     // optimizer changed the shards: refresh kept params
   void zero_grad();
 
-  std::vector<FlatUnit>& units() { return units_; }
+  // The units' layout (names, shapes, offsets, block index), read-only: the master shards
+  // change only through the optimizer (a friend), load_shard() and load_full_state_dict().
+  const std::vector<FlatUnit>& units() const { return units_; }
+  // This rank's fp32 master shard of unit i (read-only view for EMA and checkpoints).
+  const torch::Tensor& shard(size_t i) const { return units_[i].shard; }
+  // Overwrites this rank's master shard of unit i (checkpoint resume); call finish_load()
+  // after the last unit.
+  void load_shard(size_t i, const torch::Tensor& values);
+  void finish_load();  // drops grads, refreshes materialised params from the new shards
+  // Names (up to `max`) of the parameters whose gradient on this rank's shard is not finite.
+  std::vector<std::string> nonfinite_grad_params(size_t max = 5) const;
   const FsdpOptions& options() const { return opts_; }
   const core::DistGroup& shard_group() const { return *shard_; }
   const core::DistGroup& replica_group() const { return *replica_; }
@@ -172,13 +201,17 @@ class ShardedModule {
   // unit at a time. rank0_only: only world rank 0 keeps the CPU copy (the others hold one
   // gathered unit at a time and return an empty map), as torch FSDP's
   // FullStateDictConfig(rank0_only=True); otherwise every rank gets it.
-  std::map<std::string, torch::Tensor> full_state_dict(bool rank0_only = false);
+  // `shards`: gather these per-unit values (laid out like the master shards, e.g. an EMA)
+  // instead of the master shards.
+  std::map<std::string, torch::Tensor> full_state_dict(
+      bool rank0_only = false, const std::vector<torch::Tensor>* shards = nullptr);
   // Loads full tensors (every rank passes the same values) into the master shards.
   void load_full_state_dict(const std::map<std::string, torch::Tensor>& sd);
   // Bytes this rank holds between steps (params = master shards + kept compute params).
   MemoryBytes memory_at_rest(int64_t optimizer_bytes) const;
 
  private:
+  friend class ShardedAdamW;  // updates the master shards from the grad shards
   void build_units();
   void install_runner();
   std::vector<torch::Tensor> run_block(int64_t b, const models::BlockFn& fn,

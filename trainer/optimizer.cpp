@@ -25,7 +25,7 @@ double ShardedAdamW::grad_norm() {
   double total = 0;
   for (auto* m : modules_) {
     auto sq = torch::zeros({1}, torch::TensorOptions(torch::kFloat64).device(m->device()));
-    for (auto& u : m->units())
+    for (auto& u : m->units_)
       if (u.grad.defined()) sq += u.grad.to(torch::kFloat64).pow(2).sum();
     m->shard_group().all_reduce(sq, "sum");
     total += sq.item<double>();
@@ -39,7 +39,7 @@ double ShardedAdamW::clip_grad_norm(double max_norm) {
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)
     for (auto* m : modules_)
-      for (auto& u : m->units())
+      for (auto& u : m->units_)
         if (u.grad.defined()) u.grad.mul_(coef);
   return norm;
 }
@@ -49,7 +49,7 @@ void ShardedAdamW::step() {
   ++step_;
   const double b1 = opts_.beta1, b2 = opts_.beta2;
   for (size_t mi = 0; mi < modules_.size(); ++mi) {
-    auto& units = modules_[mi]->units();
+    auto& units = modules_[mi]->units_;
     for (size_t ui = 0; ui < units.size(); ++ui) {
       auto& u = units[ui];
       if (!u.grad.defined()) continue;

@@ -5,26 +5,24 @@
 // pretraining stage ("diffusion", used to train small teachers and to fine-tune) and
 // Self-Forcing's generator EMA (ema_weight, ema_start_step).
 //
-// Which stage runs is the config's distillation_loss:
-//   dmd       generator (bidirectional or causal) + frozen real score (teacher, CFG) +
-//             critic (fake score) trained with the flow-matching loss on generator samples;
-//             generator inputs from backward simulation (prompts only) or from noised
-//             dataset latents (backward_simulation: false)
-//   ode       causal (or bidirectional) generator regresses ODE-trajectory points to the
-//             clean latent
-//   diffusion flow-matching training of the generator on clean dataset latents, with
-//             text_dropout of the prompt for classifier-free guidance
+// The stage is the config's distillation_loss, looked up in the stage registry (stage.h:
+// dmd, ode, diffusion; each in trainer/stages/). The trainer is the loop around it: data,
+// text conditioning, one stage step, the progress line and metrics, checkpoints, samples.
 //
-// Checkpoints: <checkpoint_root>/checkpoint_model_<step, 6 digits>/ (step = updates done),
-// written as a hidden temporary directory renamed at the end (a directory with the final
-// name is always complete):
+// Checkpoints (trainer/checkpoint.h, one scheme for every stage):
+// <checkpoint_root>/checkpoint_model_<step, 6 digits>/ (step = updates done), written as a
+// hidden temporary directory renamed once at the end (a directory with the final name is
+// always complete):
+//   <model>.shard-K-of-S.safetensors   sharded master weights + AdamW moments + EMA per
+//                                      model (generator, critic): resume, any world size
 //   model.pt            CausVid's layout {"generator": {"model.<key>"}, "critic": ...,
-//                       "generator_ema": ...} (torch.load-able; our generate/eval read it)
-//   state_generator/, state_critic/   sharded master weights + AdamW state (resume, any W)
+//                       "generator_ema": ...} (torch.load-able; generate/eval/export read it)
 //   rng/rank<r>.bin     each rank's generator state
-//   config.yaml, trainer_state.json (step, data position, world size, seed)
-// Output beside them: metrics.jsonl (one JSON line per step), loss_curves.png (refreshed at
-// each checkpoint), samples/step_<step>.png (contact sheets of the generator's samples).
+//   config.yaml, trainer_state.json (written last: step, data position, world size, seed,
+//                       stage, the shard layout of each model)
+// Output beside them: metrics.jsonl (one JSON line per step), TensorBoard event files,
+// loss_curves.png (refreshed at each checkpoint), samples/step_<step>.png (contact sheets of
+// the generator's samples).
 #pragma once
 
 #include <torch/torch.h>
@@ -37,6 +35,7 @@
 
 #include "core/config.h"
 #include "core/dist.h"
+#include "trainer/checkpoint.h"
 
 namespace causvid::trainer {
 
@@ -62,16 +61,5 @@ struct TrainResult {
 // Runs the stage the config describes until max_iters (collective over `dist`).
 TrainResult run_training(const core::Config& cfg, std::shared_ptr<core::DistContext> dist,
                          const TrainOptions& opts = {});
-
-// "checkpoint_model_000123".
-std::string checkpoint_name(int64_t step);
-// The newest complete checkpoint_model_* directory under root, or "".
-std::string latest_complete_checkpoint(const std::string& root);
-
-// Writes a model file from a checkpoint directory: format "causvid" = model.pt with
-// {"generator", "critic"[, "generator_ema"]} ("model." keys) that CausVid's Python loads;
-// "safetensors" = the generator's (or with ema, the EMA's) plain WanModel keys.
-void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_path,
-                       const std::string& format, bool ema);
 
 }  // namespace causvid::trainer

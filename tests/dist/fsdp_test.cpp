@@ -13,7 +13,7 @@
 #include "tests/dist/dist_util.h"
 #include "tests/test_util.h"
 #include "trainer/optimizer.h"
-#include "trainer/sharded_checkpoint.h"
+#include "trainer/checkpoint.h"
 
 namespace causvid {
 namespace {
@@ -126,11 +126,13 @@ SD run_fsdp(const TrainRun& run, RunStats* stats = nullptr) {
         ShardedAdamW opt({&sm}, ao);
         int start = 0;
         if (!run.load_dir.empty())
-          start = int(trainer::load_sharded_checkpoint(run.load_dir, {{"generator", &sm}}, &opt));
+          start = int(trainer::read_checkpoint_state(run.load_dir).at("step").get<int64_t>());
+          trainer::load_checkpoint(run.load_dir, trainer::read_checkpoint_state(run.load_dir),
+                                   {{"generator", &sm, &opt}});
         const int W = ctx->world_size(), r = ctx->rank(), per = kGlobalBatch / W;
         for (int s = start; s < run.steps; ++s) {
           if (s == run.save_at)
-            trainer::save_sharded_checkpoint(run.save_dir, s, {{"generator", &sm}}, &opt);
+            trainer::save_checkpoint(run.save_dir, s, {{{"generator", &sm, &opt}}});
           opt.zero_grad();
           sm.reset_gather_stats();
           sm.gather_params();
@@ -418,10 +420,10 @@ TEST(Fsdp, SaveW2ResumeW2AndW1EqualsUninterrupted) {
   full.save_dir = dir.path();
   full.save_at = 2;
   auto uninterrupted = run_fsdp(full);
-  ASSERT_EQ(trainer::latest_checkpoint(dir.path()), dir.path() + "/step-2");
+  ASSERT_EQ(trainer::latest_checkpoint(dir.path()), dir.path() + "/checkpoint_model_000002");
   TrainRun w2;
   w2.steps = 4;
-  w2.load_dir = dir.path() + "/step-2";
+  w2.load_dir = dir.path() + "/checkpoint_model_000002";
   expect_close(run_fsdp(w2), uninterrupted, 1e-6, "resume W=2");
   TrainRun w1 = w2;
   w1.world = 1;
@@ -433,14 +435,14 @@ TEST(Fsdp, SaveW2ResumeW2AndW1EqualsUninterrupted) {
 
 TEST(Fsdp, UncommittedCheckpointAndBadOptionsAreClearErrors) {
   testing::TempDir dir;
-  std::filesystem::create_directories(dir.file("step-3"));
+  std::filesystem::create_directories(dir.file("checkpoint_model_000003"));
   EXPECT_EQ(trainer::latest_checkpoint(dir.path()), "");
   auto m = tiny_model(false);
   auto ctx = std::make_shared<core::DistContext>();
   ShardedModule sm(m.ptr(), ctx, FsdpOptions{});
   testing::expect_error_contains(
-      [&] { trainer::load_sharded_checkpoint(dir.file("step-3"), {{"generator", &sm}}, nullptr); },
-      {"meta.json", "missing"});
+      [&] { trainer::read_checkpoint_state(dir.file("checkpoint_model_000003")); },
+      {"checkpoint_model_000003", "trainer_state.json"});
   FsdpOptions bad;
   bad.strategy = "fully";
   testing::expect_error_contains([&] { ShardedModule(tiny_model(false).ptr(), ctx, bad); },

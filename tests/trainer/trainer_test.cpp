@@ -89,7 +89,7 @@ TEST(Trainer, DiffusionStageWritesCheckpointsMetricsSamples) {
   EXPECT_NE(records[0].find("brain.Event:2"), std::string::npos);
   EXPECT_EQ(losses, 3);
   EXPECT_EQ(images, 2);  // checkpoints at steps 2 and 3
-  EXPECT_EQ(trainer::latest_complete_checkpoint(w.out("diff")),
+  EXPECT_EQ(trainer::latest_checkpoint(w.out("diff")),
             (fs::path(w.out("diff")) / "checkpoint_model_000003").string());
   // The checkpoint loads as a generator, and as its EMA.
   models::WanModel m(models::WanConfig::from_dims(c.model_dims()));
@@ -250,7 +250,7 @@ TEST(Trainer, FullDiskKeepsPreviousCheckpoint) {
   EXPECT_TRUE(fs::exists(r.last_checkpoint + "/model.pt"));
   EXPECT_TRUE(fs::exists(r.last_checkpoint + "/trainer_state.json"));
   EXPECT_FALSE(fs::exists(fs::path(w.out("full")) / "checkpoint_model_000002"));
-  EXPECT_EQ(trainer::latest_complete_checkpoint(w.out("full")), r.last_checkpoint);
+  EXPECT_EQ(trainer::latest_checkpoint(w.out("full")), r.last_checkpoint);
 }
 
 }  // namespace

@@ -1,0 +1,341 @@
+// trainer/checkpoint.cpp: see checkpoint.h.
+#include "trainer/checkpoint.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <regex>
+
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/safetensors.h"
+#include "core/state_dict.h"
+#include "core/tensor_io.h"
+#include "models/wan/wan_loader.h"
+
+namespace causvid::trainer {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string shard_file(const std::string& module, int k, int S) {
+  return module + ".shard-" + std::to_string(k) + "-of-" + std::to_string(S) + ".safetensors";
+}
+
+int opt_index(ShardedAdamW* opt, ShardedModule* m) {
+  if (!opt) return -1;
+  const auto& ms = opt->modules();
+  for (size_t i = 0; i < ms.size(); ++i)
+    if (ms[i] == m) return int(i);
+  return -1;
+}
+
+// The old shard files of one module, opened (memory-mapped) on first use.
+class ShardFiles {
+ public:
+  ShardFiles(std::string step_dir, std::string module, int S)
+      : dir_(std::move(step_dir)), module_(std::move(module)), files_(S) {}
+  int size() const { return static_cast<int>(files_.size()); }
+  const core::SafetensorsFile& at(int k) {
+    if (!files_[k]) {
+      const std::string f = dir_ + "/" + shard_file(module_, k, size());
+      TORCH_CHECK(core::file_exists(f), f, ": missing shard file");
+      files_[k] = std::make_unique<core::SafetensorsFile>(f);
+    }
+    return *files_[k];
+  }
+
+ private:
+  std::string dir_, module_;
+  std::vector<std::unique_ptr<core::SafetensorsFile>> files_;
+};
+
+// This rank's slice [rank * n, (rank + 1) * n) (n = new shard_numel) of unit tensor `key`,
+// whose flat vector (numel elements, zero padded) was saved in S_old shards of old_n
+// elements each. Reads only the overlapping ranges. Undefined when the key was not saved.
+torch::Tensor read_my_slice(ShardFiles& files, const std::string& key, int64_t old_n,
+                            int64_t numel, int64_t n, int rank, const std::string& what) {
+  auto out = torch::zeros({n}, torch::kFloat32);
+  const int64_t lo = int64_t(rank) * n, hi = std::min(lo + n, numel);
+  bool found = false;
+  for (int k = 0; k < files.size() && lo < hi; ++k) {
+    const int64_t a = std::max(lo, int64_t(k) * old_n), b = std::min(hi, int64_t(k + 1) * old_n);
+    if (a >= b) continue;
+    const auto& f = files.at(k);
+    if (!f.contains(key)) return {};
+    TORCH_CHECK(f.info(key).shape == std::vector<int64_t>{old_n}, what, ": tensor '", key,
+                "' of shard ", k, " is not a flat vector of ", old_n, " elements");
+    out.narrow(0, a - lo, b - a).copy_(f.read_range(key, a - int64_t(k) * old_n,
+                                                      b - int64_t(k) * old_n));
+    found = true;
+  }
+  if (!found && lo < hi) return {};
+  return out;
+}
+
+
+const std::regex& checkpoint_re() {
+  static const std::regex re("checkpoint_model_([0-9]{6,})");
+  return re;
+}
+
+// Renames d out of the checkpoint set (one atomic step), then removes it.
+void discard(const fs::path& d) {
+  std::error_code ec;
+  const fs::path trash =
+      d.parent_path() / ("." + d.filename().string() + ".trash." + std::to_string(::getpid()));
+  fs::rename(d, trash, ec);
+  TORCH_CHECK(!ec, d.string(), ": cannot move aside: ", ec.message());
+  fs::remove_all(trash, ec);
+}
+
+// Each unit's layout; the shards, moments and EMA of this rank go to its shard file.
+json write_model_shards(const std::string& dir, const ModelState& ms) {
+  ShardedModule& m = *ms.module;
+  const int S = m.shard_group().size(), k = m.shard_group().rank();
+  const int oi = opt_index(ms.optimizer, ms.module);
+  TORCH_CHECK(!ms.optimizer || oi >= 0, "checkpoint: the optimizer of '", ms.name,
+              "' does not update it");
+  json jm;
+  jm["shard_world"] = S;
+  jm["strategy"] = m.options().strategy;
+  jm["optimizer_step"] = ms.optimizer ? ms.optimizer->step_count() : 0;
+  jm["units"] = json::array();
+  core::TensorMap tensors;
+  const auto& units = m.units();
+  for (size_t ui = 0; ui < units.size(); ++ui) {
+    const auto& u = units[ui];
+    json ju = {{"name", u.name},
+               {"numel", u.numel},
+               {"shard_numel", u.shard_numel},
+               {"params", u.param_names}};
+    const std::string key = "u" + std::to_string(ui);
+    tensors[key] = u.shard;
+    if (ms.ema) tensors[key + ".ema"] = ms.ema->shards()[ui];
+    if (oi >= 0) {
+      const auto& st = ms.optimizer->state()[oi][ui];
+      ju["opt_step"] = st.step;
+      if (st.exp_avg.defined()) {
+        tensors[key + ".exp_avg"] = st.exp_avg;
+        tensors[key + ".exp_avg_sq"] = st.exp_avg_sq;
+      }
+    }
+    jm["units"].push_back(ju);
+  }
+  if (m.replica_group().rank() == 0)
+    core::save_safetensors(dir + "/" + shard_file(ms.name, k, S), tensors);
+  return jm;
+}
+
+// Where a model's shards and layout are: this scheme's top-level files, or (checkpoints of
+// causvid before the single scheme) state_<generator|critic>/step-N/ with its own meta.json.
+struct ModelFiles {
+  std::string dir;
+  json layout;
+};
+ModelFiles locate_model(const std::string& dir, const json& state, const std::string& name) {
+  if (state.contains("models")) {
+    TORCH_CHECK(state["models"].contains(name), dir, "/trainer_state.json: no model '", name,
+                "' in this checkpoint (it holds: ", state["models"].dump(), ")");
+    return {dir, state["models"][name]};
+  }
+  const std::string legacy = dir + "/state_" + name + "/step-" +
+                             std::to_string(state.at("step").get<int64_t>());
+  const std::string meta_path = legacy + "/meta.json";
+  TORCH_CHECK(core::file_exists(meta_path), dir, ": no shard layout for model '", name,
+              "' (neither trainer_state.json 'models' nor ", meta_path, ")");
+  json meta = json::parse(core::read_file(meta_path));
+  TORCH_CHECK(meta["modules"].contains(name), meta_path, ": no module '", name, "'");
+  json layout = meta["modules"][name];
+  layout["optimizer_step"] = meta.value("optimizer_step", int64_t(0));
+  return {legacy, layout};
+}
+
+void load_model(const ModelFiles& mf, const ModelState& ms) {
+  const json& jm = mf.layout;
+  const std::string& where = mf.dir;
+  const int S_old = jm.at("shard_world").get<int>();
+  TORCH_CHECK(S_old >= 1, where, ": model '", ms.name, "' has shard_world ", S_old);
+  ShardFiles files(where, ms.name, S_old);
+  ShardedModule& m = *ms.module;
+  const auto& units = m.units();
+  TORCH_CHECK(jm["units"].size() == units.size(), where, ": model '", ms.name, "' has ",
+              jm["units"].size(), " units, want ", units.size(), " (same wrap policy and model)");
+  const int r = m.shard_group().rank();
+  const int oi = opt_index(ms.optimizer, ms.module);
+  for (size_t ui = 0; ui < units.size(); ++ui) {
+    const auto& u = units[ui];
+    const json& ju = jm["units"][ui];
+    TORCH_CHECK(ju["numel"].get<int64_t>() == u.numel &&
+                    ju["params"].get<std::vector<std::string>>() == u.param_names,
+                where, ": unit ", ui, " of '", ms.name, "' ('", u.name,
+                "') does not match the model (different parameters or sizes)");
+    const std::string key = "u" + std::to_string(ui);
+    const int64_t old_n = ju["shard_numel"].get<int64_t>(), n = u.shard_numel;
+    const auto dev = u.shard.device();
+    auto slice = [&](const std::string& k) {
+      auto t = read_my_slice(files, k, old_n, u.numel, n, r, where);
+      return t.defined() ? t.to(dev) : t;
+    };
+    auto w = slice(key);
+    TORCH_CHECK(w.defined(), where, ": tensor '", key, "' of model '", ms.name, "' missing");
+    m.load_shard(ui, w);
+    if (ms.ema) {
+      auto e = slice(key + ".ema");
+      if (e.defined()) {
+        ms.ema->load_shard(ui, e);
+      } else {
+        if (ui == 0)
+          LOG_WARN("%s: no EMA saved for '%s'; EMA restarts from the weights", where, ms.name);
+        ms.ema->reset_shard(ui);
+      }
+    }
+    if (oi >= 0) {
+      auto& st = ms.optimizer->state()[oi][ui];
+      auto ea = slice(key + ".exp_avg");
+      auto eas = slice(key + ".exp_avg_sq");
+      st.step = ju.value("opt_step", int64_t(0));
+      if (ea.defined() && eas.defined()) {
+        st.exp_avg = ea;
+        st.exp_avg_sq = eas;
+      } else {
+        st.exp_avg = st.exp_avg_sq = torch::Tensor();
+      }
+    }
+  }
+  m.finish_load();
+  if (ms.optimizer) ms.optimizer->set_step_count(jm.value("optimizer_step", int64_t(0)));
+}
+
+}  // namespace
+
+std::string checkpoint_name(int64_t step) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "checkpoint_model_%06lld", static_cast<long long>(step));
+  return buf;
+}
+
+std::string save_checkpoint(const std::string& root, int64_t step,
+                            const CheckpointContents& contents, int keep_latest) {
+  TORCH_CHECK(!contents.models.empty(), "save_checkpoint: no models");
+  auto& dist = contents.models[0].module->dist();
+  const std::string name = checkpoint_name(step);
+  const fs::path final_dir = fs::path(root) / name;
+  const fs::path tmp = fs::path(root) / ("." + name + ".tmp");
+  std::error_code ec;
+  if (dist.is_main()) {
+    core::make_dirs(root);
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp / "rng", ec);
+    TORCH_CHECK(!ec, tmp.string(), ": cannot create checkpoint directory: ", ec.message());
+  }
+  dist.world().barrier();
+  json state = contents.state;
+  state["format"] = "causvid-checkpoint-v2";
+  state["step"] = step;
+  state["world_size"] = dist.world_size();
+  for (const auto& ms : contents.models)
+    state["models"][ms.name] = write_model_shards(tmp.string(), ms);
+  if (!contents.rng_state.empty())
+    core::write_file_atomic((tmp / "rng" / ("rank" + std::to_string(dist.rank()) + ".bin")).string(),
+                            contents.rng_state);
+  dist.world().barrier();  // every shard and rng file on disk
+  if (dist.is_main()) {
+    if (contents.write_rank0) contents.write_rank0(tmp.string());
+    core::write_file_atomic((tmp / "trainer_state.json").string(), state.dump(2) + "\n");
+    if (fs::exists(final_dir, ec)) discard(final_dir);
+    fs::rename(tmp, final_dir, ec);
+    TORCH_CHECK(!ec, final_dir.string(), ": cannot commit checkpoint: ", ec.message());
+    // keep_latest: drop older complete checkpoints; clear leftovers of interrupted discards.
+    static const std::regex trash_re("\\.checkpoint_model_[0-9]{6,}\\.trash\\.[0-9]+");
+    std::vector<std::string> dirs;
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      const std::string n = e.path().filename().string();
+      if (!e.is_directory()) continue;
+      if (std::regex_match(n, checkpoint_re())) dirs.push_back(e.path().string());
+      if (std::regex_match(n, trash_re)) fs::remove_all(e.path(), ec);
+    }
+    if (keep_latest > 0) {
+      std::sort(dirs.begin(), dirs.end());
+      for (size_t i = 0; i + keep_latest < dirs.size(); ++i) discard(dirs[i]);
+    }
+  }
+  dist.world().barrier();
+  return final_dir.string();
+}
+
+std::string latest_checkpoint(const std::string& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return "";
+  int64_t best = -1;
+  std::string best_dir;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || !std::regex_match(name, m, checkpoint_re())) continue;
+    if (!fs::exists(e.path() / "trainer_state.json", ec)) continue;
+    const int64_t step = std::stoll(m[1].str());
+    if (step > best) {
+      best = step;
+      best_dir = e.path().string();
+    }
+  }
+  return best_dir;
+}
+
+json read_checkpoint_state(const std::string& dir) {
+  const std::string f = dir + "/trainer_state.json";
+  TORCH_CHECK(core::file_exists(f), dir,
+              ": not a complete checkpoint (no trainer_state.json; it is written last, so a "
+              "directory without it is an interrupted save)");
+  json st;
+  try {
+    st = json::parse(core::read_file(f));
+  } catch (const json::exception& e) {
+    TORCH_CHECK(false, f, ": not valid JSON: ", e.what());
+  }
+  TORCH_CHECK(st.is_object() && st.contains("step") && st["step"].is_number_integer(), f,
+              ": want an object with an integer 'step'");
+  return st;
+}
+
+void load_checkpoint(const std::string& dir, const json& state,
+                     const std::vector<ModelState>& models) {
+  torch::NoGradGuard ng;
+  for (const auto& ms : models) load_model(locate_model(dir, state, ms.name), ms);
+}
+
+std::string read_rng_state(const std::string& dir, int rank) {
+  const std::string f = dir + "/rng/rank" + std::to_string(rank) + ".bin";
+  return core::file_exists(f) ? core::read_file(f) : std::string();
+}
+
+void export_checkpoint(const std::string& dir, const std::string& out, const std::string& format,
+                       bool ema) {
+  const std::string file = models::resolve_weight_file(dir);
+  auto sd = core::load_weights(file);
+  const std::string group = ema ? "generator_ema" : "generator";
+  core::TensorMap plain;
+  for (const auto& kv : sd)
+    if (kv.first.rfind(group + ".model.", 0) == 0)
+      plain[kv.first.substr(group.size() + 7)] = kv.second.contiguous();
+  TORCH_CHECK(!plain.empty(), file, ": no '", group, "' weights in this checkpoint",
+              ema ? " (trained without ema_weight?)" : "");
+  if (format == "safetensors") {
+    core::save_safetensors(out, plain);
+    return;
+  }
+  TORCH_CHECK(format == "causvid", "--format: got '", format, "', want causvid | safetensors");
+  std::vector<std::pair<std::string, c10::IValue>> items;
+  core::TensorMap gen, critic;
+  for (const auto& kv : plain) gen["model." + kv.first] = kv.second;
+  for (const auto& kv : sd)
+    if (kv.first.rfind("critic.", 0) == 0) critic[kv.first.substr(7)] = kv.second.contiguous();
+  items.push_back({"generator", core::tensor_dict(gen)});
+  if (!critic.empty()) items.push_back({"critic", core::tensor_dict(critic)});
+  core::save_torch_checkpoint(out, core::nested_dict(items));
+}
+
+}  // namespace causvid::trainer

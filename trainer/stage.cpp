@@ -1,0 +1,91 @@
+// trainer/stage.cpp: see stage.h.
+#include "trainer/stage.h"
+
+#include <mutex>
+
+#include "core/random.h"
+#include "inference/causal_pipeline.h"
+#include "inference/step_list.h"
+
+namespace causvid::trainer {
+
+torch::Tensor StageEnv::uncond(int64_t B) {
+  if (!uncond1_cache.defined()) {
+    torch::NoGradGuard ng;
+    uncond1_cache = text.encode({cfg.negative_prompt}).to(device, torch::kFloat32);
+  }
+  return uncond1_cache.expand({B, -1, -1}).contiguous();
+}
+
+torch::Tensor StageEnv::randn(at::IntArrayRef shape) {
+  return core::randn(shape, rng, torch::TensorOptions(torch::kFloat32).device(device));
+}
+
+std::vector<int64_t> StageEnv::batch_shape(int64_t B) const {
+  std::vector<int64_t> s = {B};
+  s.insert(s.end(), frame_shape.begin(), frame_shape.end());
+  return s;
+}
+
+torch::Tensor Stage::sample(const torch::Tensor& noise, const torch::Tensor& cond,
+                            at::Generator& g) {
+  auto scope = generator().sharded().gathered();
+  auto& w = generator().wrap();
+  if (w.causal()) {
+    inference::CausalSamplerOptions so;
+    so.denoising_step_list = inference::sampling_step_list(env_.cfg);
+    so.num_frame_per_block = env_.cfg.num_frame_per_block;
+    inference::CausalPipeline pipe(w, so);
+    return pipe.generate(noise, cond, torch::Tensor(), g);
+  }
+  return inference::sample_bidirectional(w, noise, cond, inference::sampling_step_list(env_.cfg), g);
+}
+
+namespace {
+std::mutex& registry_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::map<std::string, StageFactory>& registry() {
+  static std::map<std::string, StageFactory> r;
+  return r;
+}
+void ensure_builtins() {
+  static std::once_flag once;
+  std::call_once(once, register_builtin_stages);
+}
+}  // namespace
+
+void register_stage(const std::string& name, StageFactory factory) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  TORCH_CHECK(!name.empty() && factory, "register_stage: empty name or factory");
+  TORCH_CHECK(registry().emplace(name, std::move(factory)).second, "register_stage: a stage '",
+              name, "' is already registered");
+}
+
+std::vector<std::string> registered_stages() {
+  ensure_builtins();
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  std::vector<std::string> out;
+  for (const auto& kv : registry()) out.push_back(kv.first);
+  return out;
+}
+
+std::unique_ptr<Stage> make_stage(const std::string& name, StageEnv& env) {
+  ensure_builtins();
+  StageFactory f;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(name);
+    if (it != registry().end()) f = it->second;
+  }
+  if (!f) {
+    std::string names;
+    for (const auto& n : registered_stages()) names += (names.empty() ? "" : " | ") + n;
+    TORCH_CHECK(false, env.cfg.source, ": key 'distillation_loss': no stage '", name,
+                "', want one of ", names);
+  }
+  return f(env);
+}
+
+}  // namespace causvid::trainer

@@ -1,0 +1,94 @@
+// trainer/stages/diffusion_stage.cpp: flow-matching training of the generator (Wan's own
+// objective; used to train small teachers and to fine-tune): t from the shifted 1000-step
+// training grid, uniform per sample (per block for causal_video), x_t = (1 - s) x0 + s n,
+// target n - x0, with text_dropout of the prompt (to the negative prompt) for classifier-free
+// guidance. Its sample sheets use the teacher's sampler (sample_teacher_steps, CFG when
+// trained with dropout).
+#include <torch/torch.h>
+
+#include "core/random.h"
+#include "inference/causal_pipeline.h"
+#include "losses/losses.h"
+#include "trainer/stage.h"
+
+namespace causvid::trainer {
+namespace {
+
+class DiffusionStage : public Stage {
+ public:
+  explicit DiffusionStage(StageEnv& env) : Stage(env) {
+    const auto& c = env.cfg;
+    gen_ = std::make_unique<TrainModel>(
+        c,
+        TrainModelSpec{"generator", c.generator_model() == "causal_wan",
+                       c.generator_ckpt.empty() ? c.dit_file() : c.generator_ckpt, env.seed, true},
+        env.dist);
+    gen_->add_optimizer(adamw_from_config(c));
+    if (c.ema_weight > 0) gen_->add_ema(c.ema_weight, c.ema_start_step);
+  }
+
+  bool needs_latents() const override { return true; }
+
+  std::map<std::string, double> step(const StepInput& in) override {
+    const auto& c = env_.cfg;
+    const int64_t B = in.cond.size(0), F = env_.frame_shape[0];
+    auto& g = gen_->wrap();
+    const auto& lat = in.batch.latents;
+    auto x0 = lat.select(1, lat.size(1) - 1);
+    auto cond = in.cond;
+    if (c.text_dropout > 0) {
+      auto drop = core::rand({B}, env_.rng, torch::TensorOptions().device(env_.device)) <
+                  c.text_dropout;
+      cond = torch::where(drop.view({B, 1, 1}), env_.uncond(B), in.cond);
+    }
+    const auto& grid = g.scheduler().timesteps;
+    auto idx = at::randint(0, grid.size(0), {B, F}, env_.rng,
+                           torch::TensorOptions().dtype(torch::kLong));
+    idx = losses::process_timestep(idx, c.generator_task, c.num_frame_per_block);
+    auto t = grid.index({idx.flatten()}).view({B, F}).to(env_.device);
+    auto noise = env_.randn(x0.sizes());
+    auto xt = g.scheduler()
+                  .add_noise(x0.flatten(0, 1), noise.flatten(0, 1), t.flatten())
+                  .view(x0.sizes());
+    auto scope = gen_->sharded().gathered();
+    auto flow = g.flow(xt, t, cond);
+    auto loss = torch::mse_loss(flow.to(torch::kFloat32), noise - x0);
+    loss.backward();
+    std::map<std::string, double> m;
+    m["generator_loss"] = loss.item<double>();
+    m["generator_grad_norm"] = env_.updates.apply(*gen_, in.step);
+    if (gen_->ema()) gen_->ema()->update(in.step);
+    return m;
+  }
+
+  // A bidirectional model trained here is a teacher: its sheets use the teacher's sampler.
+  torch::Tensor sample(const torch::Tensor& noise, const torch::Tensor& cond,
+                       at::Generator& g) override {
+    auto& w = gen_->wrap();
+    if (w.causal()) return Stage::sample(noise, cond, g);
+    const auto& c = env_.cfg;
+    const bool cfg = c.text_dropout > 0;
+    const int64_t n = noise.size(0), steps = env_.teacher_sample_steps;
+    auto scope = gen_->sharded().gathered();
+    return inference::sample_teacher(w, noise, cond, cfg ? env_.uncond(n) : cond, steps,
+                                     cfg ? c.real_guidance_scale : 0.0, c.timestep_shift)
+        .trajectory.select(1, steps);
+  }
+
+  TrainModel& generator() override { return *gen_; }
+  std::vector<ModelState> checkpoint_states() override {
+    return {gen_->checkpoint_state("generator")};
+  }
+
+ private:
+  std::unique_ptr<TrainModel> gen_;
+};
+
+}  // namespace
+
+void register_diffusion_stage() {
+  register_stage("diffusion",
+                 [](StageEnv& env) { return std::make_unique<DiffusionStage>(env); });
+}
+
+}  // namespace causvid::trainer

@@ -1,0 +1,68 @@
+// trainer/stages/ode_stage.cpp: CausVid's ODE regression (causvid/ode_regression.py,
+// train_ode.py): the (causal) generator maps a point of the teacher's ODE trajectory at a
+// random index of the denoising step list (per frame block for causal_video) to the
+// trajectory's clean end. Rows of data_path hold the trajectory [S, F, C, H, W].
+#include <torch/torch.h>
+
+#include "inference/step_list.h"
+#include "losses/losses.h"
+#include "trainer/stage.h"
+
+namespace causvid::trainer {
+namespace {
+
+class OdeStage : public Stage {
+ public:
+  explicit OdeStage(StageEnv& env) : Stage(env) {
+    const auto& c = env.cfg;
+    gen_ = std::make_unique<TrainModel>(
+        c,
+        TrainModelSpec{"generator", c.generator_model() == "causal_wan",
+                       c.generator_ckpt.empty() ? c.dit_file() : c.generator_ckpt, env.seed, true},
+        env.dist);
+    gen_->add_optimizer(adamw_from_config(c));
+    if (c.ema_weight > 0) gen_->add_ema(c.ema_weight, c.ema_start_step);
+  }
+
+  bool needs_latents() const override { return true; }
+
+  void check_data(const data::TrainDataset& ds) const override {
+    const auto& c = env_.cfg;
+    const int64_t S = ds.latents(0).size(0);
+    TORCH_CHECK(S == static_cast<int64_t>(c.denoising_step_list.size()), c.data_path,
+                ": ODE rows hold ", S, " trajectory points, but denoising_step_list has ",
+                c.denoising_step_list.size(), " entries");
+  }
+
+  std::map<std::string, double> step(const StepInput& in) override {
+    const auto& c = env_.cfg;
+    const int64_t B = in.cond.size(0), F = env_.frame_shape[0];
+    auto steps = inference::training_step_list(c);
+    auto index = losses::sample_ode_index(B, F, steps.size(0), c.generator_task,
+                                          c.num_frame_per_block, env_.rng);
+    auto scope = gen_->sharded().gathered();
+    auto out = losses::ode_loss(gen_->wrap(), in.batch.latents, index, steps, in.cond);
+    out.loss.backward();
+    std::map<std::string, double> m;
+    m["generator_loss"] = out.loss.item<double>();
+    m["generator_grad_norm"] = env_.updates.apply(*gen_, in.step);
+    if (gen_->ema()) gen_->ema()->update(in.step);
+    return m;
+  }
+
+  TrainModel& generator() override { return *gen_; }
+  std::vector<ModelState> checkpoint_states() override {
+    return {gen_->checkpoint_state("generator")};
+  }
+
+ private:
+  std::unique_ptr<TrainModel> gen_;
+};
+
+}  // namespace
+
+void register_ode_stage() {
+  register_stage("ode", [](StageEnv& env) { return std::make_unique<OdeStage>(env); });
+}
+
+}  // namespace causvid::trainer
