@@ -125,10 +125,11 @@ SD run_fsdp(const TrainRun& run, RunStats* stats = nullptr) {
         ao.lr = kLr;
         ShardedAdamW opt({&sm}, ao);
         int start = 0;
-        if (!run.load_dir.empty())
-          start = int(trainer::read_checkpoint_state(run.load_dir).at("step").get<int64_t>());
-          trainer::load_checkpoint(run.load_dir, trainer::read_checkpoint_state(run.load_dir),
-                                   {{"generator", &sm, &opt}});
+        if (!run.load_dir.empty()) {
+          const auto st = trainer::read_checkpoint_state(run.load_dir);
+          trainer::load_checkpoint(run.load_dir, st, {{"generator", &sm, &opt}});
+          start = int(st.at("step").get<int64_t>());
+        }
         const int W = ctx->world_size(), r = ctx->rank(), per = kGlobalBatch / W;
         for (int s = start; s < run.steps; ++s) {
           if (s == run.save_at)
