@@ -19,7 +19,7 @@
 
 #include "core/fs.h"
 #include "core/tensor_io.h"
-#include "tests/dist/dist_util.h"
+#include "tests/core/dist_util.h"
 #include "tests/test_util.h"
 #include "tests/trainer/tiny_world.h"
 #include "trainer/trainer.h"

@@ -19,7 +19,7 @@
 #include "models/t5/tokenizer.h"
 #include "models/t5/umt5.h"
 #include "models/wan/wan_loader.h"
-#include "tests/dist/dist_util.h"
+#include "tests/core/dist_util.h"
 #include "tests/test_util.h"
 #include "tests/trainer/tiny_world.h"
 #include "trainer/tensorboard.h"

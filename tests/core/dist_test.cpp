@@ -1,4 +1,4 @@
-// tests/dist/dist_test.cpp: launcher environment parsing (torchrun, SLURM, OpenMPI, none),
+// tests/core/dist_test.cpp: launcher environment parsing (torchrun, SLURM, OpenMPI, none),
 // SLURM node lists, the DistributedSampler and collectives with 2 and 3 ranks.
 #include "core/dist.h"
 
@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "tests/dist/dist_util.h"
+#include "tests/core/dist_util.h"
 #include "tests/test_util.h"
 
 namespace causvid {

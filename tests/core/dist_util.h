@@ -1,4 +1,4 @@
-// tests/dist/dist_util.h: runs N ranks as threads sharing a c10d::HashStore (Gloo over
+// tests/core/dist_util.h: runs N ranks as threads sharing a c10d::HashStore (Gloo over
 // loopback), so multi-rank tests need no launcher and no ports.
 #pragma once
 

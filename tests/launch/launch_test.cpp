@@ -1,4 +1,4 @@
-// tests/dist/launch_test.cpp: real processes. The test binary re-runs itself as the ranks
+// tests/launch/launch_test.cpp: real processes. The test binary re-runs itself as the ranks
 // (DistWorker.Main, skipped unless CAUSVID_DIST_WORKER is set) under launch/local.sh and
 // torchrun, OpenMPI's mpirun (if installed) and the SLURM batch script (with a stand-in srun
 // that starts the tasks with SLURM's variables, since SLURM cannot run here); a rank that

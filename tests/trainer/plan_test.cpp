@@ -1,4 +1,4 @@
-// tests/dist/plan_test.cpp: the memory plan of each strategy and `causvid plan`.
+// tests/trainer/plan_test.cpp: the memory plan of each strategy and `causvid plan`.
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"

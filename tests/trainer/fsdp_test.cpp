@@ -1,4 +1,4 @@
-// tests/dist/fsdp_test.cpp: sharded data parallel on the tiny Wan DiT. For every sharding
+// tests/trainer/fsdp_test.cpp: sharded data parallel on the tiny Wan DiT. For every sharding
 // strategy, W ranks (threads over Gloo) training a few AdamW steps on the same global batch
 // equal one process (plain torch::optim::AdamW in fp32; our W=1 run under mixed precision),
 // with and without gradient checkpointing; sharded checkpoints resume with W=2 and W=1.
@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "models/wan/wan_model.h"
-#include "tests/dist/dist_util.h"
+#include "tests/core/dist_util.h"
 #include "tests/test_util.h"
 #include "trainer/optimizer.h"
 #include "trainer/checkpoint.h"
