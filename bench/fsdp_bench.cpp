@@ -69,7 +69,7 @@ int bench_fsdp(const FsdpBenchArgs& a) {
   auto section = [&](const char* s) { return only == "all" || only == s; };
   auto cfg = models::WanConfig::preset(preset);
   cfg.text_len = 32;  // keep the cross-attention small: this measures sharding, not attention
-  const int reps = std::stoi(steps);
+  const int reps = static_cast<int>(steps);
   std::printf("model %s: %lld params, mixed_precision %s, threads %d\n", preset.c_str(),
               (long long)cfg.num_params(), mp ? "on" : "off", at::get_num_threads());
 
@@ -173,7 +173,7 @@ int bench_fsdp(const FsdpBenchArgs& a) {
 
   // Gloo's own reduce-scatter (LibTorch 2.x) against the two emulations; the fastest here
   // is what ReduceScatterAlgo::kAuto uses on Gloo (all-to-all).
-  const int64_t n = int64_t(std::stod(rs_mb) * mib / 4) / 2 * 2;
+  const int64_t n = int64_t(double(rs_mb) * mib / 4) / 2 * 2;
   std::printf("\nreduce_scatter of %.0f MiB fp32, W=2 (median of 3):\n", n * 4 / mib);
   for (auto algo : {core::ReduceScatterAlgo::kBackend, core::ReduceScatterAlgo::kAllToAll,
                     core::ReduceScatterAlgo::kAllReduce}) {
