@@ -12,7 +12,6 @@
 
 #include "bench/bench_util.h"
 #include "bench/benches.h"
-#include "core/args.h"
 #include "core/runtime.h"
 #include "models/common/attention.h"
 #include "models/wan/wan_model.h"
@@ -78,38 +77,30 @@ std::map<std::string, double> run_reference(const std::string& cmd) {
 
 }  // namespace
 
-int bench_dit(int argc, char** argv) {
-  core::ArgParser p("causvid bench dit",
-                    "Time the Wan DiT forward and forward+backward (random weights) and report "
-                    "achieved GFLOP/s against a GEMM roof measured in the same run.");
-  auto& preset = p.flag("--preset", "wan-mid", "model preset (wan-1.3b, wan-14b, wan-mid, tiny, toy)");
-  auto& layers = p.flag("--layers", "", "override num_layers (e.g. 1 for one wan-1.3b block)");
-  auto& frames = p.flag("--frames", "3", "latent frames");
-  auto& height = p.flag("--height", "30", "latent height");
-  auto& width = p.flag("--width", "52", "latent width");
-  auto& mode = p.flag("--mode", "bidirectional", "bidirectional | causal (block-causal training mask)");
-  auto& nfpb = p.flag("--num-frame-per-block", "3", "frames per block for --mode causal");
-  auto& dtypes = p.flag("--dtypes", "fp32,bf16", "comma-separated: fp32, bf16");
-  auto& reps = p.flag("--reps", "3", "timed repetitions (median)");
-  auto& backward = p.flag("--backward", "1", "also time forward+backward (0/1)");
-  auto& profile = p.flag("--profile", "", "write a chrome://tracing profile of one fp32 forward+backward to this file");
-  auto& device_s = p.flag("--device", "cpu", "cpu, cuda or cuda:N");
-  auto& attns = p.flag("--attention", "sdpa,chunked",
-                       "attention kernels to time (comma list): sdpa, chunked");
-  auto& reference = p.flag("--reference", "",
-                           "a CausVid checkout: also time its Python WanModel with the same "
-                           "shapes (bench/reference_dit.py) and print the speed-up against it");
-  auto& python = p.flag("--python", "", "Python for --reference; '' = the pinned torch's "
-                        "(scripts/torch_env.sh)");
-  if (!p.parse(argc, argv)) return p.exit_code();
+int bench_dit(const DitBenchArgs& a) {
+  const auto& preset = a.preset;
+  const auto& layers = a.layers;
+  const auto& frames = a.frames;
+  const auto& height = a.height;
+  const auto& width = a.width;
+  const auto& mode = a.mode;
+  const auto& nfpb = a.num_frame_per_block;
+  const auto& dtypes = a.dtypes;
+  const auto& reps = a.reps;
+  const auto& backward = a.backward;
+  const auto& profile = a.profile;
+  const auto& device_s = a.device;
+  const auto& attns = a.attention;
+  const auto& reference = a.reference;
+  const auto& python = a.python;
 
   auto cfg = models::WanConfig::preset(preset);
-  if (!layers.empty()) cfg.num_layers = core::ArgParser::to_int("--layers", layers);
-  const int64_t F = core::ArgParser::to_int("--frames", frames);
-  const int64_t H = core::ArgParser::to_int("--height", height);
-  const int64_t W = core::ArgParser::to_int("--width", width);
-  const int64_t nb = core::ArgParser::to_int("--num-frame-per-block", nfpb);
-  const int R = core::ArgParser::to_int("--reps", reps);
+  if (layers) cfg.num_layers = *layers;
+  const int64_t F = frames;
+  const int64_t H = height;
+  const int64_t W = width;
+  const int64_t nb = nfpb;
+  const int R = reps;
   const bool causal = mode == "causal";
   TORCH_CHECK(causal || mode == "bidirectional", "--mode: got '", mode,
               "', want bidirectional or causal");
@@ -187,7 +178,7 @@ int bench_dit(int argc, char** argv) {
         sync(dev);
       }, R, 1);
       row(attn, "forward", tf, flops);
-      if (backward == "1") {
+      if (backward) {
         double tb = time_median([&] {
           m->zero_grad();
           fwd().pow(2).mean().backward();

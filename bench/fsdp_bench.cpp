@@ -14,7 +14,6 @@
 
 #include "bench/bench_util.h"
 #include "bench/benches.h"
-#include "core/args.h"
 #include "core/dist.h"
 #include "models/wan/wan_model.h"
 #include "trainer/fsdp.h"
@@ -58,27 +57,21 @@ struct Result {
 
 }  // namespace
 
-int bench_fsdp(int argc, char** argv) {
-  core::ArgParser p("causvid bench fsdp",
-                    "Per-rank bytes at rest for W=1 and W=2 under each sharding strategy, and "
-                    "step time relative to no_shard (ranks as threads over Gloo loopback).");
-  auto& preset = p.flag("--preset", "wan-mid", "model preset");
-  auto& steps = p.flag("--steps", "3", "timed steps per configuration (median)");
-  auto& mp = p.toggle("--mixed-precision", "bf16 compute params");
-  auto& rs_mb = p.flag("--rs-mb", "64", "MiB of the reduce_scatter comparison");
-  auto& gather_all = p.toggle("--gather-all",
-                              "strategy table: full / hybrid_full gather every unit for the "
-                              "whole step (the old mode) instead of per block");
-  auto& only = p.flag("--only", "all", "sections: all | strategies | gather | reduce_scatter");
-  if (!p.parse(argc, argv)) return p.exit_code();
+int bench_fsdp(const FsdpBenchArgs& a) {
+  const auto& preset = a.preset;
+  const auto& steps = a.steps;
+  const auto& mp = a.mixed_precision;
+  const auto& rs_mb = a.rs_mb;
+  const auto& gather_all = a.gather_all;
+  const auto& only = a.only;
   TORCH_CHECK(only == "all" || only == "strategies" || only == "gather" || only == "reduce_scatter",
               "--only: got '", only, "', want all|strategies|gather|reduce_scatter");
   auto section = [&](const char* s) { return only == "all" || only == s; };
   auto cfg = models::WanConfig::preset(preset);
   cfg.text_len = 32;  // keep the cross-attention small: this measures sharding, not attention
-  const int reps = std::stoi(steps);
+  const int reps = static_cast<int>(steps);
   std::printf("model %s: %lld params, mixed_precision %s, threads %d\n", preset.c_str(),
-              (long long)cfg.num_params(), mp == "1" ? "on" : "off", at::get_num_threads());
+              (long long)cfg.num_params(), mp ? "on" : "off", at::get_num_threads());
 
   auto measure = [&](const std::string& strategy, int W, bool per_unit, bool ckpt) {
     Result res;
@@ -90,7 +83,7 @@ int bench_fsdp(int argc, char** argv) {
       trainer::FsdpOptions o;
       o.strategy = strategy;
       o.wrap_policy = "transformer";
-      o.mixed_precision = mp == "1";
+      o.mixed_precision = mp;
       o.per_unit = per_unit;
       trainer::ShardedModule sm(m.ptr(), ctx, o);
       trainer::ShardedAdamW opt({&sm}, {});
@@ -129,7 +122,7 @@ int bench_fsdp(int argc, char** argv) {
     // The baseline is measured before and after the others (shared machines drift); the
     // faster of the two is used.
     std::vector<std::pair<std::string, std::pair<Result, Result>>> rows;
-    const bool pu = gather_all != "1";
+    const bool pu = !gather_all;
     auto base = measure("no_shard", 2, pu, false);
     for (const char* s : {"full", "shard_grad_op", "hybrid_full", "hybrid_zero2"})
       rows.push_back({s, {measure(s, 1, pu, false), measure(s, 2, pu, false)}});
@@ -180,7 +173,7 @@ int bench_fsdp(int argc, char** argv) {
 
   // Gloo's own reduce-scatter (LibTorch 2.x) against the two emulations; the fastest here
   // is what ReduceScatterAlgo::kAuto uses on Gloo (all-to-all).
-  const int64_t n = int64_t(std::stod(rs_mb) * mib / 4) / 2 * 2;
+  const int64_t n = int64_t(double(rs_mb) * mib / 4) / 2 * 2;
   std::printf("\nreduce_scatter of %.0f MiB fp32, W=2 (median of 3):\n", n * 4 / mib);
   for (auto algo : {core::ReduceScatterAlgo::kBackend, core::ReduceScatterAlgo::kAllToAll,
                     core::ReduceScatterAlgo::kAllReduce}) {

@@ -13,7 +13,6 @@
 
 #include "bench/bench_util.h"
 #include "bench/benches.h"
-#include "core/args.h"
 #include "core/random.h"
 #include "core/runtime.h"
 #include "inference/causal_pipeline.h"
@@ -67,41 +66,31 @@ double forward_flops(const models::WanConfig& c, double Lq, double Lk, double te
 
 }  // namespace
 
-int bench_generate(int argc, char** argv) {
-  core::ArgParser p("causvid bench generate",
-                    "Causal streaming generation: time to first frame, per-block latency with the "
-                    "full vs rolling KV cache, KV memory, FPS; --wan: one Wan2.1-1.3B block at "
-                    "real token count and the projected H100 FPS.");
-  auto& preset = p.flag("--preset", "toy", "model preset of the streaming part");
-  auto& size = p.flag("--size", "12", "latent height = width of the streaming part (toy world: 12)");
-  auto& reps_s = p.flag("--reps", "3", "runs per cache kind; per-block median reported");
-  auto& threads_s = p.flag("--threads", "1",
-                           "intra-op threads of the streaming part (tiny ops stall on a busy "
-                           "machine with more); 0 = keep");
-  auto& blocks_s = p.flag("--blocks", "20", "blocks generated per run");
-  auto& nfpb_s = p.flag("--num-frame-per-block", "3", "latent frames per block");
-  auto& window_s = p.flag("--window-frames", "6", "rolling cache window (latent frames)");
-  auto& sink_s = p.flag("--sink-frames", "3", "rolling cache sink frames");
-  auto& steps_s = p.flag("--steps", "3", "denoising steps per block (+1 cache-write pass)");
-  auto& wan = p.toggle("--wan", "also time one Wan2.1-1.3B block at the real token count");
-  auto& wan_layers_s = p.flag("--wan-layers", "1", "layers of the 30 actually run (scaled to 30)");
-  auto& h100_s = p.flag("--h100-tflops", "989", "H100 SXM dense bf16 peak TFLOP/s assumed");
-  auto& mfu_s = p.flag("--h100-mfu", "0.4", "fraction of the H100 peak assumed for the projection");
-  auto& device_s = p.flag("--device", "cpu", "cpu, cuda or cuda:N");
-  auto& dtype_s = p.flag("--dtype", "fp32", "weights and compute: fp32 or bf16");
-  auto& wan_stream = p.toggle("--wan-stream",
-                              "stream a whole 81-frame video (7 blocks of 3 latent frames) with "
-                              "the full Wan2.1-1.3B: per-block latency and measured FPS (DiT "
-                              "only; meant for a GPU)");
-  if (!p.parse(argc, argv)) return p.exit_code();
+int bench_generate(const GenerateBenchArgs& a) {
+  const auto& preset = a.preset;
+  const auto& size = a.size;
+  const auto& reps_s = a.reps;
+  const auto& threads_s = a.threads;
+  const auto& blocks_s = a.blocks;
+  const auto& nfpb_s = a.num_frame_per_block;
+  const auto& window_s = a.window_frames;
+  const auto& sink_s = a.sink_frames;
+  const auto& steps_s = a.steps;
+  const auto& wan = a.wan;
+  const auto& wan_layers_s = a.wan_layers;
+  const auto& h100_s = a.h100_tflops;
+  const auto& mfu_s = a.h100_mfu;
+  const auto& device_s = a.device;
+  const auto& dtype_s = a.dtype;
+  const auto& wan_stream = a.wan_stream;
   const auto dev = core::resolve_device(device_s);
   const auto dtype = core::parse_dtype(dtype_s, "--dtype");
-  const int64_t S = core::ArgParser::to_int("--size", size);
-  const int64_t blocks = core::ArgParser::to_int("--blocks", blocks_s);
-  const int64_t nfpb = core::ArgParser::to_int("--num-frame-per-block", nfpb_s);
-  const int64_t W = core::ArgParser::to_int("--window-frames", window_s);
-  const int64_t K = core::ArgParser::to_int("--sink-frames", sink_s);
-  const int64_t steps = core::ArgParser::to_int("--steps", steps_s);
+  const int64_t S = size;
+  const int64_t blocks = blocks_s;
+  const int64_t nfpb = nfpb_s;
+  const int64_t W = window_s;
+  const int64_t K = sink_s;
+  const int64_t steps = steps_s;
   TORCH_CHECK(blocks >= 2 && nfpb > 0 && steps > 0 && W >= nfpb, "bench generate: bad sizes");
   const std::vector<double> all_steps = {1000, 757, 522, 261, 100};
   TORCH_CHECK(steps <= 5, "--steps: at most 5");
@@ -123,10 +112,10 @@ int bench_generate(int argc, char** argv) {
   inference::CausalSamplerOptions so;
   so.denoising_step_list.assign(all_steps.begin(), all_steps.begin() + steps);
   so.num_frame_per_block = nfpb;
-  const int threads = core::ArgParser::to_int("--threads", threads_s);
+  const int threads = threads_s;
   const int saved_threads = at::get_num_threads();
   if (threads > 0) at::set_num_threads(threads);
-  const int reps = std::max(1, core::ArgParser::to_int("--reps", reps_s));
+  const int reps = std::max(1, reps_s);
   auto so_r = so;
   so_r.window_frames = W;
   so_r.sink_frames = K;
@@ -199,8 +188,8 @@ int bench_generate(int argc, char** argv) {
 
   // ---------------------------------------------------------------- Wan2.1-1.3B block
   auto big = models::WanConfig::preset("wan-1.3b");
-  const double h100 = core::ArgParser::to_double("--h100-tflops", h100_s) * 1e12;
-  const double mfu = core::ArgParser::to_double("--h100-mfu", mfu_s);
+  const double h100 = h100_s * 1e12;
+  const double mfu = mfu_s;
   const int64_t Lf = 30 * 52, text_len = 512, nblk = 7, fwd = steps + 1;
   double video_flops = 0;  // 21 latent frames = 7 blocks, plain cache as CausVid
   for (int64_t b = 0; b < nblk; ++b)
@@ -215,8 +204,8 @@ int bench_generate(int argc, char** argv) {
               kv_frame / 1048576.0, 21 * kv_frame / 1073741824.0, (long long)W, (long long)K,
               (W + K) * kv_frame / 1073741824.0);
   double eff = -1;
-  if (wan == "1") {
-    const int64_t layers = core::ArgParser::to_int("--wan-layers", wan_layers_s);
+  if (wan) {
+    const int64_t layers = wan_layers_s;
     auto c1 = big;
     c1.num_layers = layers;
     models::WanModel m(c1);
@@ -243,7 +232,7 @@ int bench_generate(int argc, char** argv) {
                 (long long)layers, core::dtype_name(dtype).c_str(), dev.str().c_str(), tsec,
                 rate / 1e9, eff * 100, tsec * 30 / layers);
   }
-  if (wan_stream == "1") {
+  if (wan_stream) {
     // The whole 1.3B student streaming one 81-frame video: 7 blocks of 3 latent frames of
     // 60x104, `steps` denoising forwards + the cache write per block, plain KV cache.
     models::WanModel m(big);

@@ -7,7 +7,6 @@
 
 #include "bench/bench_util.h"
 #include "bench/benches.h"
-#include "core/args.h"
 #include "models/t5/umt5.h"
 
 namespace causvid::bench {
@@ -32,30 +31,26 @@ double gemm_rate(int64_t m, int64_t k, int64_t n, int iters) {  // FLOP/s
 
 }  // namespace
 
-int bench_t5(int argc, char** argv) {
-  core::ArgParser p("causvid bench t5",
-                    "umT5 encoder: measured time per prompt (small config) and the XXL "
-                    "estimate from FLOPs and a measured GEMM rate.");
-  auto& dim = p.flag("--dim", "512", "small config model dim (= dim_attn)");
-  auto& ffn = p.flag("--dim-ffn", "1280", "small config FFN dim");
-  auto& heads = p.flag("--heads", "8", "small config heads");
-  auto& layers = p.flag("--layers", "4", "small config layers");
-  auto& text_len = p.flag("--text-len", "512", "tokens per prompt (Wan: 512)");
-  auto& valid = p.flag("--valid", "64", "non-pad tokens per prompt");
-  auto& batch = p.flag("--batch", "1", "prompts per forward");
-  auto& iters = p.flag("--iters", "3", "timed iterations");
-  if (!p.parse(argc, argv)) return p.exit_code();
-  const int it = core::ArgParser::to_int("--iters", iters);
-  const int64_t l = core::ArgParser::to_int("--text-len", text_len);
-  const int64_t b = core::ArgParser::to_int("--batch", batch);
-  const int64_t nv = std::min<int64_t>(core::ArgParser::to_int("--valid", valid), l);
+int bench_t5(const T5BenchArgs& a) {
+  const auto& dim = a.dim;
+  const auto& ffn = a.dim_ffn;
+  const auto& heads = a.heads;
+  const auto& layers = a.layers;
+  const auto& text_len = a.text_len;
+  const auto& valid = a.valid;
+  const auto& batch = a.batch;
+  const auto& iters = a.iters;
+  const int it = iters;
+  const int64_t l = text_len;
+  const int64_t b = batch;
+  const int64_t nv = std::min<int64_t>(valid, l);
 
   models::UMT5Config small;
   small.vocab = 32128;
-  small.dim = small.dim_attn = core::ArgParser::to_int("--dim", dim);
-  small.dim_ffn = core::ArgParser::to_int("--dim-ffn", ffn);
-  small.num_heads = core::ArgParser::to_int("--heads", heads);
-  small.num_layers = core::ArgParser::to_int("--layers", layers);
+  small.dim = small.dim_attn = dim;
+  small.dim_ffn = ffn;
+  small.num_heads = heads;
+  small.num_layers = layers;
   small.validate();
   const auto xxl = models::UMT5Config::xxl();
 

@@ -9,7 +9,6 @@
 
 #include "bench/bench_util.h"
 #include "bench/benches.h"
-#include "core/args.h"
 #include "core/dist.h"
 #include "core/config.h"
 #include "core/fs.h"
@@ -73,23 +72,19 @@ double forward_flops(const models::WanConfig& w, int64_t B, int64_t L, int64_t t
 
 }  // namespace
 
-int bench_train(int argc, char** argv) {
-  core::ArgParser p("causvid bench train",
-                    "Seconds per training step of each stage through trainer::run_training on "
-                    "synthetic data (toy size by default), vs the GEMM roof.");
-  auto& preset = p.flag("--preset", "toy", "model_preset of the DiT");
-  auto& batch = p.flag("--batch", "16", "batch size");
-  auto& frames = p.flag("--frames", "6", "latent frames");
-  auto& size = p.flag("--size", "16", "latent height = width");
-  auto& steps = p.flag("--steps", "6", "timed steps per stage (after 2 warm-up steps)");
-  auto& stages = p.flag("--stages", "diffusion,ode,dmd", "stages to time");
-  auto& device_s = p.flag("--device", "cpu", "cpu, cuda or cuda:N (the trainer's device)");
-  auto& mp = p.toggle("--mixed-precision", "bf16 compute, fp32 master weights (mixed_precision)");
-  if (!p.parse(argc, argv)) return p.exit_code();
-  const int64_t B = core::ArgParser::to_int("--batch", batch);
-  const int64_t F = core::ArgParser::to_int("--frames", frames);
-  const int64_t S = core::ArgParser::to_int("--size", size);
-  const int64_t N = core::ArgParser::to_int("--steps", steps);
+int bench_train(const TrainBenchArgs& a) {
+  const auto& preset = a.preset;
+  const auto& batch = a.batch;
+  const auto& frames = a.frames;
+  const auto& size = a.size;
+  const auto& steps = a.steps;
+  const auto& stages = a.stages;
+  const auto& device_s = a.device;
+  const auto& mp = a.mixed_precision;
+  const int64_t B = batch;
+  const int64_t F = frames;
+  const int64_t S = size;
+  const int64_t N = steps;
   const auto dims = core::model_preset_dims(preset);
   const int64_t C = dims.in_dim;
 
@@ -137,7 +132,7 @@ int bench_train(int argc, char** argv) {
     return d;
   }());
   const auto dev = dist->device();
-  const auto roof_dt = mp == "1" ? torch::kBFloat16 : torch::kFloat32;
+  const auto roof_dt = mp ? torch::kBFloat16 : torch::kFloat32;
   const double roof = gemm_roof_gflops(roof_dt, dev);
   const auto wcfg = models::WanConfig::from_dims(dims);
   const int64_t L = F * (S / 2) * (S / 2);
@@ -145,7 +140,7 @@ int bench_train(int argc, char** argv) {
   std::printf("bench train: preset %s (%.2fM params), batch %lld x %lld tokens, %s on %s, GEMM "
               "roof %.1f GFLOP/s\n",
               preset.c_str(), wcfg.num_params() / 1e6, (long long)B, (long long)L,
-              mp == "1" ? "bf16 mixed precision" : "fp32", dev.str().c_str(), roof);
+              mp ? "bf16 mixed precision" : "fp32", dev.str().c_str(), roof);
   std::printf("%-22s %10s %10s %12s %10s\n", "stage", "s/step", "it/s", "GFLOP/step", "% roof");
 
   std::stringstream ss(stages);
@@ -153,7 +148,7 @@ int bench_train(int argc, char** argv) {
   while (std::getline(ss, stage, ',')) {
     core::Config c = core::parse_config(kBaseYaml, "<bench train>");
     std::vector<std::string> o = {"model_preset=" + preset, "device=" + device_s,
-                                  std::string("mixed_precision=") + (mp == "1" ? "true" : "false"),
+                                  std::string("mixed_precision=") + (mp ? "true" : "false"),
                                   "batch_size=" + std::to_string(B),
                                   "prompt_cache=" + (dir / "cache").string(),
                                   "output_path=" + (dir / ("out_" + stage)).string(),

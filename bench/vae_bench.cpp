@@ -20,7 +20,6 @@
 #include <sstream>
 
 #include "bench/benches.h"
-#include "core/args.h"
 #include "core/log.h"
 #include "models/vae/wan_vae.h"
 
@@ -190,28 +189,29 @@ void conv_baseline(int64_t H, int64_t W, int reps) {
 
 }  // namespace
 
-int bench_vae(int argc, char** argv) {
-  core::ArgParser p(argc > 0 ? argv[0] : "causvid bench vae",
-                    "Wan2.1 VAE benchmark: real dims, random weights; time per frame and peak "
-                    "memory per size and dtype (each case in a child process).");
-  auto& sizes = p.flag("--sizes", "128x128,240x416,480x832",
-                       "HxW list (multiples of 8): 480x832 is the 1.3B model's 81x480x832 video");
-  auto& dtypes = p.flag("--dtypes", "fp32,bf16", "dtypes to time (fp32, bf16)");
-  auto& ops = p.flag("--ops", "encode,decode", "which of encode,decode to run");
-  auto& enc_frames = p.flag("--enc-frames", "5", "pixel frames to encode (1+4k: first + k chunks)");
-  auto& dec_frames = p.flag("--dec-latent", "2", "latent frames to decode (1 -> 1, then 4 each)");
-  auto& conv_size = p.flag("--conv-size", "240x416", "HxW of the conv baseline; 'none' skips it");
-  auto& reps = p.flag("--reps", "2", "repetitions of the conv baseline");
-  auto& child = p.flag("--child", "", "internal: run one case (encode|decode) and print RESULT");
-  auto& child_dtype = p.flag("--child-dtype", "fp32", "internal");
-  auto& child_size = p.flag("--child-size", "64x64", "internal");
-  auto& child_n = p.flag("--child-n", "1", "internal");
-  if (!p.parse(argc, argv)) return p.exit_code();
+int bench_vae(const VaeBenchArgs& a) {
+  const auto& sizes = a.sizes;
+  const auto& dtypes = a.dtypes;
+  const auto& ops = a.ops;
+  const auto& enc_frames = a.enc_frames;
+  const auto& dec_frames = a.dec_latent;
+  const auto& conv_size = a.conv_size;
+  const auto& reps = a.reps;
+  const auto& child = a.child;
+  const auto& child_dtype = a.child_dtype;
+  const auto& child_size = a.child_size;
+  const auto& child_n = a.child_n;
 
   auto parse_hw = [](const std::string& flag, const std::string& s) {
     auto v = split(s, 'x');
     TORCH_CHECK(v.size() == 2, flag, ": got '", s, "', want HxW");
-    int64_t H = core::ArgParser::to_int(flag, v[0]), W = core::ArgParser::to_int(flag, v[1]);
+    auto num = [&](const std::string& x) {
+      char* end = nullptr;
+      const long long n = std::strtoll(x.c_str(), &end, 10);
+      TORCH_CHECK(!x.empty() && *end == '\0', flag, ": got '", s, "', want HxW");
+      return static_cast<int64_t>(n);
+    };
+    const int64_t H = num(v[0]), W = num(v[1]);
     TORCH_CHECK(H > 0 && W > 0 && H % 8 == 0 && W % 8 == 0, flag, ": got ", s,
                 ", want positive multiples of 8");
     return std::make_pair(H, W);
@@ -219,16 +219,16 @@ int bench_vae(int argc, char** argv) {
   if (!child.empty()) {
     auto hw = parse_hw("--child-size", child_size);
     return run_child(child, parse_dtype(child_dtype), hw.first, hw.second,
-                     core::ArgParser::to_int("--child-n", child_n));
+                     child_n);
   }
 
-  const int64_t ne = core::ArgParser::to_int("--enc-frames", enc_frames);
-  const int64_t nd = core::ArgParser::to_int("--dec-latent", dec_frames);
+  const int64_t ne = enc_frames;
+  const int64_t nd = dec_frames;
   TORCH_CHECK(ne >= 5 && (ne - 1) % 4 == 0, "--enc-frames: got ", ne, ", want 1+4k with k >= 1");
   TORCH_CHECK(nd >= 2, "--dec-latent: got ", nd, ", want >= 2");
   if (conv_size != "none") {
     auto hw = parse_hw("--conv-size", conv_size);
-    conv_baseline(hw.first, hw.second, core::ArgParser::to_int("--reps", reps));
+    conv_baseline(hw.first, hw.second, reps);
     std::fflush(stdout);
   }
 

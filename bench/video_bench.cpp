@@ -11,7 +11,6 @@
 #include <string>
 
 #include "bench/benches.h"
-#include "core/args.h"
 #include "data/video_io.h"
 
 namespace causvid::bench {
@@ -46,21 +45,18 @@ torch::Tensor synthetic_video(int64_t f, int64_t h, int64_t w) {
 
 }  // namespace
 
-int bench_video(int argc, char** argv) {
-  core::ArgParser p("causvid bench video",
-                    "Video encode/decode throughput (frames/s) at 832x480 via libav*.");
-  auto& frames_s = p.flag("--frames", "81", "frames per clip (CausVid: 81 at 16 fps)");
-  auto& width_s = p.flag("--width", "832", "frame width");
-  auto& height_s = p.flag("--height", "480", "frame height");
-  auto& reps_s = p.flag("--reps", "3", "repetitions (best is reported)");
-  auto& threads_s = p.flag("--threads", "0", "codec threads (0 = libav's choice)");
-  auto& dir = p.flag("--dir", "", "scratch directory (default: a temporary one)");
-  if (!p.parse(argc, argv)) return p.exit_code();
-  const int64_t nf = core::ArgParser::to_int("--frames", frames_s);
-  const int w = core::ArgParser::to_int("--width", width_s);
-  const int h = core::ArgParser::to_int("--height", height_s);
-  const int reps = core::ArgParser::to_int("--reps", reps_s);
-  const int threads = core::ArgParser::to_int("--threads", threads_s);
+int bench_video(const VideoBenchArgs& a) {
+  const auto& frames_s = a.frames;
+  const auto& width_s = a.width;
+  const auto& height_s = a.height;
+  const auto& reps_s = a.reps;
+  const auto& threads_s = a.threads;
+  const auto& dir = a.dir;
+  const int64_t nf = frames_s;
+  const int w = width_s;
+  const int h = height_s;
+  const int reps = reps_s;
+  const int threads = threads_s;
   TORCH_CHECK(nf > 0 && w > 0 && h > 0 && reps > 0,
               "bench video: --frames/--width/--height/"
               "--reps must be > 0");

@@ -1,25 +1,33 @@
-// cli/commands.h: the subcommands of the `causvid` binary. Each is implemented in a thin
-// *_main.cpp beside the code it drives and returns the process exit code.
+// cli/commands.h: the subcommands of the `causvid` binary. Each cli/*_command.cpp parses its
+// flags with CLI11 (cli/options.h) and calls the library; add_*_commands registers them.
 #pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cli/options.h"
 
 namespace causvid::cli {
 
-int inspect_main(int argc, char** argv);         // core/inspect_main.cpp
-int check_fixtures_main(int argc, char** argv);  // checks/check_fixtures_main.cpp
-int bench_main(int argc, char** argv);           // bench/bench_main.cpp
-int smoke_main(int argc, char** argv);           // inference/smoke_main.cpp
-int config_main(int argc, char** argv);          // core/config_main.cpp
-int embed_prompts_main(int argc, char** argv);   // data/embed_prompts_main.cpp
-int plan_main(int argc, char** argv);            // trainer/plan_main.cpp
-int train_main(int argc, char** argv);           // trainer/train_main.cpp
-int export_main(int argc, char** argv);          // trainer/train_main.cpp
-int lmdb_main(int argc, char** argv);            // data/lmdb_main.cpp
-int preprocess_main(int argc, char** argv);      // data/preprocess_main.cpp
-int encode_main(int argc, char** argv);          // data/encode_main.cpp
-int ode_pairs_main(int argc, char** argv);       // data/ode_pairs_main.cpp
-int generate_main(int argc, char** argv);        // inference/generate_main.cpp
-int eval_main(int argc, char** argv);            // inference/eval_main.cpp
-int toy_main(int argc, char** argv);             // toy/toy_main.cpp (data|eval|preview)
-int eval_toy_main(int argc, char** argv);        // toy/eval_toy_main.cpp (`eval toy`)
+void add_smoke_commands(Commands& c);     // cli/smoke_command.cpp: smoke, check-fixtures
+void add_inspect_commands(Commands& c);   // cli/inspect_command.cpp: inspect, config
+void add_bench_commands(Commands& c);     // cli/bench_command.cpp: bench NAME
+void add_train_commands(Commands& c);     // cli/train_command.cpp: plan, train, export
+void add_data_commands(Commands& c);      // cli/data_command.cpp: lmdb, preprocess, encode
+void add_teacher_data_commands(Commands& c);  // cli/embed_command.cpp: embed-prompts, ode-pairs
+// cli/generate_command.cpp: generate, eval (vbench here; eval toy from cli/toy_command.cpp)
+void add_generate_commands(Commands& c);
+void add_toy_commands(Commands& c);       // cli/toy_command.cpp: toy data|eval|preview|run
+
+// `causvid toy data`, also run by `causvid toy run` (cli/toy_run_command.cpp).
+struct ToyDataArgs {
+  std::string out;
+  int64_t num = 4096, seed = 0, frames = 6, height = 12, width = 12, speed = 1, align = 2;
+  bool overwrite = false;
+};
+int run_toy_data(const ToyDataArgs& a);
+// `causvid toy run` (cli/toy_run_command.cpp) and `eval toy` (cli/toy_command.cpp).
+void add_toy_run_command(Commands& c, CLI::App* toy);
+void add_eval_toy_command(Commands& c, CLI::App* parent);
 
 }  // namespace causvid::cli

@@ -1,8 +1,6 @@
 // inference/generate_setup.cpp: see generate_setup.h.
 #include "inference/generate_setup.h"
 
-#include <sstream>
-
 #include "core/dist.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -12,138 +10,75 @@
 
 namespace causvid::inference {
 
-GenerateFlags::GenerateFlags(core::ArgParser& p) {
-  config_ = &p.flag("--config", "", "CausVid YAML config (model_preset gives the DiT size)");
-  set_ = &p.multi("--set", "config override key=value (repeatable)");
-  checkpoint_ = &p.flag("--checkpoint", "",
-                        "generator weights: safetensors/.pth (WanModel keys), CausVid model.pt, "
-                        "or a checkpoint_model_NNNNNN/ dir; '' = generator_ckpt (teacher: dit_path)");
-  which_ = &p.flag("--which", "generator", "model group inside model.pt: generator | generator_ema");
-  random_init_ = &p.flag("--random-init", "",
-                         "SEED: random weights instead of a checkpoint (demos, benchmarks)");
-  mode_ = &p.flag("--mode", "",
-                  "causal | bidirectional | teacher; '' = causal if generator_task is "
-                  "causal_video, else bidirectional");
-  num_frames_ = &p.flag("--num-frames", "",
-                        "latent frames per rollout (81 video frames = 21); '' = "
-                        "image_or_video_shape[1]; causal: a multiple of num_frame_per_block");
-  height_ = &p.flag("--height", "", "latent height; '' = image_or_video_shape[3] (60 = 480 px)");
-  width_ = &p.flag("--width", "", "latent width; '' = image_or_video_shape[4] (104 = 832 px)");
-  steps_ = &p.flag("--denoising-steps", "",
-                   "comma list of timesteps, e.g. 1000,757,522; '' = denoising_step_list "
-                   "(trailing 0 dropped, warped when warp_denoising_step)");
-  window_ = &p.flag("--window-frames", "-1",
-                    "rolling KV cache: attend to the last W latent frames (-1 = full cache)");
-  sink_ = &p.flag("--sink-frames", "0", "rolling KV cache: first K latent frames kept forever");
-  rollout_ = &p.flag("--num-rollout", "1", "long video: rollouts (CausVid's long-video script)");
-  overlap_ = &p.flag("--num-overlap-frames", "3",
-                     "long video: latent frames re-used as start latents of the next rollout");
-  teacher_steps_ = &p.flag("--teacher-steps", "50", "teacher mode: Euler steps");
-  guidance_ = &p.flag("--guidance-scale", "", "teacher mode: CFG scale; '' = real_guidance_scale");
-  v2v_t_ = &p.flag("--v2v-timestep", "757",
-                   "video-to-video: noise the input latents to this timestep (0..1000]");
-  fps_ = &p.flag("--fps", "16", "output frame rate");
-  no_stream_ = &p.toggle("--no-stream",
-                         "write the mp4 to a temp file and rename at the end (default: streaming "
-                         "fragmented mp4, valid after every block)");
-  preview_scale_ = &p.flag("--preview-scale", "8", "no-VAE latent preview: pixels per latent");
-  resize_image_ = &p.toggle("--resize-image", "i2v: stretch an image of another size (default: error)");
-  no_vae_ = &p.toggle("--no-vae", "do not load the VAE: write latent previews (also vae_path: none)");
-  text_encoder_ = &p.flag("--text-encoder", "",
-                          "'' = prompt_cache or text_encoder_path from the config; 'hash' = "
-                          "deterministic random embeddings (tests, toy world)");
-  seed_ = &p.flag("--seed", "", "base seed (sample i uses seed + i); '' = the config's seed");
-  quiet_ = &p.toggle("--quiet", "no progress bar");
-  codec_ = &p.flag("--codec", "libx264", "video encoder (falls back to mpeg4 when missing)");
-  device_ = &p.flag("--device", "", "auto, cpu, cuda (= cuda:LOCAL_RANK) or cuda:N; '' = the "
-                    "config's device");
-  dtype_ = &p.flag("--dtype", "", "weights and compute: fp32 or bf16; '' = bf16 on CUDA, fp32 "
-                   "on CPU");
+std::string generate_device_spec(const GenerateArgs& a) {
+  if (!a.device.empty()) return a.device;
+  TORCH_CHECK(!a.config.empty(), "--config: a CausVid YAML config is required");
+  return core::load_config(a.config, a.sets).device;
 }
 
-std::string GenerateFlags::device_spec() const {
-  if (!device_->empty()) return *device_;
-  TORCH_CHECK(!config_->empty(), "--config: a CausVid YAML config is required");
-  return core::load_config(*config_, *set_).device;
-}
-
-namespace {
-
-std::vector<double> parse_list(const std::string& flag, const std::string& v) {
-  std::vector<double> out;
-  std::stringstream ss(v);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(core::ArgParser::to_double(flag, item));
-  TORCH_CHECK(!out.empty(), flag, ": got '", v, "', want a comma list of timesteps");
-  return out;
-}
-
-}  // namespace
-
-GenerateSetup GenerateFlags::build(std::optional<torch::Device> device) const {
-  TORCH_CHECK(!config_->empty(), "--config: a CausVid YAML config is required");
+GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::Device> device) {
+  TORCH_CHECK(!a.config.empty(), "--config: a CausVid YAML config is required");
   GenerateSetup s;
-  s.config = core::load_config(*config_, *set_);
+  s.config = core::load_config(a.config, a.sets);
   const auto& c = s.config;
   GenerateOptions o;
-  o.mode = mode_->empty() ? (c.is_causal() ? "causal" : "bidirectional") : *mode_;
+  o.mode = a.mode.empty() ? (c.is_causal() ? "causal" : "bidirectional") : a.mode;
   const auto& shape = c.image_or_video_shape;
-  o.num_frames = num_frames_->empty() ? shape[1] : core::ArgParser::to_int("--num-frames", *num_frames_);
-  o.latent_height = height_->empty() ? shape[3] : core::ArgParser::to_int("--height", *height_);
-  o.latent_width = width_->empty() ? shape[4] : core::ArgParser::to_int("--width", *width_);
+  o.num_frames = a.num_frames.value_or(shape[1]);
+  o.latent_height = a.height.value_or(shape[3]);
+  o.latent_width = a.width.value_or(shape[4]);
   o.denoising_steps =
-      steps_->empty() ? sampling_step_list(c) : parse_list("--denoising-steps", *steps_);
+      a.denoising_steps.empty() ? sampling_step_list(c) : a.denoising_steps;
   // The wrapper's grid (x0 <-> flow conversion, re-noising, v2v noising) as in training.
   o.timestep_shift = c.timestep_shift;
   o.num_frame_per_block = c.num_frame_per_block;
-  o.window_frames = core::ArgParser::to_int("--window-frames", *window_);
-  o.sink_frames = core::ArgParser::to_int("--sink-frames", *sink_);
-  o.num_rollout = core::ArgParser::to_int("--num-rollout", *rollout_);
-  o.num_overlap_frames = core::ArgParser::to_int("--num-overlap-frames", *overlap_);
-  o.teacher_steps = core::ArgParser::to_int("--teacher-steps", *teacher_steps_);
-  o.guidance_scale = guidance_->empty() ? c.real_guidance_scale
-                                        : core::ArgParser::to_double("--guidance-scale", *guidance_);
+  o.window_frames = a.window_frames;
+  o.sink_frames = a.sink_frames;
+  o.num_rollout = a.num_rollout;
+  o.num_overlap_frames = a.num_overlap_frames;
+  o.teacher_steps = a.teacher_steps;
+  o.guidance_scale = a.guidance_scale.value_or(c.real_guidance_scale);
   o.negative_prompt = c.negative_prompt;
-  o.v2v_timestep = core::ArgParser::to_double("--v2v-timestep", *v2v_t_);
-  o.fps = core::ArgParser::to_double("--fps", *fps_);
-  o.stream = *no_stream_ != "1";
-  o.preview_scale = core::ArgParser::to_int("--preview-scale", *preview_scale_);
-  o.resize_image = *resize_image_ == "1";
-  o.quiet = *quiet_ == "1";
-  o.codec = *codec_;
-  s.seed = seed_->empty() ? c.seed : core::ArgParser::to_int("--seed", *seed_);
+  o.v2v_timestep = a.v2v_timestep;
+  o.fps = a.fps;
+  o.stream = !a.no_stream;
+  o.preview_scale = a.preview_scale;
+  o.resize_image = a.resize_image;
+  o.quiet = a.quiet;
+  o.codec = a.codec;
+  s.seed = a.seed.value_or(c.seed);
   if (device) {
     o.device = *device;
   } else {
     const auto env = core::parse_dist_env(core::process_env());
-    o.device = core::resolve_device(device_->empty() ? c.device : *device_, env.local_rank,
+    o.device = core::resolve_device(a.device.empty() ? c.device : a.device, env.local_rank,
                                     env.local_world_size);
   }
-  o.dtype = dtype_->empty() ? (o.device.is_cuda() ? torch::kBFloat16 : torch::kFloat32)
-                            : core::parse_dtype(*dtype_, "--dtype");
+  o.dtype = a.dtype.empty() ? (o.device.is_cuda() ? torch::kBFloat16 : torch::kFloat32)
+                           : core::parse_dtype(a.dtype, "--dtype");
   TORCH_CHECK(o.dtype != torch::kFloat16, "--dtype: fp16 is not supported (Wan2.1 overflows in "
               "fp16); want fp32 or bf16");
 
   // Model: architecture from the config, weights from the checkpoint.
   auto wc = models::WanConfig::from_dims(c.model_dims());
   models::WanModel model(wc);
-  if (!random_init_->empty()) {
-    const int64_t rs = core::ArgParser::to_int("--random-init", *random_init_);
+  if (a.random_init) {
+    const int64_t rs = *a.random_init;
     model->init_weights(rs);
     torch::NoGradGuard ng;
     torch::manual_seed(rs);
     model->head->head->weight.normal_(0, 0.02);  // init_weights zeroes the head
     LOG_WARN("--random-init: random weights, the output is noise-like");
   } else {
-    std::string ck = *checkpoint_;
+    std::string ck = a.checkpoint;
     if (ck.empty()) ck = o.mode == "teacher" ? c.dit_file() : c.generator_ckpt;
-    load_generator_weights(model, ck, o.mode == "teacher" && checkpoint_->empty() ? "generator"
-                                                                                  : *which_);
+    load_generator_weights(model, ck, o.mode == "teacher" && a.checkpoint.empty() ? "generator"
+                                                                                 : a.which);
   }
 
   // Text conditioning.
   std::unique_ptr<models::TextConditioner> text;
-  const std::string te = text_encoder_->empty() ? c.text_encoder_path : *text_encoder_;
+  const std::string te = a.text_encoder.empty() ? c.text_encoder_path : a.text_encoder;
   if (te == "hash") {
     text = std::make_unique<HashTextConditioner>(wc.text_len, wc.text_dim);
   } else {
@@ -156,7 +91,7 @@ GenerateSetup GenerateFlags::build(std::optional<torch::Device> device) const {
     text = data::make_text_conditioner(to);
   }
   std::unique_ptr<models::WanVAEWrapper> vae;
-  if (*no_vae_ != "1" && c.vae_path != "none") vae = load_vae(c.vae_file());
+  if (!a.no_vae && c.vae_path != "none") vae = load_vae(c.vae_file());
   s.generator = std::make_unique<VideoGenerator>(model, std::move(text), std::move(vae), o);
   return s;
 }

@@ -1,5 +1,5 @@
-// inference/generate_setup.h: the flags shared by `causvid generate`, `causvid eval vbench`
-// (and usable by the benchmarks) that turn a CausVid YAML config + a checkpoint into a
+// inference/generate_setup.h: the settings shared by `causvid generate` and `causvid eval
+// vbench` (flags registered in cli/generate_command.cpp) that turn a CausVid YAML config + a checkpoint into a
 // ready VideoGenerator: model architecture from the config (model_preset + model_* keys),
 // generator weights, text conditioning (prompt cache, umT5, or "hash" for tests/toy), the
 // VAE (or none: latent previews), and the sampling options with their config defaults.
@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "core/args.h"
 #include "core/config.h"
 #include "inference/generate.h"
 
@@ -22,22 +21,30 @@ struct GenerateSetup {
   int64_t seed = 0;
 };
 
-// Registers the flags on `p` (call before p.parse); build() after parsing.
-class GenerateFlags {
- public:
-  explicit GenerateFlags(core::ArgParser& p);
-  // device: where to run; undefined = resolve --device (or the config's `device`) for this
-  // process's LOCAL_RANK. Multi-rank commands pass their DistContext's device.
-  GenerateSetup build(std::optional<torch::Device> device = std::nullopt) const;
-  // --device, or the config's `device` when the flag is not given (for DistOptions).
-  std::string device_spec() const;
-
- private:
-  std::string *config_, *checkpoint_, *which_, *random_init_, *mode_, *num_frames_, *height_,
-      *width_, *steps_, *window_, *sink_, *rollout_, *overlap_, *teacher_steps_, *guidance_,
-      *v2v_t_, *fps_, *no_stream_, *preview_scale_, *resize_image_, *no_vae_, *text_encoder_,
-      *seed_, *quiet_, *codec_, *device_, *dtype_;
-  std::vector<std::string>* set_;
+// The command-line settings; unset optionals and empty strings take the config's value.
+struct GenerateArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  std::string checkpoint, which = "generator";
+  std::optional<int64_t> random_init;  // a seed: random weights instead of a checkpoint
+  std::string mode;
+  std::optional<int64_t> num_frames, height, width;
+  std::vector<double> denoising_steps;
+  int64_t window_frames = -1, sink_frames = 0, num_rollout = 1, num_overlap_frames = 3;
+  int64_t teacher_steps = 50, preview_scale = 8;
+  std::optional<double> guidance_scale;
+  double v2v_timestep = 757, fps = 16;
+  bool no_stream = false, resize_image = false, no_vae = false, quiet = false;
+  std::string text_encoder;
+  std::optional<int64_t> seed;
+  std::string codec = "libx264", device, dtype;
 };
+
+// device: where to run; undefined = resolve --device (or the config's `device`) for this
+// process's LOCAL_RANK. Multi-rank commands pass their DistContext's device.
+GenerateSetup build_generate_setup(const GenerateArgs& a,
+                                   std::optional<torch::Device> device = std::nullopt);
+// --device, or the config's `device` when the flag is not given (for DistOptions).
+std::string generate_device_spec(const GenerateArgs& a);
 
 }  // namespace causvid::inference

@@ -1,4 +1,4 @@
-// toy/run_main.cpp: `causvid toy run`, the CPU toy pipeline end to end (the README's first
+// cli/toy_run_command.cpp: `causvid toy run`, the CPU toy pipeline end to end (the README's first
 // command): toy data -> teacher (shipped weights, or trained with the diffusion stage) ->
 // stage 1 bidirectional DMD -> stage 2 ODE pairs -> stage 3 causal ODE pretraining ->
 // stage 4 asymmetric causal DMD -> one table of the toy metric for real data, the teacher
@@ -10,7 +10,6 @@
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "core/args.h"
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/fs.h"
@@ -29,8 +28,6 @@
 
 namespace causvid::cli {
 
-int toy_data_main(int argc, char** argv);  // toy/toy_main.cpp
-
 namespace {
 namespace fs = std::filesystem;
 
@@ -47,32 +44,17 @@ struct StageRow {
   int64_t steps = 0;
 };
 
-int call(int (*fn)(int, char**), std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  return fn(static_cast<int>(argv.size()), argv.data());
-}
+struct ToyRunArgs {
+  std::string out = "outputs/toy", configs = "configs/toy", teacher = "assets/toy_teacher.safetensors";
+  int64_t teacher_steps = 2400, bidirectional_dmd_steps = 150, ode_pairs = 192;
+  int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
+};
 
-}  // namespace
-
-int toy_run_main(int argc, char** argv) {
-  core::ArgParser p("causvid toy run",
-                    "The CPU toy pipeline: data, teacher, bidirectional DMD, ODE pairs, causal ODE, "
-                    "causal DMD, then the toy metric table (docs/toy_world.md).");
-  auto& out = p.flag("--out", "outputs/toy", "output directory");
-  auto& configs = p.flag("--configs", "configs/toy", "folder of the stage configs");
-  auto& teacher = p.flag("--teacher", "assets/toy_teacher.safetensors",
-                         "teacher weights; 'train' trains one with configs/toy/teacher.yaml");
-  auto& teacher_steps = p.flag("--teacher-steps", "2400", "diffusion steps when training the teacher");
-  auto& s1 = p.flag("--bidirectional-dmd-steps", "150", "stage 1 steps");
-  auto& npairs = p.flag("--ode-pairs", "192", "stage 2: prompts sampled by the teacher (50 steps)");
-  auto& s3 = p.flag("--causal-ode-steps", "300", "stage 3 steps");
-  auto& s4 = p.flag("--causal-dmd-steps", "150", "stage 4 steps");
-  auto& num_data = p.flag("--num-videos", "4096", "toy training videos");
-  auto& eval_batch = p.flag("--eval-batch", "96", "videos per sampling batch in the evaluation");
-  if (!p.parse(argc, argv)) return p.exit_code();
+int run_toy_run(const ToyRunArgs& a) {
+  const std::string& out = a.out;
+  const std::string& configs = a.configs;
+  const std::string& teacher = a.teacher;
   const Timer total;
-  auto I = [](const char* f, const std::string& v) { return core::ArgParser::to_int(f, v); };
   core::make_dirs(out);
   const std::string data_dir = out + "/data";
   const std::string lmdb = data_dir + "/latents_lmdb";
@@ -105,9 +87,11 @@ int toy_run_main(int argc, char** argv) {
   {
     Timer t;
     if (!fs::exists(lmdb)) {
-      TORCH_CHECK(call(toy_data_main, {"causvid toy data", "--out", data_dir, "--num", num_data,
-                                       "--seed", "1"}) == 0,
-                  "toy data failed");
+      ToyDataArgs d;
+      d.out = data_dir;
+      d.num = a.num_videos;
+      d.seed = 1;
+      TORCH_CHECK(run_toy_data(d) == 0, "toy data failed");
     } else {
       LOG_INFO("toy run: reusing %s", lmdb);
     }
@@ -119,7 +103,7 @@ int toy_run_main(int argc, char** argv) {
   // ---------------------------------------------------------------- teacher
   std::string teacher_ckpt = teacher;
   if (teacher == "train") {
-    teacher_ckpt = train("teacher", "teacher", {"data_path=" + lmdb}, I("--teacher-steps", teacher_steps));
+    teacher_ckpt = train("teacher", "teacher", {"data_path=" + lmdb}, a.teacher_steps);
   } else {
     TORCH_CHECK(fs::exists(teacher), "--teacher: ", teacher, ": no such file (pass --teacher train "
                 "to train one, about 20 minutes here)");
@@ -129,7 +113,7 @@ int toy_run_main(int argc, char** argv) {
   // ---------------------------------------------------------------- stage 1
   const std::string bidmd = train("bidirectional_dmd", "bidirectional_dmd",
                                   {"data_path=" + lmdb, "dit_path=" + teacher_ckpt},
-                                  I("--bidirectional-dmd-steps", s1));
+                                  a.bidirectional_dmd_steps);
 
   // ---------------------------------------------------------------- stage 2: ODE pairs
   const std::string ode_lmdb = out + "/ode_lmdb";
@@ -143,7 +127,7 @@ int toy_run_main(int argc, char** argv) {
     models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.timestep_shift);
     auto text = data::text_conditioner_from_config(tc);
     auto all = data::read_prompt_file(prompts_file);
-    const int64_t n = std::min<int64_t>(I("--ode-pairs", npairs), all.size());
+    const int64_t n = std::min<int64_t>(a.ode_pairs, all.size());
     std::vector<std::string> ps(all.begin(), all.begin() + n);
     data::OdePairOptions o;
     o.num_steps = 50;
@@ -188,11 +172,11 @@ int toy_run_main(int argc, char** argv) {
   // ---------------------------------------------------------------- stages 3 and 4
   const std::string code = train("causal_ode", "causal_ode",
                                  {"data_path=" + ode_lmdb, "dit_path=" + teacher_ckpt},
-                                 I("--causal-ode-steps", s3));
+                                 a.causal_ode_steps);
   const std::string cdmd = train("causal_dmd", "causal_dmd",
                                  {"data_path=" + lmdb, "dit_path=" + teacher_ckpt,
                                   "generator_ckpt=" + code},
-                                 I("--causal-dmd-steps", s4));
+                                 a.causal_dmd_steps);
 
   // ---------------------------------------------------------------- evaluation
   struct EvalRow {
@@ -218,17 +202,17 @@ int toy_run_main(int argc, char** argv) {
     table.push_back({"real data", toy::evaluate(real, eval_prompts, spec)});
   }
   for (const auto& e : evals) {
-    toy::SampleArgs a;
-    a.config = cfg_path(e.cfg);
-    a.sets = {"dit_path=" + teacher_ckpt};
-    a.checkpoint = e.ckpt;
-    a.which = "generator";
-    a.sampler = e.sampler;
-    a.steps = e.steps;
-    a.frames = e.frames;
-    a.batch = I("--eval-batch", eval_batch);
-    a.seed = 4242;
-    auto lat = toy::sample_from_checkpoint(a, eval_prompts);
+    toy::SampleArgs sa;
+    sa.config = cfg_path(e.cfg);
+    sa.sets = {"dit_path=" + teacher_ckpt};
+    sa.checkpoint = e.ckpt;
+    sa.which = "generator";
+    sa.sampler = e.sampler;
+    sa.steps = e.steps;
+    sa.frames = e.frames;
+    sa.batch = a.eval_batch;
+    sa.seed = 4242;
+    auto lat = toy::sample_from_checkpoint(sa, eval_prompts);
     table.push_back({e.name, toy::evaluate(lat, eval_prompts, spec)});
     LOG_INFO("toy run: %s", toy::format_set_score(e.name, table.back().second));
   }
@@ -251,6 +235,28 @@ int toy_run_main(int argc, char** argv) {
               "teacher %.1f\n",
               cd, t50, 100.0 * (cd - t50) / std::max(1e-9, t50), t3);
   return 0;
+}
+
+}  // namespace
+
+void add_toy_run_command(Commands& cmds, CLI::App* toy) {
+  auto r = std::make_shared<ToyRunArgs>();
+  CLI::App* app = cmds.add("run",
+                           "The CPU toy pipeline: data, teacher, bidirectional DMD, ODE pairs, "
+                           "causal ODE, causal DMD, then the toy metric table "
+                           "(docs/toy_world.md).",
+                           [r] { return run_toy_run(*r); }, toy);
+  app->add_option("--out", r->out, "output directory");
+  app->add_option("--configs", r->configs, "folder of the stage configs");
+  app->add_option("--teacher", r->teacher,
+                  "teacher weights; 'train' trains one with configs/toy/teacher.yaml");
+  app->add_option("--teacher-steps", r->teacher_steps, "diffusion steps when training the teacher");
+  app->add_option("--bidirectional-dmd-steps", r->bidirectional_dmd_steps, "stage 1 steps");
+  app->add_option("--ode-pairs", r->ode_pairs, "stage 2: prompts sampled by the teacher (50 steps)");
+  app->add_option("--causal-ode-steps", r->causal_ode_steps, "stage 3 steps");
+  app->add_option("--causal-dmd-steps", r->causal_dmd_steps, "stage 4 steps");
+  app->add_option("--num-videos", r->num_videos, "toy training videos");
+  app->add_option("--eval-batch", r->eval_batch, "videos per sampling batch in the evaluation");
 }
 
 }  // namespace causvid::cli

@@ -1,6 +1,8 @@
-// core/inspect_main.cpp: `causvid inspect FILE`: keys, dtypes, shapes, parameter counts and
+// cli/inspect_command.cpp: `causvid inspect FILE`: keys, dtypes, shapes, parameter counts and
 // bytes of a weight file (safetensors or torch.save .pt/.pth), plus totals per dtype.
 // Reads only headers and the pickle: tensors are memory-mapped and never touched.
+// Also `causvid config`: the resolved, validated config of a YAML file after --set overrides
+// (what a training run would use), or every known key.
 #include <cstdio>
 #include <map>
 #include <set>
@@ -8,7 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "core/args.h"
+#include "core/config.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 
@@ -60,20 +62,18 @@ std::string human_bytes(int64_t v) {
   return human(static_cast<double>(v), kUnits, 1024.0);
 }
 
-}  // namespace
+struct InspectArgs {
+  std::string file, filter;
+  int max_keys = 200;
+};
 
-int inspect_main(int argc, char** argv) {
-  core::ArgParser p("causvid inspect",
-                    "Print the tensors of a weight file (safetensors, or a torch.save .pt/.pth "
-                    "zip checkpoint; nested dicts are shown with keys joined by '.'): key, "
-                    "dtype, shape, parameter count and bytes, then totals per dtype.");
-  std::string& file = p.positional("FILE", "weight file (.safetensors, .pt, .pth)");
-  std::string& max_keys_s = p.flag("--max-keys", "200", "print at most this many keys (0: all)");
-  std::string& filter = p.flag("--filter", "", "only keys containing this substring");
-  if (!p.parse(argc, argv)) return p.exit_code();
-  const int max_keys = core::ArgParser::to_int("--max-keys", max_keys_s);
-  TORCH_CHECK(max_keys >= 0, "--max-keys: got ", max_keys, ", want >= 0");
+void print_table(const InspectArgs& a, core::WeightFormat fmt, const std::vector<Row>& rows,
+                 const core::NamedValues& others,
+                 const std::map<std::string, std::string>& metadata, int64_t storage_bytes);
 
+int run_inspect(const InspectArgs& a) {
+  const std::string& file = a.file;
+  const std::string& filter = a.filter;
   const core::WeightFormat fmt = core::detect_weight_format(file);
   std::vector<Row> rows;
   core::NamedValues others;
@@ -117,7 +117,16 @@ int inspect_main(int argc, char** argv) {
     for (auto& kv : all_others)
       if (match(kv.first)) others.push_back(std::move(kv));
   }
+  print_table(a, fmt, rows, others, metadata, storage_bytes);
+  return 0;
+}
 
+void print_table(const InspectArgs& a, core::WeightFormat fmt, const std::vector<Row>& rows,
+                 const core::NamedValues& others,
+                 const std::map<std::string, std::string>& metadata, int64_t storage_bytes) {
+  const std::string& file = a.file;
+  const std::string& filter = a.filter;
+  const int max_keys = a.max_keys;
   std::printf("file: %s\nformat: %s\n", file.c_str(), core::weight_format_name(fmt));
   for (const auto& kv : metadata)
     std::printf("metadata: %s = %s\n", kv.first.c_str(), kv.second.c_str());
@@ -170,7 +179,70 @@ int inspect_main(int argc, char** argv) {
   if (storage_bytes >= 0 && storage_bytes != total_bytes)
     std::printf("storages: %s bytes (%s) in the file for these tensors (shared storages once)\n",
                 grouped(storage_bytes).c_str(), human_bytes(storage_bytes).c_str());
+}
+
+struct ConfigCommandArgs {
+  ConfigArgs config;
+  std::string out;
+  bool no_validate = false, list_keys = false;
+};
+
+void print_config_keys() {
+  std::string section;
+  for (const auto& k : core::config_keys()) {
+    if (k.section != section) {
+      section = k.section;
+      std::printf("# ---- %s\n", section.c_str());
+    }
+    std::printf("%-38s %s%s\n    %s; default %s\n", k.name.c_str(), k.type.c_str(),
+                k.required_ode   ? " (required)"
+                : k.required_dmd ? " (required for dmd)"
+                                 : "",
+                k.doc.c_str(), k.default_value.c_str());
+  }
+}
+
+int run_config(const ConfigCommandArgs& a) {
+  if (a.list_keys) {
+    print_config_keys();
+    return 0;
+  }
+  if (a.config.path.empty()) {
+    std::fprintf(stderr, "causvid config: --config FILE is required (see --help)\n");
+    return 2;
+  }
+  core::Config c = core::read_config(a.config.path);
+  core::apply_overrides(c, a.config.sets);
+  if (!a.no_validate) c.validate();
+  if (!a.out.empty()) core::save_config(c, a.out);
+  std::fputs(core::config_to_yaml(c).c_str(), stdout);
   return 0;
+}
+
+}  // namespace
+
+void add_inspect_commands(Commands& cmds) {
+  auto in = std::make_shared<InspectArgs>();
+  CLI::App* app = cmds.add(
+      "inspect",
+      "Print the tensors of a weight file (safetensors, or a torch.save .pt/.pth zip "
+      "checkpoint; nested dicts are shown with keys joined by '.'): key, dtype, shape, "
+      "parameter count and bytes, then totals per dtype.",
+      [in] { return run_inspect(*in); });
+  app->add_option("FILE", in->file, "weight file (.safetensors, .pt, .pth)")->required();
+  app->add_option("--max-keys", in->max_keys, "print at most this many keys (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--filter", in->filter, "only keys containing this substring");
+
+  auto cf = std::make_shared<ConfigCommandArgs>();
+  app = cmds.add("config",
+                 "Print the resolved, validated config (YAML) of a config file with --set "
+                 "overrides applied.",
+                 [cf] { return run_config(*cf); });
+  add_config_options(*app, cf->config, "config YAML file (e.g. configs/wan_causal_dmd.yaml)");
+  app->add_option("--out", cf->out, "also write the resolved config to this file");
+  app->add_flag("--no-validate", cf->no_validate, "print without running validate()");
+  app->add_flag("--list-keys", cf->list_keys, "list every key with its type, default and doc");
 }
 
 }  // namespace causvid::cli

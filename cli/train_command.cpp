@@ -1,0 +1,202 @@
+// cli/train_command.cpp: `causvid train` (run the stage a config describes, on every rank
+// the launcher started), `causvid export` (a checkpoint directory -> a model file) and
+// `causvid plan`: per-rank bytes of parameters, gradients and optimizer state of the
+// generator, real score and fake score under a config's sharding strategy and mixed
+// precision for a given world size (the layout of trainer/fsdp.h; no model is built).
+// CausVid's DMD run holds three Wan DiTs: generator and fake score trainable (AdamW), real
+// score frozen; the ODE run only the generator.
+#include <cstdio>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/dist.h"
+#include "core/log.h"
+#include "models/wan/wan_config.h"
+#include "toy/world.h"
+#include "trainer/fsdp.h"
+#include "trainer/trainer.h"
+
+namespace causvid::cli {
+namespace {
+
+struct TrainArgs {
+  ConfigArgs config;
+  std::string resume, output, device;
+  std::optional<int64_t> max_iters;
+  int samples = 4;
+  double timeout = 1800;
+  bool quiet = false;
+};
+
+int run_train(const TrainArgs& a) {
+  auto overrides = a.config.sets;
+  if (a.max_iters) overrides.push_back("max_iters=" + std::to_string(*a.max_iters));
+  if (!a.output.empty()) overrides.push_back("output_path=" + a.output);
+  if (!a.device.empty()) overrides.push_back("device=" + a.device);
+  core::Config c = core::load_config(a.config.path, overrides);
+  core::DistOptions dopt;
+  dopt.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
+  dopt.device = c.device;  // chosen once, before the process group exists
+  auto dist = core::DistContext::init_from_env(dopt);
+  trainer::TrainOptions o;
+  o.resume = a.resume;
+  o.num_samples = a.samples;
+  o.quiet = a.quiet;
+  if (c.text_encoder_path == "toy") o.preview = [](const torch::Tensor& l) { return toy::preview_frames(l); };
+  auto r = trainer::run_training(c, dist, o);
+  if (dist->is_main())
+    LOG_INFO("train: steps %d..%d in %.1f s (%.3f s/step, %.2f it/s); last checkpoint %s",
+             r.start_step, r.end_step, r.seconds, r.seconds_per_step,
+             r.seconds_per_step > 0 ? 1.0 / r.seconds_per_step : 0.0, r.last_checkpoint);
+  return 0;
+}
+
+struct ExportArgs {
+  std::string checkpoint, out, format = "causvid";
+  bool ema = false;
+};
+
+int run_export(const ExportArgs& a) {
+  trainer::export_checkpoint(a.checkpoint, a.out, a.format, a.ema);
+  LOG_INFO("export: wrote %s (%s%s)", a.out, a.format, a.ema ? ", EMA" : "");
+  return 0;
+}
+
+struct PlanArgs {
+  ConfigArgs config;
+  int world_size = 8, nproc_per_node = 8;
+};
+
+std::string gib(int64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", double(b) / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+struct PlanModel {
+  const char* name;
+  bool trainable;
+  std::string policy;
+};
+
+void print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int64_t numel,
+                int S, const std::function<int64_t(const std::string&)>& gathered);
+
+int run_plan(const PlanArgs& a) {
+  core::Config c = core::read_config(a.config.path);
+  core::apply_overrides(c, a.config.sets);
+  c.validate();
+  const int W = a.world_size;
+  int L = std::min(W, a.nproc_per_node);
+  TORCH_CHECK(W >= 1, "--world-size: got ", W, ", want >= 1");
+  TORCH_CHECK(L >= 1 && W % L == 0, "--nproc-per-node: got ", L, ", want a divisor of ", W);
+  const std::string& st = c.sharding_strategy;
+  const bool hybrid = st == "hybrid_full" || st == "hybrid_zero2";
+  const int S = st == "no_shard" ? 1 : hybrid ? L : W;
+  const auto wan = models::WanConfig::from_dims(c.model_dims());
+  const int64_t numel = wan.num_params();
+  // Per-block gathering holds the root unit and one block at once, when blocks are units:
+  // always under the transformer policy; under the size policy only when a block reaches
+  // min_num_params (5e7; below it the block list is gathered as one unit, as torch's policy
+  // leaves it to the root).
+  auto no_blocks = wan;
+  no_blocks.num_layers = 0;
+  const int64_t block = wan.num_layers > 0 ? (numel - no_blocks.num_params()) / wan.num_layers : 0;
+  auto gathered = [&](const std::string& policy) -> int64_t {
+    if (policy == "transformer" || block >= 50000000) return no_blocks.num_params() + block;
+    return -1;
+  };
+
+  std::vector<PlanModel> rows = {{"generator", true, c.generator_fsdp_wrap_strategy}};
+  if (c.distillation_loss == "dmd") {
+    rows.push_back({"real_score", false, c.real_score_fsdp_wrap_strategy});
+    rows.push_back({"fake_score", true, c.fake_score_fsdp_wrap_strategy});
+  }
+  std::printf("config %s: strategy %s, mixed_precision %s, world size %d (%d per node), shard "
+              "group %d, %lld params per model\n",
+              a.config.path.c_str(), st.c_str(), c.mixed_precision ? "true" : "false", W, L, S,
+              (long long)numel);
+  print_plan(c, rows, numel, S, gathered);
+  std::printf(
+      "GiB per rank; peak_step adds the unsharded compute params and compute-dtype "
+      "grads held at once (freed strategies: root + one block when blocks are wrap "
+      "units, else the whole model; %lld params per block); activations not "
+      "included.\n",
+      (long long)block);
+  return 0;
+}
+
+void print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int64_t numel,
+                int S, const std::function<int64_t(const std::string&)>& gathered) {
+  const std::string& st = c.sharding_strategy;
+  std::printf("%-11s %10s %10s %10s %10s %12s %12s %8s\n", "model", "params", "grads",
+              "optim", "at_rest", "peak_step", "W=1_at_rest", "ratio");
+  trainer::MemoryBytes sum;
+  int64_t sum_peak = 0, sum_one = 0;
+  for (const auto& r : rows) {
+    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable, gathered(r.policy));
+    auto one = trainer::plan_memory(numel, st, 1, c.mixed_precision, r.trainable);
+    std::printf("%-11s %10s %10s %10s %10s %12s %12s %8.3f\n", r.name,
+                gib(m.at_rest.params).c_str(), gib(m.at_rest.grads).c_str(),
+                gib(m.at_rest.optimizer).c_str(), gib(m.at_rest.total()).c_str(),
+                gib(m.at_rest.total() + m.peak_extra).c_str(),
+                gib(one.at_rest.total()).c_str(),
+                double(m.at_rest.total()) / double(one.at_rest.total()));
+    sum.params += m.at_rest.params;
+    sum.grads += m.at_rest.grads;
+    sum.optimizer += m.at_rest.optimizer;
+    sum_peak += m.at_rest.total() + m.peak_extra;
+    sum_one += one.at_rest.total();
+  }
+  std::printf("%-11s %10s %10s %10s %10s %12s %12s %8.3f\n", "total", gib(sum.params).c_str(),
+              gib(sum.grads).c_str(), gib(sum.optimizer).c_str(), gib(sum.total()).c_str(),
+              gib(sum_peak).c_str(), gib(sum_one).c_str(),
+              double(sum.total()) / double(sum_one));
+}
+
+}  // namespace
+
+void add_train_commands(Commands& cmds) {
+  auto pl = std::make_shared<PlanArgs>();
+  CLI::App* app = cmds.add(
+      "plan",
+      "Per-rank memory (GiB) of params / grads / optimizer state of generator, real score and "
+      "fake score under the config's sharding_strategy and mixed_precision at a world size.",
+      [pl] { return run_plan(*pl); });
+  add_config_options(*app, pl->config, "config YAML (e.g. configs/wan_causal_dmd.yaml)")
+      ->required();
+  app->add_option("--world-size", pl->world_size, "number of ranks");
+  app->add_option("--nproc-per-node", pl->nproc_per_node,
+                  "ranks per node (hybrid strategies shard within)");
+
+  auto tr = std::make_shared<TrainArgs>();
+  app = cmds.add("train",
+                 "Train the stage the config describes (distillation_loss dmd | ode | "
+                 "diffusion). Launch several ranks with launch/*.sh (torchrun, SLURM, mpirun, "
+                 "local); checkpoints go to <output_path>/checkpoint_model_<step>/.",
+                 [tr] { return run_train(*tr); });
+  add_config_options(*app, tr->config, "config YAML (configs/*.yaml)")->required();
+  app->add_option("--resume", tr->resume, "auto (newest complete checkpoint) or a checkpoint dir");
+  add_optional(*app, "--max-iters", tr->max_iters, "override max_iters");
+  app->add_option("--output", tr->output, "override output_path");
+  app->add_option("--samples", tr->samples, "sample previews per checkpoint (0 = none)");
+  app->add_option("--timeout", tr->timeout, "collective timeout in seconds (CausVid: 1800)");
+  add_device_option(*app, tr->device);
+  app->add_flag("--quiet", tr->quiet, "no per-step progress line");
+
+  auto ex = std::make_shared<ExportArgs>();
+  app = cmds.add("export", "Write a model file from a training checkpoint directory.",
+                 [ex] { return run_export(*ex); });
+  app->add_option("CHECKPOINT", ex->checkpoint,
+                  "checkpoint_model_<step> directory (or its model.pt)")
+      ->required();
+  app->add_option("--out", ex->out, "output file")->required();
+  app->add_option("--format", ex->format,
+                  "causvid: model.pt {generator, critic} with 'model.' keys (CausVid's "
+                  "torch.load); safetensors: the generator's plain WanModel keys")
+      ->check(CLI::IsMember({"causvid", "safetensors"}));
+  app->add_flag("--ema", ex->ema, "export the generator EMA as the generator");
+}
+
+}  // namespace causvid::cli
