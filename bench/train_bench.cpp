@@ -18,7 +18,7 @@
 #include "data/prompt_cache.h"
 #include "models/t5/tokenizer.h"
 #include "models/t5/umt5.h"
-#include "models/wan/wan_config.h"
+#include "models/wan/presets.h"
 #include "trainer/trainer.h"
 
 namespace causvid::bench {
@@ -90,7 +90,7 @@ int bench_train(int argc, char** argv) {
   const int64_t F = core::ArgParser::to_int("--frames", frames);
   const int64_t S = core::ArgParser::to_int("--size", size);
   const int64_t N = core::ArgParser::to_int("--steps", steps);
-  const auto dims = core::model_preset_dims(preset);
+  const auto dims = models::wan_preset(preset);
   const int64_t C = dims.in_dim;
 
   namespace fs = std::filesystem;
@@ -139,7 +139,7 @@ int bench_train(int argc, char** argv) {
   const auto dev = dist->device();
   const auto roof_dt = mp == "1" ? torch::kBFloat16 : torch::kFloat32;
   const double roof = gemm_roof_gflops(roof_dt, dev);
-  const auto wcfg = models::WanConfig::from_dims(dims);
+  const auto& wcfg = dims;
   const int64_t L = F * (S / 2) * (S / 2);
   const double fwd = forward_flops(wcfg, B, L, dims.text_len);
   std::printf("bench train: preset %s (%.2fM params), batch %lld x %lld tokens, %s on %s, GEMM "

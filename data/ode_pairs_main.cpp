@@ -10,7 +10,7 @@
 #include "core/dist.h"
 #include "core/log.h"
 #include "core/runtime.h"
-#include "data/latent_tools.h"
+#include "inference/ode_pairs.h"
 #include "data/prompt_cache.h"
 #include "models/wan/wan_config.h"
 #include "models/wan/wan_loader.h"

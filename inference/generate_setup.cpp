@@ -8,7 +8,7 @@
 #include "core/runtime.h"
 #include "data/prompt_cache.h"
 #include "inference/step_list.h"
-#include "models/wan/wan_config.h"
+#include "models/wan/presets.h"
 
 namespace causvid::inference {
 
@@ -125,7 +125,7 @@ GenerateSetup GenerateFlags::build(std::optional<torch::Device> device) const {
               "fp16); want fp32 or bf16");
 
   // Model: architecture from the config, weights from the checkpoint.
-  auto wc = models::WanConfig::from_dims(c.model_dims());
+  auto wc = models::wan_config(c);
   models::WanModel model(wc);
   if (!random_init_->empty()) {
     const int64_t rs = core::ArgParser::to_int("--random-init", *random_init_);
@@ -141,20 +141,27 @@ GenerateSetup GenerateFlags::build(std::optional<torch::Device> device) const {
                                                                                   : *which_);
   }
 
-  // Text conditioning.
-  std::unique_ptr<models::TextConditioner> text;
-  const std::string te = text_encoder_->empty() ? c.text_encoder_path : *text_encoder_;
-  if (te == "hash") {
-    text = std::make_unique<HashTextConditioner>(wc.text_len, wc.text_dim);
-  } else {
-    data::TextConditionerOptions to;
-    to.cache_dir = c.prompt_cache;
-    to.encoder_path = c.text_encoder_file();
-    to.tokenizer_path = c.tokenizer_dir();
-    to.text_len = wc.text_len;
-    to.device = o.device;
-    text = data::make_text_conditioner(to);
+  // Text conditioning: the config's, unless --text-encoder names a registered encoder
+  // ("hash"), which then replaces the prompt cache too.
+  data::TextConditionerOptions to;
+  to.cache_dir = c.prompt_cache;
+  to.encoder_path = c.text_encoder_file();
+  to.tokenizer_path = c.tokenizer_dir();
+  to.text_len = wc.text_len;
+  to.text_dim = wc.text_dim;
+  to.device = o.device;
+  if (!text_encoder_->empty()) {
+    TORCH_CHECK(data::find_text_encoder(*text_encoder_), "--text-encoder: got '",
+                *text_encoder_, "', want one of the registered encoders (",
+                [] {
+                  std::string s;
+                  for (const auto& n : data::text_encoder_names()) s += (s.empty() ? "" : ", ") + n;
+                  return s;
+                }(), ") or '' for the config's");
+    to.encoder_path = *text_encoder_;
+    to.cache_dir.clear();
   }
+  std::unique_ptr<models::TextConditioner> text = data::make_text_conditioner(to);
   std::unique_ptr<models::WanVAEWrapper> vae;
   if (*no_vae_ != "1" && c.vae_path != "none") vae = load_vae(c.vae_file());
   s.generator = std::make_unique<VideoGenerator>(model, std::move(text), std::move(vae), o);

@@ -16,7 +16,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/array_lmdb.h"
-#include "data/latent_tools.h"
+#include "inference/ode_pairs.h"
 #include "data/prompt_cache.h"
 #include "data/text_from_config.h"
 #include "data/shards.h"
