@@ -17,7 +17,7 @@
 #include "data/prompt_cache.h"
 #include "models/t5/tokenizer.h"
 #include "models/t5/umt5.h"
-#include "models/wan/wan_config.h"
+#include "models/wan/presets.h"
 #include "trainer/trainer.h"
 
 namespace causvid::bench {
@@ -85,7 +85,7 @@ int bench_train(const TrainBenchArgs& a) {
   const int64_t F = frames;
   const int64_t S = size;
   const int64_t N = steps;
-  const auto dims = core::model_preset_dims(preset);
+  const auto dims = models::wan_preset(preset);
   const int64_t C = dims.in_dim;
 
   namespace fs = std::filesystem;
@@ -134,7 +134,7 @@ int bench_train(const TrainBenchArgs& a) {
   const auto dev = dist->device();
   const auto roof_dt = mp ? torch::kBFloat16 : torch::kFloat32;
   const double roof = gemm_roof_gflops(roof_dt, dev);
-  const auto wcfg = models::WanConfig::from_dims(dims);
+  const auto& wcfg = dims;
   const int64_t L = F * (S / 2) * (S / 2);
   const double fwd = forward_flops(wcfg, B, L, dims.text_len);
   std::printf("bench train: preset %s (%.2fM params), batch %lld x %lld tokens, %s on %s, GEMM "

@@ -2,9 +2,17 @@
 // thrown by a subcommand are caught in Commands::run: logged, exit code 1; a bad command
 // line exits 2 with a message naming the flag.
 #include "cli/commands.h"
+#include "inference/generate.h"
+#include "models/wan/presets.h"
+#include "toy/text_encoder.h"
 
 int main(int argc, char** argv) {
   using namespace causvid::cli;
+  // What the layers register from above: the presets' config check, the hash and toy text
+  // encoders (tests/test_main.cpp does the same).
+  causvid::models::register_builtins();
+  causvid::inference::register_builtins();
+  causvid::toy::register_builtins();
   Commands c("causvid",
              "causvid-cpp: CausVid autoregressive video diffusion distillation in C++.");
   add_smoke_commands(c);

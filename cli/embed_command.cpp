@@ -9,12 +9,14 @@
 #include <chrono>
 #include <cstdio>
 
+#include "models/wan/presets.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/latent_tools.h"
+#include "inference/ode_pairs.h"
 #include "data/prompt_cache.h"
 #include "models/t5/umt5.h"
 #include "models/wan/wan_config.h"
@@ -100,21 +102,21 @@ auto make_text(const OdePairsArgs& a, const core::Config& c, torch::Device devic
     to.encoder_path = c.text_encoder_file();
     to.tokenizer_path = c.tokenizer_dir();
   }
-  to.text_len = c.model_dims().text_len;
+  to.text_len = models::wan_config(c).text_len;
   to.device = device;
   auto text = data::make_text_conditioner(to);
-  TORCH_CHECK(text->dim() == c.model_dims().text_dim, "text embeddings: dim ", text->dim(),
-              ", want the model's text_dim ", c.model_dims().text_dim);
+  TORCH_CHECK(text->dim() == models::wan_config(c).text_dim, "text embeddings: dim ", text->dim(),
+              ", want the model's text_dim ", models::wan_config(c).text_dim);
 
   return text;
 }
 
 int run_ode_pairs(const OdePairsArgs& a) {
   auto c = core::load_config(a.config.path, a.config.sets);
-  data::OdePairOptions o;
+  inference::OdePairOptions o;
   o.num_steps = a.steps;
   o.keep = a.keep;
-  data::resolve_keep_indices(o.keep, o.num_steps);  // check before loading anything
+  inference::resolve_keep_indices(o.keep, o.num_steps);  // check before loading anything
   o.guidance_scale = a.guidance;
   o.shift = a.shift;
   o.seed = a.seed;
@@ -130,10 +132,10 @@ int run_ode_pairs(const OdePairsArgs& a) {
   core::set_log_rank(dist->rank());
   o.device = dist->device();
 
-  auto dims = c.model_dims();
+  auto dims = models::wan_config(c);
   TORCH_CHECK(o.shape_FCHW[1] == dims.in_dim, "image_or_video_shape: ", o.shape_FCHW[1],
               " latent channels, want the model's in_dim ", dims.in_dim);
-  models::WanModel net(models::WanConfig::from_dims(dims));
+  models::WanModel net(dims);
   const std::string tp = a.teacher.empty() ? c.dit_file() : a.teacher;
   models::load_wan_weights(net, tp, a.which);
   net->to(o.device, core::parse_dtype(a.compute_dtype, "--compute-dtype"));
@@ -144,7 +146,7 @@ int run_ode_pairs(const OdePairsArgs& a) {
   LOG_INFO("%d prompts, teacher %s, %d steps, guidance %.2f, keep %s, rank %d/%d", prompts.size(),
            tp, o.num_steps, o.guidance_scale, keep_str(a.keep), dist->rank(), dist->world_size());
   auto st =
-      data::generate_ode_pairs(teacher, *text, prompts, a.out, o, dist->rank(), dist->world_size());
+      inference::generate_ode_pairs(teacher, *text, prompts, a.out, o, dist->rank(), dist->world_size());
   LOG_INFO("rank %d: %d prompts, %d shards written, %d existing, %.2f s (%.3f s/prompt)",
            dist->rank(), st.done, st.shards_written, st.shards_existing, st.seconds,
            st.seconds / std::max<int64_t>(st.done, 1));

@@ -4,18 +4,19 @@
 // stage 4 asymmetric causal DMD -> one table of the toy metric for real data, the teacher
 // at 50 and 3 steps, every student, and the causal DMD student rolled out to 4x length.
 // Every stage is the same library code the real commands run (trainer::run_training,
-// data::generate_ode_pairs, toy::sample_from_checkpoint); configs come from configs/toy/.
+// inference::generate_ode_pairs, toy::sample_from_checkpoint); configs come from configs/toy/.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 
+#include "models/wan/presets.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/array_lmdb.h"
-#include "data/latent_tools.h"
+#include "inference/ode_pairs.h"
 #include "data/prompt_cache.h"
 #include "data/text_from_config.h"
 #include "data/shards.h"
@@ -121,7 +122,7 @@ int run_toy_run(const ToyRunArgs& a) {
     Timer t;
     auto c = core::load_config(cfg_path("causal_ode"), {"data_path=" + ode_lmdb});
     auto tc = core::load_config(cfg_path("bidirectional_dmd"), {"dit_path=" + teacher_ckpt});
-    models::WanModel net(models::WanConfig::from_dims(tc.model_dims()));
+    models::WanModel net(models::wan_config(tc));
     models::load_wan_weights(net, teacher_ckpt, "generator");
     for (auto& prm : net->parameters()) prm.set_requires_grad(false);
     models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.timestep_shift);
@@ -129,7 +130,7 @@ int run_toy_run(const ToyRunArgs& a) {
     auto all = data::read_prompt_file(prompts_file);
     const int64_t n = std::min<int64_t>(a.ode_pairs, all.size());
     std::vector<std::string> ps(all.begin(), all.begin() + n);
-    data::OdePairOptions o;
+    inference::OdePairOptions o;
     o.num_steps = 50;
     o.guidance_scale = tc.real_guidance_scale;
     o.shift = tc.timestep_shift;
@@ -143,7 +144,7 @@ int run_toy_run(const ToyRunArgs& a) {
       std::error_code ec2;
       fs::remove_all(shards, ec2);  // a fresh set (the tool itself resumes by skipping shards)
       c10::InferenceMode im;
-      data::generate_ode_pairs(w, *text, ps, shards, o);
+      inference::generate_ode_pairs(w, *text, ps, shards, o);
     }
     // One row per sampled prompt (the toy prompts repeat: no dedup here, unlike
     // `causvid lmdb build`, which drops repeated prompts as CausVid does).

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "models/wan/presets.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
@@ -94,7 +95,7 @@ int run_plan(const PlanArgs& a) {
   const std::string& st = c.sharding_strategy;
   const bool hybrid = st == "hybrid_full" || st == "hybrid_zero2";
   const int S = st == "no_shard" ? 1 : hybrid ? L : W;
-  const auto wan = models::WanConfig::from_dims(c.model_dims());
+  const auto wan = models::wan_config(c);
   const int64_t numel = wan.num_params();
   // Per-block gathering holds the root unit and one block at once, when blocks are units:
   // always under the transformer policy; under the size policy only when a block reaches

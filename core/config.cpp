@@ -302,14 +302,14 @@ const std::vector<FieldDef>& fields() {
             "size | transformer"),
       field("fsdp", "fake_score_fsdp_wrap_strategy", &C::fake_score_fsdp_wrap_strategy,
             "size | transformer"),
-      field("fsdp", "text_encoder_fsdp_wrap_strategy", &C::text_encoder_fsdp_wrap_strategy,
-            "size | transformer"),
       field("fsdp", "generator_fsdp_transformer_module", &C::generator_fsdp_transformer_module,
             "block class for wrap strategy transformer"),
       field("fsdp", "real_score_fsdp_transformer_module", &C::real_score_fsdp_transformer_module,
             "block class for wrap strategy transformer"),
       field("fsdp", "fake_score_fsdp_transformer_module", &C::fake_score_fsdp_transformer_module,
             "block class for wrap strategy transformer"),
+      field("fsdp", "text_encoder_fsdp_wrap_strategy", &C::text_encoder_fsdp_wrap_strategy,
+            "size | transformer (the frozen umT5, sharded when the run encodes text live)"),
       field("fsdp", "text_encoder_fsdp_transformer_module",
             &C::text_encoder_fsdp_transformer_module, "block class for wrap strategy transformer"),
 
@@ -403,57 +403,6 @@ void log_ignored(const std::string& source, const std::vector<std::string>& igno
 
 }  // namespace
 
-// ------------------------------------------------------------------ presets
-
-ModelDims model_preset_dims(const std::string& preset) {
-  ModelDims d;  // Wan2.1-T2V-1.3B
-  if (preset == "wan-1.3b") return d;
-  if (preset == "wan-14b") {
-    d.dim = 5120;
-    d.ffn_dim = 13824;
-    d.num_heads = 40;
-    d.num_layers = 40;
-    return d;
-  }
-  if (preset == "tiny") {
-    d.dim = 64;
-    d.ffn_dim = 128;
-    d.freq_dim = 32;
-    d.num_heads = 2;
-    d.num_layers = 2;
-    d.in_dim = 4;
-    d.out_dim = 4;
-    d.text_dim = 48;
-    d.text_len = 16;
-    return d;
-  }
-  if (preset == "wan-mid") {  // the benchmark size of the foundation issue
-    d.dim = 512;
-    d.ffn_dim = 2048;
-    d.num_heads = 8;
-    d.num_layers = 4;
-    return d;
-  }
-  if (preset == "toy") {  // the CPU toy world (docs/toy_world.md)
-    d.dim = 64;
-    d.ffn_dim = 256;
-    d.freq_dim = 64;
-    d.num_heads = 2;
-    d.num_layers = 4;
-    d.in_dim = 4;
-    d.out_dim = 4;
-    d.text_dim = 64;
-    d.text_len = 16;
-    return d;
-  }
-  std::string names;
-  for (const auto& n : model_preset_names()) names += (names.empty() ? "" : " | ") + n;
-  throw c10::Error({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
-                   "key 'model_preset': got '" + preset + "', want " + names);
-}
-
-std::vector<std::string> model_preset_names() { return {"wan-1.3b", "wan-14b", "wan-mid", "tiny", "toy"}; }
-
 // ------------------------------------------------------------------ accessors
 
 const std::string& Config::generator_model() const {
@@ -466,20 +415,6 @@ const std::string& Config::real_task() const {
 }
 const std::string& Config::fake_task() const {
   return fake_task_type.empty() ? generator_task : fake_task_type;
-}
-
-ModelDims Config::model_dims() const {
-  ModelDims d = model_preset_dims(model_preset);
-  if (model_dim) d.dim = *model_dim;
-  if (model_ffn_dim) d.ffn_dim = *model_ffn_dim;
-  if (model_freq_dim) d.freq_dim = *model_freq_dim;
-  if (model_num_heads) d.num_heads = *model_num_heads;
-  if (model_num_layers) d.num_layers = *model_num_layers;
-  if (model_in_dim) d.in_dim = *model_in_dim;
-  if (model_out_dim) d.out_dim = *model_out_dim;
-  if (model_text_dim) d.text_dim = *model_text_dim;
-  if (model_text_len) d.text_len = *model_text_len;
-  return d;
 }
 
 std::string Config::dit_file() const { return dit_path.empty() ? wan_model_dir : dit_path; }
@@ -495,231 +430,6 @@ std::string Config::vae_file() const {
 }
 std::string Config::checkpoint_root() const {
   return checkpoint_dir.empty() ? output_path : checkpoint_dir;
-}
-
-// ------------------------------------------------------------------ validate
-
-namespace {
-
-std::string join(const std::vector<std::string>& v, const char* sep = " | ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
-std::string list_str(const std::vector<int>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-bool one_of(const std::string& v, const std::vector<std::string>& allowed) {
-  return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
-}
-
-}  // namespace
-
-void Config::validate() const {
-  const std::string& src = source;
-  auto check_one_of = [&](const char* key, const std::string& v,
-                          const std::vector<std::string>& allowed) {
-    TORCH_CHECK(one_of(v, allowed), src, ": key '", key, "': got '", v, "', want ",
-                join(allowed));
-  };
-  const std::vector<std::string> kModels = {"wan", "causal_wan"};
-  const std::vector<std::string> kTasks = {"bidirectional_video", "causal_video"};
-
-  // Run.
-  check_one_of("distillation_loss", distillation_loss, {"ode", "dmd", "diffusion"});
-  TORCH_CHECK(device == "auto" || device == "cpu" || device == "cuda" ||
-                  (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
-                   device.find_first_not_of("0123456789", 5) == std::string::npos),
-              src, ": key 'device': got '", device, "', want auto | cpu | cuda | cuda:N");
-  TORCH_CHECK(log_iters >= 1, src, ": key 'log_iters': got ", log_iters, ", want >= 1");
-  TORCH_CHECK(save_iters >= 0, src, ": key 'save_iters': got ", save_iters,
-              ", want >= 0 (0 = log_iters)");
-  TORCH_CHECK(max_iters >= 0, src, ": key 'max_iters': got ", max_iters,
-              ", want >= 0 (0 = unlimited)");
-  TORCH_CHECK(keep_latest >= 0, src, ": key 'keep_latest': got ", keep_latest,
-              ", want >= 0 (0 = all)");
-  TORCH_CHECK(max_nonfinite_skips >= 1, src, ": key 'max_nonfinite_skips': got ",
-              max_nonfinite_skips, ", want >= 1");
-  TORCH_CHECK(!output_path.empty(), src, ": key 'output_path': got \"\", want a directory");
-
-  // Models.
-  check_one_of("model_name", model_name, kModels);
-  if (!generator_name.empty()) check_one_of("generator_name", generator_name, kModels);
-  if (!real_name.empty()) check_one_of("real_name", real_name, kModels);
-  if (!fake_name.empty()) check_one_of("fake_name", fake_name, kModels);
-  // CausVid's ode_regression.py builds the generator from model_name only.
-  TORCH_CHECK(is_dmd() || generator_name.empty() || generator_name == model_name, src,
-              ": key 'generator_name': got '", generator_name,
-              "', want it unset (distillation_loss ode builds the generator from model_name '",
-              model_name, "')");
-  for (const auto& [key, grads] :
-       std::vector<std::pair<const char*, const std::map<std::string, bool>*>>{
-           {"generator_grad", &generator_grad},
-           {"real_score_grad", &real_score_grad},
-           {"fake_score_grad", &fake_score_grad}}) {
-    for (const auto& kv : *grads)
-      TORCH_CHECK(kv.first == "model", src, ": key '", key, "': got submodule '", kv.first,
-                  "', want model (the only submodule of a diffusion wrapper)");
-  }
-  TORCH_CHECK(!grad_of(real_score_grad, false), src, ": key 'real_score_grad': model: true "
-              "asks to train the real score, which no stage does (CausVid keeps the teacher "
-              "frozen and has no optimizer for it); want false");
-  TORCH_CHECK(is_dmd() || generator_trainable(), src, ": key 'generator_grad': model: false "
-              "freezes the generator, leaving distillation_loss ", distillation_loss,
-              " nothing to train");
-  TORCH_CHECK(!is_dmd() || generator_trainable() || fake_score_trainable(), src,
-              ": keys 'generator_grad' and 'fake_score_grad': both model: false leave the DMD "
-              "stage nothing to train");
-  TORCH_CHECK(num_frame_per_block >= 1, src, ": key 'num_frame_per_block': got ",
-              num_frame_per_block, ", want >= 1");
-
-  // Model sizes.
-  TORCH_CHECK(one_of(model_preset, model_preset_names()), src, ": key 'model_preset': got '",
-              model_preset, "', want ", join(model_preset_names()));
-  ModelDims d = model_dims();
-  for (const auto& [key, v] : std::vector<std::pair<const char*, int>>{
-           {"model_dim", d.dim},
-           {"model_ffn_dim", d.ffn_dim},
-           {"model_freq_dim", d.freq_dim},
-           {"model_num_heads", d.num_heads},
-           {"model_num_layers", d.num_layers},
-           {"model_in_dim", d.in_dim},
-           {"model_out_dim", d.out_dim},
-           {"model_text_dim", d.text_dim},
-           {"model_text_len", d.text_len}})
-    TORCH_CHECK(v >= 1, src, ": key '", key, "': got ", v, ", want >= 1");
-  TORCH_CHECK(d.dim % d.num_heads == 0, src, ": key 'model_dim': got ", d.dim,
-              ", want a multiple of model_num_heads (", d.num_heads, ")");
-  // Wan's 3D RoPE splits each head into (t, h, w) parts of even size.
-  TORCH_CHECK(d.head_dim() % 2 == 0, src, ": keys 'model_dim'/'model_num_heads': head dim ",
-              d.dim, "/", d.num_heads, " = ", d.head_dim(), ", want an even number");
-  TORCH_CHECK(d.freq_dim % 2 == 0, src, ": key 'model_freq_dim': got ", d.freq_dim,
-              ", want an even number (sinusoidal embedding)");
-
-  // Tasks.
-  check_one_of("generator_task", generator_task, kTasks);
-  if (!real_task_type.empty()) check_one_of("real_task_type", real_task_type, kTasks);
-  if (!fake_task_type.empty()) check_one_of("fake_task_type", fake_task_type, kTasks);
-  auto check_task_model = [&](const char* task_key, const std::string& task,
-                              const char* model_key, const std::string& model) {
-    bool causal_model = model == "causal_wan";
-    bool causal_task = task == "causal_video";
-    TORCH_CHECK(causal_model == causal_task, src, ": key '", task_key, "': got '", task,
-                "' for model '", model, "' (", model_key, "), want ",
-                causal_model ? "causal_video" : "bidirectional_video");
-  };
-  check_task_model("generator_task", generator_task,
-                   generator_name.empty() ? "model_name" : "generator_name", generator_model());
-  if (is_dmd()) {
-    check_task_model("real_task_type", real_task(),
-                     real_name.empty() ? "model_name" : "real_name", real_model());
-    check_task_model("fake_task_type", fake_task(),
-                     fake_name.empty() ? "model_name" : "fake_name", fake_model());
-  }
-
-  // Timesteps.
-  TORCH_CHECK(num_train_timestep >= 1, src, ": key 'num_train_timestep': got ",
-              num_train_timestep, ", want >= 1");
-  const auto& steps = denoising_step_list;
-  TORCH_CHECK(!steps.empty(), src, ": key 'denoising_step_list': got [], want at least one step");
-  for (size_t i = 0; i < steps.size(); ++i) {
-    TORCH_CHECK(steps[i] >= 0 && steps[i] <= num_train_timestep, src,
-                ": key 'denoising_step_list': got ", list_str(steps), ", want values in [0, ",
-                num_train_timestep, "] (num_train_timestep)");
-    TORCH_CHECK(i == 0 || steps[i] < steps[i - 1], src, ": key 'denoising_step_list': got ",
-                list_str(steps), ", want strictly descending values");
-  }
-  TORCH_CHECK(steps[0] > 0, src, ": key 'denoising_step_list': got ", list_str(steps),
-              ", want a first step > 0");
-  // causal_inference.py asserts denoising_step_list[-1] == 0 and drops it; the ODE
-  // trajectories end with the clean latent.
-  TORCH_CHECK(!is_causal() || steps.back() == 0, src, ": key 'denoising_step_list': got ",
-              list_str(steps), ", want a last step of 0 for generator_task causal_video");
-  // dmd.py: timesteps[1000 - denoising_step_list] over a 1000-entry scheduler table.
-  TORCH_CHECK(!warp_denoising_step || num_train_timestep == 1000, src,
-              ": key 'num_train_timestep': got ", num_train_timestep,
-              ", want 1000 when warp_denoising_step is true");
-  TORCH_CHECK(std::isfinite(timestep_shift) && timestep_shift > 0, src,
-              ": key 'timestep_shift': got ", timestep_shift, ", want > 0");
-  TORCH_CHECK(std::isfinite(real_guidance_scale) && real_guidance_scale >= 0, src,
-              ": key 'real_guidance_scale': got ", real_guidance_scale, ", want >= 0");
-  // loss.py's v/noise losses need alphas_cumprod, which flow matching has not.
-  check_one_of("denoising_loss_type", denoising_loss_type, {"flow", "x0"});
-  TORCH_CHECK(dfake_gen_update_ratio >= 1, src, ": key 'dfake_gen_update_ratio': got ",
-              dfake_gen_update_ratio, ", want >= 1");
-
-  // Latent shape [B, F, C, H, W].
-  const auto& shape = image_or_video_shape;
-  TORCH_CHECK(shape.size() == 5 || (!is_dmd() && shape.empty()), src,
-              ": key 'image_or_video_shape': got ", list_str(shape),
-              ", want 5 values [B, F, C, H, W]");
-  if (shape.size() == 5) {
-    for (int v : shape)
-      TORCH_CHECK(v >= 1, src, ": key 'image_or_video_shape': got ", list_str(shape),
-                  ", want positive values");
-    TORCH_CHECK(shape[2] == d.in_dim, src, ": key 'image_or_video_shape': got C = ", shape[2],
-                " in ", list_str(shape), ", want the model's in_dim ", d.in_dim,
-                " (model_preset ", model_preset, " / model_in_dim)");
-    TORCH_CHECK(shape[1] % d.patch_size[0] == 0 && shape[3] % d.patch_size[1] == 0 &&
-                    shape[4] % d.patch_size[2] == 0,
-                src, ": key 'image_or_video_shape': got F, H, W = ", shape[1], ", ", shape[3],
-                ", ", shape[4], ", want multiples of the patch size (", d.patch_size[0], ", ",
-                d.patch_size[1], ", ", d.patch_size[2], ")");
-    TORCH_CHECK(!is_causal() || shape[1] % num_frame_per_block == 0, src,
-                ": key 'image_or_video_shape': got F = ", shape[1], " in ", list_str(shape),
-                ", want a multiple of num_frame_per_block (", num_frame_per_block,
-                ") for generator_task causal_video");
-  }
-
-  // Optimizer.
-  auto check_lr = [&](const char* key, double v) {
-    TORCH_CHECK(std::isfinite(v) && v > 0, src, ": key '", key, "': got ", v, ", want > 0");
-  };
-  auto check_beta = [&](const char* key, double v) {
-    TORCH_CHECK(v >= 0 && v < 1, src, ": key '", key, "': got ", v, ", want in [0, 1)");
-  };
-  check_lr("lr", lr);
-  check_beta("beta1", beta1);
-  check_beta("beta2", beta2);
-  if (lr_critic) check_lr("lr_critic", *lr_critic);
-  if (beta1_critic) check_beta("beta1_critic", *beta1_critic);
-  if (beta2_critic) check_beta("beta2_critic", *beta2_critic);
-  TORCH_CHECK(std::isfinite(weight_decay) && weight_decay >= 0, src,
-              ": key 'weight_decay': got ", weight_decay, ", want >= 0");
-  TORCH_CHECK(std::isfinite(grad_clip) && grad_clip > 0, src, ": key 'grad_clip': got ",
-              grad_clip, ", want > 0");
-  check_beta("ema_weight", ema_weight);
-  TORCH_CHECK(text_dropout >= 0 && text_dropout < 1, src, ": key 'text_dropout': got ",
-              text_dropout, ", want 0 <= p < 1");
-  TORCH_CHECK(ema_start_step >= 0, src, ": key 'ema_start_step': got ", ema_start_step,
-              ", want >= 0");
-
-  // FSDP.
-  check_one_of("sharding_strategy", sharding_strategy,
-               {"full", "hybrid_full", "hybrid_zero2", "no_shard"});
-  for (const auto& [key, wrap, module_key, module] :
-       std::vector<std::tuple<std::string, std::string, std::string, std::string>>{
-           {"generator_fsdp_wrap_strategy", generator_fsdp_wrap_strategy,
-            "generator_fsdp_transformer_module", generator_fsdp_transformer_module},
-           {"real_score_fsdp_wrap_strategy", real_score_fsdp_wrap_strategy,
-            "real_score_fsdp_transformer_module", real_score_fsdp_transformer_module},
-           {"fake_score_fsdp_wrap_strategy", fake_score_fsdp_wrap_strategy,
-            "fake_score_fsdp_transformer_module", fake_score_fsdp_transformer_module},
-           {"text_encoder_fsdp_wrap_strategy", text_encoder_fsdp_wrap_strategy,
-            "text_encoder_fsdp_transformer_module", text_encoder_fsdp_transformer_module}}) {
-    check_one_of(key.c_str(), wrap, {"size", "transformer"});
-    TORCH_CHECK(wrap != "transformer" || !module.empty(), src, ": key '", module_key,
-                "': got \"\", want a block class name when ", key, " is transformer");
-  }
-
-  // Data.
-  TORCH_CHECK(batch_size >= 1, src, ": key 'batch_size': got ", batch_size, ", want >= 1");
-  TORCH_CHECK(max_pair >= 1, src, ": key 'max_pair': got ", max_pair, ", want >= 1");
-  TORCH_CHECK(num_workers >= 0, src, ": key 'num_workers': got ", num_workers, ", want >= 0");
 }
 
 // ------------------------------------------------------------------ parse / overrides
@@ -787,6 +497,7 @@ void apply_overrides(Config& config, const std::vector<std::string>& overrides) 
       ignored.push_back(key);
       continue;
     }
+    refuse_unsupported(key, src);
     TORCH_CHECK(find_field(key) || aliases().count(key), "--set: unknown key '", key, "'",
                 suggestion(key));
     YAML::Node value;

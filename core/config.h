@@ -15,7 +15,7 @@
 //     ema_start_step, and guidance_scale as an alias of real_guidance_scale.
 //
 //   Config c = load_config("configs/wan_causal_dmd.yaml", {"lr=1e-5"});  // validated
-//   c.denoising_step_list; c.is_causal(); c.model_dims().dim;
+//   c.denoising_step_list; c.is_causal(); models::wan_config(c).dim;
 //   save_config(c, out_dir + "/config.yaml");
 //
 // Every YAML key is a member of the same name. Optional members (std::optional) are left
@@ -23,36 +23,14 @@
 // the accessor methods, so a `--set` of the key they derive from still takes effect.
 #pragma once
 
-#include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace causvid::core {
-
-// Wan DiT hyper-parameters (Wan2.1 WanModel's constructor arguments). The models stage
-// turns these into its own WanConfig; presets here keep core free of model includes.
-struct ModelDims {
-  int dim = 1536;
-  int ffn_dim = 8960;
-  int freq_dim = 256;
-  int num_heads = 12;
-  int num_layers = 30;
-  int in_dim = 16;
-  int out_dim = 16;
-  int text_dim = 4096;
-  int text_len = 512;
-  std::array<int, 3> patch_size = {1, 2, 2};  // (t, h, w)
-  double eps = 1e-6;
-  int head_dim() const { return dim / num_heads; }
-};
-
-// "wan-1.3b" (Wan2.1-T2V-1.3B), "wan-14b" (Wan2.1-T2V-14B), "tiny" (2 layers, dim 64,
-// 4 latent channels, text_dim 48, text_len 16: the sizes of the golden loss fixtures).
-ModelDims model_preset_dims(const std::string& preset);
-std::vector<std::string> model_preset_names();
 
 struct Config {
   // ---------------------------------------------------------------- run
@@ -81,6 +59,8 @@ struct Config {
   std::map<std::string, bool> fake_score_grad = {{"model", true}};
   bool gradient_checkpointing = false;
   int num_frame_per_block = 1;
+  // Model sizes: a preset name of models/wan/presets.h plus per-key overrides, resolved by
+  // models::wan_config(config) (core knows neither the presets nor the model struct).
   std::string model_preset = "wan-1.3b";
   std::optional<int> model_dim, model_ffn_dim, model_freq_dim, model_num_heads,
       model_num_layers, model_in_dim, model_out_dim, model_text_dim, model_text_len;
@@ -119,11 +99,13 @@ struct Config {
   std::string generator_fsdp_wrap_strategy = "size";  // "size" | "transformer"
   std::string real_score_fsdp_wrap_strategy = "size";
   std::string fake_score_fsdp_wrap_strategy = "size";
+  // The frozen umT5 when training encodes prompts live (no prompt_cache): sharded with
+  // sharding_strategy, gathered around each encode.
   std::string text_encoder_fsdp_wrap_strategy = "size";
+  std::string text_encoder_fsdp_transformer_module;
   std::string generator_fsdp_transformer_module;  // needed by wrap strategy "transformer"
   std::string real_score_fsdp_transformer_module;
   std::string fake_score_fsdp_transformer_module;
-  std::string text_encoder_fsdp_transformer_module;
   // ---------------------------------------------------------------- data
   std::string data_path;        // ODE pairs LMDB, or a prompt .txt when backward_simulation
   int batch_size = 1;           // per rank
@@ -134,7 +116,9 @@ struct Config {
   std::string source = "<defaults>";
 
   // Throws c10::Error naming the key and the expected value on the first inconsistency.
-  // Runs before any device or process-group initialisation.
+  // Runs before any device or process-group initialisation. Keys that higher layers
+  // interpret (model_preset and the model_* sizes) are checked by the checks they register
+  // with register_config_check().
   void validate() const;
 
   // Resolved views of keys whose "" means "derived".
@@ -157,12 +141,21 @@ struct Config {
     auto it = m.find("model");
     return it == m.end() ? def : it->second;
   }
-  ModelDims model_dims() const;  // preset + model_* overrides
   std::string dit_file() const;
   std::string text_encoder_file() const;
   std::string tokenizer_dir() const;
   std::string vae_file() const;
   std::string checkpoint_root() const;
+
+ private:
+  // validate()'s sections (core/config_validate.cpp).
+  void check_run() const;  // run keys
+  void check_models() const;  // model names, grads, blocks
+  void check_tasks() const;  // tasks against models
+  void check_timesteps() const;  // denoising steps, shift, guidance
+  void check_latent_shape() const;  // image_or_video_shape (the model-size parts: the registered checks)
+  void check_optimizer() const;  // AdamW, EMA, text dropout
+  void check_fsdp_and_data() const;  // sharding and data keys
 };
 
 // Parses YAML text; `source` names it in messages. Unknown keys, wrong types, missing
@@ -192,6 +185,12 @@ struct ConfigKeyInfo {
   bool required_ode = false, required_dmd = false;
 };
 std::vector<ConfigKeyInfo> config_keys();
+
+// A check of keys a higher layer interprets (models registers the model-size check), run by
+// Config::validate() after its own checks, in registration order. Registered at startup by
+// an explicit call (models::register_builtins()); registering a name again replaces it.
+using ConfigCheck = std::function<void(const Config&)>;
+void register_config_check(const std::string& name, ConfigCheck check);
 
 // Levenshtein (with adjacent transpositions) distance, for "did you mean" suggestions.
 int edit_distance(const std::string& a, const std::string& b);

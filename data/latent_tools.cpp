@@ -1,4 +1,4 @@
-// data/latent_tools.cpp: `causvid encode` and `causvid ode-pairs` work (see latent_tools.h).
+// data/latent_tools.cpp: `causvid encode` work (see latent_tools.h).
 #include "data/latent_tools.h"
 
 #include <c10/core/InferenceMode.h>
@@ -12,7 +12,6 @@
 #include "core/log.h"
 #include "data/shards.h"
 #include "data/video_io.h"
-#include "inference/causal_pipeline.h"
 
 namespace causvid::data {
 namespace fs = std::filesystem;
@@ -106,66 +105,6 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
     write_shard(path, prompts, torch::stack(rows), o.store_dtype);
     ++st.shards_written;
     LOG_INFO("%s: %d videos, %.2f s/video", path, rows.size(),
-             since(t0) / std::max<int64_t>(st.done, 1));
-  }
-  st.seconds = since(t0);
-  return st;
-}
-
-std::vector<int64_t> resolve_keep_indices(const std::vector<int64_t>& keep, int64_t num_steps) {
-  TORCH_CHECK(num_steps >= 1, "--steps: got ", num_steps, ", want >= 1");
-  TORCH_CHECK(!keep.empty(), "--keep: empty, want trajectory indices such as 0,36,44,-1");
-  const int64_t n = num_steps + 1;  // noise + one point per step
-  std::vector<int64_t> out;
-  for (auto k : keep) {
-    TORCH_CHECK(k >= -n && k < n, "--keep: index ", k, " outside the ", n, " trajectory points of ",
-                num_steps, " steps");
-    out.push_back(k < 0 ? k + n : k);
-  }
-  return out;
-}
-
-ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
-                             models::TextConditioner& text, const std::vector<std::string>& prompts,
-                             const std::string& out_dir, const OdePairOptions& o, int rank,
-                             int world_size) {
-  TORCH_CHECK(!prompts.empty(), "ode-pairs: no prompts");
-  TORCH_CHECK(o.shape_FCHW.size() == 4, "image_or_video_shape: want [B, F, C, H, W]");
-  const auto keep = resolve_keep_indices(o.keep, o.num_steps);
-  core::make_dirs(out_dir);
-  ShardPlan plan{static_cast<int64_t>(prompts.size()), o.shard_size};
-  ToolStats st;
-  const auto t0 = std::chrono::steady_clock::now();
-  c10::InferenceMode guard;
-  torch::Tensor uncond;  // the negative prompt, encoded once
-  auto keep_t = torch::tensor(keep, torch::kLong);
-  for (int64_t k : plan.shards_of(rank, world_size)) {
-    const auto path = shard_path(out_dir, o.prefix, k);
-    if (core::file_exists(path)) {
-      ++st.shards_existing;
-      continue;
-    }
-    if (!uncond.defined()) uncond = text.encode({o.negative_prompt}).to(o.device);
-    std::vector<std::string> ps;
-    std::vector<torch::Tensor> rows;
-    for (int64_t i = plan.begin(k); i < plan.end(k); ++i) {
-      auto cond = text.encode({prompts[i]}).to(o.device);
-      auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(o.seed + i));
-      std::vector<int64_t> shape = {1};
-      shape.insert(shape.end(), o.shape_FCHW.begin(), o.shape_FCHW.end());
-      auto noise = torch::randn(shape, gen, torch::kFloat).to(o.device);
-      auto tr = inference::sample_teacher(teacher, noise, cond, uncond, o.num_steps,
-                                          o.guidance_scale, o.shift);
-      // trajectory [1, N+1, F, C, H, W] -> the kept points [S, F, C, H, W]
-      rows.push_back(tr.trajectory[0]
-                         .index_select(0, keep_t.to(tr.trajectory.device()))
-                         .to(torch::kCPU, torch::kFloat));
-      ps.push_back(prompts[i]);
-      ++st.done;
-    }
-    write_shard(path, ps, torch::stack(rows), o.store_dtype);
-    ++st.shards_written;
-    LOG_INFO("%s: %d prompts, %.2f s/prompt", path, rows.size(),
              since(t0) / std::max<int64_t>(st.done, 1));
   }
   st.seconds = since(t0);

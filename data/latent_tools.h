@@ -1,4 +1,5 @@
-// data/latent_tools.h: the two producing tools whose shards `causvid lmdb build` aggregates.
+// data/latent_tools.h: `causvid encode`, one of the two producing tools whose shards
+// `causvid lmdb build` aggregates (the other, ode-pairs, is inference/ode_pairs.h).
 //
 // encode_videos (`causvid encode`) ports CausVid's distillation_data/compute_vae_latent.py:
 // each video (already preprocessed to 81 frames of 480x832) is read as [F,3,H,W] in [-1,1],
@@ -9,16 +10,8 @@
 // skipped, logged with its reason and counted as failed (one corrupt file in a crawl must
 // not stop a long run); the command reports the counts.
 //
-// generate_ode_pairs (`causvid ode-pairs`) ports causvid/models/wan/generate_ode_pairs.py:
-// for each prompt the bidirectional teacher samples from Gaussian noise with the N-step
-// Euler grid (shift 8) and classifier-free guidance on the negative prompt
-// (inference::sample_teacher), and the trajectory points at `keep` (default [0, 36, 44, -1]
-// of the N+1 points, noise first) are stored as one row [S, F, C, H, W]. The noise of prompt
-// i comes from a CPU generator seeded seed + i, so the data do not depend on the number of
-// ranks or on resuming. Deliberate difference: one shard per `shard_size` prompts (the
-// reference writes one .pt per prompt) and existing shards are skipped (resumable).
-// The teacher runs in float32 whatever mixed_precision says (the reference samples in
-// bf16 on GPU); TODO(data): a bf16 teacher once sample_teacher is checked in bf16.
+// generate_ode_pairs (`causvid ode-pairs`), which needs the teacher sampler, is in
+// inference/ode_pairs.h.
 #pragma once
 
 #include <torch/torch.h>
@@ -29,7 +22,6 @@
 
 #include "models/t5/text_conditioner.h"
 #include "models/vae/wan_vae.h"
-#include "models/wan/wan_wrapper.h"
 
 namespace causvid::data {
 
@@ -57,26 +49,5 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
                         const std::map<std::string, std::string>& captions,
                         const std::string& out_dir, const EncodeOptions& opts, int rank = 0,
                         int world_size = 1);
-
-struct OdePairOptions {
-  int64_t num_steps = 50;
-  double guidance_scale = 6.0;
-  double shift = 8.0;
-  std::vector<int64_t> keep = {0, 36, 44, -1};  // trajectory indices, -1 = the last
-  std::vector<int64_t> shape_FCHW;              // latent shape per sample
-  std::string negative_prompt;
-  int64_t seed = 0;
-  int64_t shard_size = 16;  // prompts per shard
-  std::string prefix = "ode_pairs";
-  torch::ScalarType store_dtype = torch::kFloat32;
-  torch::Device device = torch::kCPU;
-};
-// The indices of `keep` resolved against num_steps + 1 points; errors name --keep.
-std::vector<int64_t> resolve_keep_indices(const std::vector<int64_t>& keep, int64_t num_steps);
-
-ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
-                             models::TextConditioner& text, const std::vector<std::string>& prompts,
-                             const std::string& out_dir, const OdePairOptions& opts, int rank = 0,
-                             int world_size = 1);
 
 }  // namespace causvid::data

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <map>
+#include <mutex>
 #include <unordered_set>
 
 #include "core/fs.h"
@@ -13,7 +15,6 @@
 #include "core/safetensors.h"
 #include "models/t5/tokenizer.h"
 #include "models/t5/umt5.h"
-#include "toy/text_encoder.h"
 
 namespace causvid::data {
 
@@ -270,6 +271,42 @@ torch::Tensor PromptCache::encode(const std::vector<std::string>& prompts) {
 }
 
 // ------------------------------------------------------------------ factory
+namespace {
+
+struct EncoderRegistry {
+  std::mutex mu;
+  std::map<std::string, TextEncoderFactory> factories;
+};
+
+EncoderRegistry& encoder_registry() {
+  static EncoderRegistry r;
+  return r;
+}
+
+}  // namespace
+
+void register_text_encoder(const std::string& name, TextEncoderFactory factory) {
+  TORCH_CHECK(!name.empty() && factory, "register_text_encoder: want a name and a factory");
+  auto& r = encoder_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.factories[name] = std::move(factory);
+}
+
+const TextEncoderFactory* find_text_encoder(const std::string& name) {
+  auto& r = encoder_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.factories.find(name);
+  return it == r.factories.end() ? nullptr : &it->second;  // entries are never erased
+}
+
+std::vector<std::string> text_encoder_names() {
+  auto& r = encoder_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::vector<std::string> names;
+  for (const auto& kv : r.factories) names.push_back(kv.first);
+  return names;
+}
+
 std::unique_ptr<models::TextConditioner> make_text_conditioner(const TextConditionerOptions& o) {
   if (!o.cache_dir.empty()) {
     auto c = std::make_unique<PromptCache>(o.cache_dir, o.output_dtype);
@@ -278,8 +315,7 @@ std::unique_ptr<models::TextConditioner> make_text_conditioner(const TextConditi
     LOG_INFO("text conditioning from prompt cache %s (%d prompts)", o.cache_dir, c->size());
     return c;
   }
-  if (o.encoder_path == "toy")  // the CPU toy world's fixed-seed small umT5 (toy/text_encoder.h)
-    return toy::make_toy_text_conditioner(o.text_len, o.output_dtype);
+  if (const TextEncoderFactory* f = find_text_encoder(o.encoder_path)) return (*f)(o);
   TORCH_CHECK(!o.encoder_path.empty(),
               "text conditioning: give a prompt cache or umT5 encoder weights");
   TORCH_CHECK(!o.tokenizer_path.empty(), "text conditioning: umT5 weights ", o.encoder_path,

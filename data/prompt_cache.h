@@ -92,11 +92,27 @@ struct TextConditionerOptions {
   std::string encoder_path;    // umT5 weights
   std::string tokenizer_path;  // spiece.model or the google/umt5-xxl folder
   int64_t text_len = 512;
+  int64_t text_dim = 0;  // the model's text_dim, for encoders of free width (hash); 0 = unset
   torch::ScalarType compute_dtype = torch::kFloat32;
   torch::ScalarType output_dtype = torch::kFloat32;
   torch::Device device = torch::kCPU;
 };
+// A prompt cache when cache_dir is set; else the encoder registered under encoder_path's
+// name, if one is (see register_text_encoder); else umT5 weights at encoder_path.
 std::unique_ptr<models::TextConditioner> make_text_conditioner(const TextConditionerOptions& o);
+
+// Named text encoders that higher layers provide (the toy world's "toy", generate's
+// "hash"): a config's text_encoder_path (or `generate --text-encoder`) equal to a registered
+// name selects the factory instead of a weight file. Registration is explicit, from each
+// layer's register_builtins() called at startup by the causvid main and the test main (no
+// static self-registration: a static library drops objects nothing references).
+using TextEncoderFactory =
+    std::function<std::unique_ptr<models::TextConditioner>(const TextConditionerOptions&)>;
+// Registering a name again replaces its factory.
+void register_text_encoder(const std::string& name, TextEncoderFactory factory);
+// nullptr when `name` is not registered.
+const TextEncoderFactory* find_text_encoder(const std::string& name);
+std::vector<std::string> text_encoder_names();
 
 // Encodes `prompts` in batches and writes them to a new cache at out_dir, atomically (a
 // temporary sibling directory renamed onto out_dir at the end). Duplicates (after cleaning)

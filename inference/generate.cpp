@@ -18,6 +18,7 @@
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 #include "data/image_io.h"
+#include "data/prompt_cache.h"
 #include "data/video_io.h"
 #include "inference/causal_pipeline.h"
 #include "models/wan/flow_match.h"
@@ -604,6 +605,14 @@ SampleResult VideoGenerator::run_whole(const SampleSpec& spec, Sinks& sinks, dou
   res.block_s.push_back(now_s() - t0);
   res.latents = lat[0].cpu().contiguous();
   return res;
+}
+
+void register_builtins() {
+  data::register_text_encoder("hash", [](const data::TextConditionerOptions& o) {
+    TORCH_CHECK(o.text_dim > 0, "text encoder hash: want the model's text_dim (got ",
+                o.text_dim, ")");
+    return std::make_unique<HashTextConditioner>(o.text_len, o.text_dim);
+  });
 }
 
 }  // namespace causvid::inference

@@ -76,8 +76,8 @@ std::string safe_filename(const std::string& prompt, size_t max_len = 80);
 // tanh-squashed to [-1,1], nearest-upsampled by `scale`. [F,C,h,w] -> [F,3,h*s,w*s].
 torch::Tensor latent_preview(const torch::Tensor& latents_FCHW, int64_t scale);
 
-// A deterministic stand-in text encoder for tests and the toy world (text_encoder_path
-// "hash"): each prompt maps to N(0,1) rows seeded by a 64-bit FNV-1a hash of the prompt,
+// A deterministic stand-in text encoder for tests and the toy world (registered as "hash":
+// text_encoder_path or --text-encoder hash): each prompt maps to N(0,1) rows seeded by a 64-bit FNV-1a hash of the prompt,
 // the first min(text_len, 1 + #words) rows non-zero (like a padded umT5 output).
 class HashTextConditioner : public models::TextConditioner {
  public:
@@ -90,6 +90,11 @@ class HashTextConditioner : public models::TextConditioner {
  private:
   int64_t text_len_, dim_;
 };
+
+// Registers this layer's named parts: the text encoder "hash" (HashTextConditioner, sized
+// by TextConditionerOptions::text_len / text_dim). Called once at startup by the causvid
+// main and the test main.
+void register_builtins();
 
 // Loads generator weights through models::load_wan_weights (plain WanModel keys, CausVid's
 // model.pt with `which` = "generator" | "generator_ema" | "critic", or a training

@@ -6,7 +6,7 @@
 #include "core/runtime.h"
 #include "data/prompt_cache.h"
 #include "inference/step_list.h"
-#include "models/wan/wan_config.h"
+#include "models/wan/presets.h"
 
 namespace causvid::inference {
 
@@ -60,7 +60,7 @@ GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::D
               "fp16); want fp32 or bf16");
 
   // Model: architecture from the config, weights from the checkpoint.
-  auto wc = models::WanConfig::from_dims(c.model_dims());
+  auto wc = models::wan_config(c);
   models::WanModel model(wc);
   if (a.random_init) {
     const int64_t rs = *a.random_init;
@@ -76,20 +76,27 @@ GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::D
                                                                                  : a.which);
   }
 
-  // Text conditioning.
-  std::unique_ptr<models::TextConditioner> text;
-  const std::string te = a.text_encoder.empty() ? c.text_encoder_path : a.text_encoder;
-  if (te == "hash") {
-    text = std::make_unique<HashTextConditioner>(wc.text_len, wc.text_dim);
-  } else {
-    data::TextConditionerOptions to;
-    to.cache_dir = c.prompt_cache;
-    to.encoder_path = c.text_encoder_file();
-    to.tokenizer_path = c.tokenizer_dir();
-    to.text_len = wc.text_len;
-    to.device = o.device;
-    text = data::make_text_conditioner(to);
+  // Text conditioning: the config's, unless --text-encoder names a registered encoder
+  // ("hash"), which then replaces the prompt cache too.
+  data::TextConditionerOptions to;
+  to.cache_dir = c.prompt_cache;
+  to.encoder_path = c.text_encoder_file();
+  to.tokenizer_path = c.tokenizer_dir();
+  to.text_len = wc.text_len;
+  to.text_dim = wc.text_dim;
+  to.device = o.device;
+  if (!a.text_encoder.empty()) {
+    TORCH_CHECK(data::find_text_encoder(a.text_encoder), "--text-encoder: got '",
+                a.text_encoder, "', want one of the registered encoders (",
+                [] {
+                  std::string s;
+                  for (const auto& n : data::text_encoder_names()) s += (s.empty() ? "" : ", ") + n;
+                  return s;
+                }(), ") or '' for the config's");
+    to.encoder_path = a.text_encoder;
+    to.cache_dir.clear();
   }
+  std::unique_ptr<models::TextConditioner> text = data::make_text_conditioner(to);
   std::unique_ptr<models::WanVAEWrapper> vae;
   if (!a.no_vae && c.vae_path != "none") vae = load_vae(c.vae_file());
   s.generator = std::make_unique<VideoGenerator>(model, std::move(text), std::move(vae), o);

@@ -14,7 +14,7 @@ namespace causvid::toy {
 
 torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std::string>& prompts) {
   auto cfg = core::load_config(a.config, a.sets);
-  auto wc = models::WanConfig::from_dims(cfg.model_dims());
+  auto wc = models::wan_config(cfg);
   models::WanModel net(wc);
   models::load_wan_weights(net, a.checkpoint, a.which);
   const auto dev = core::resolve_device(a.device);

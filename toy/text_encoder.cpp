@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "data/prompt_cache.h"
 #include "toy/world.h"
 
 namespace causvid::toy {
@@ -102,6 +103,12 @@ torch::Tensor ToyTextEncoder::encode(const std::vector<std::string>& prompts) {
 std::unique_ptr<models::TextConditioner> make_toy_text_conditioner(int64_t text_len,
                                                                    torch::ScalarType output_dtype) {
   return std::make_unique<ToyTextEncoder>(text_len, output_dtype);
+}
+
+void register_builtins() {
+  data::register_text_encoder("toy", [](const data::TextConditionerOptions& o) {
+    return make_toy_text_conditioner(o.text_len, o.output_dtype);
+  });
 }
 
 }  // namespace causvid::toy

@@ -5,7 +5,7 @@
 // version). Same output contract as CausVid's WanTextEncoder: [N, text_len, 64] with rows
 // past each prompt's token count (EOS included) zero.
 //
-// Selected where a config says text_encoder_path: "toy" (data::make_text_conditioner).
+// Selected where a config says text_encoder_path: toy (registered by register_builtins()).
 // Tokens: 0 <pad>, 1 </s> (EOS), 2 <unk>, then the vocabulary words in order. Words are the
 // lower-cased alphanumeric runs of the prompt; unknown words map to <unk> (a negative prompt
 // may say anything); prompts longer than text_len - 1 words are truncated (EOS kept).
@@ -52,6 +52,7 @@ class ToyTextEncoder : public models::TextConditioner {
   int64_t dim() const override { return encoder_->config().dim; }
   torch::ScalarType output_dtype() const override { return output_dtype_; }
   const ToyTokenizer& tokenizer() const { return tokenizer_; }
+  std::shared_ptr<torch::nn::Module> weights() override { return encoder_.ptr(); }
 
  private:
   ToyTokenizer tokenizer_;
@@ -61,5 +62,10 @@ class ToyTextEncoder : public models::TextConditioner {
 
 std::unique_ptr<models::TextConditioner> make_toy_text_conditioner(
     int64_t text_len = 16, torch::ScalarType output_dtype = torch::kFloat32);
+
+// Registers the toy world's parts with the lower layers: the text encoder "toy"
+// (data::register_text_encoder). Called once at startup by the causvid main and the test
+// main.
+void register_builtins();
 
 }  // namespace causvid::toy

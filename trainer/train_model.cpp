@@ -1,4 +1,5 @@
 // trainer/train_model.cpp: see train_model.h.
+#include "models/wan/presets.h"
 #include "trainer/train_model.h"
 
 #include <cmath>
@@ -20,7 +21,7 @@ AdamWOptions adamw_from_config(const core::Config& c) {
 TrainModel::TrainModel(const core::Config& c, const TrainModelSpec& spec,
                        std::shared_ptr<core::DistContext> dist)
     : name_(spec.name), trainable_(spec.trainable) {
-  model_ = models::WanModel(models::WanConfig::from_dims(c.model_dims()));
+  model_ = models::WanModel(models::wan_config(c));
   if (spec.source == "random") {
     model_->init_weights(spec.seed);
   } else {

@@ -1,5 +1,6 @@
 // trainer/trainer.cpp: see trainer.h. The loop around a Stage (stage.h): data, text
 // conditioning, step, log, checkpoint, sample sheets. It knows no stage by name.
+#include "models/wan/presets.h"
 #include "trainer/trainer.h"
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include "data/text_from_config.h"
 #include "trainer/checkpoint.h"
 #include "trainer/metrics.h"
+#include "trainer/sharded_text_encoder.h"
 #include "trainer/stage.h"
 
 namespace causvid::trainer {
@@ -97,15 +99,16 @@ void Trainer::setup() {
               ": key 'image_or_video_shape': want [B, F, C, H, W]");
   std::vector<int64_t> frame_shape(c.image_or_video_shape.begin() + 1,
                                    c.image_or_video_shape.end());
-  const auto d = c.model_dims();
+  const auto d = models::wan_config(c);
   TORCH_CHECK(frame_shape[1] == d.in_dim, c.source, ": image_or_video_shape has ", frame_shape[1],
               " channels but the model (", c.model_preset, ") takes ", d.in_dim);
   if (!c.generator_ckpt.empty())
     TORCH_CHECK(std::filesystem::exists(c.generator_ckpt), c.source, ": key 'generator_ckpt': ",
                 c.generator_ckpt, ": no such file or directory");
 
-  // Text conditioning (frozen; every rank holds it).
-  text_ = data::text_conditioner_from_config(c, dev);
+  // Text conditioning (frozen; sharded like CausVid's FSDP-wrapped umT5 when it runs live).
+  text_ = std::make_unique<ShardedTextEncoder>(data::text_conditioner_from_config(c, dev), c,
+                                               dist_);
   TORCH_CHECK(text_->dim() == d.text_dim, "text encoder dim ", text_->dim(), " != model text_dim ",
               d.text_dim);
   env_.reset(new StageEnv{c_, dist_, dev, static_cast<uint64_t>(seed_), rng_, *text_, frame_shape,

@@ -9,7 +9,7 @@
 // shim with RTLD_LOCAL | RTLD_DEEPBIND, so the shim and libsentencepiece bind to their own
 // definitions first. Nothing else may link this library.
 //
-// The file is named *.cc on purpose: the causvid_core glob only picks up *.cpp.
+// The file is named *.cc on purpose: the layer libraries' globs only pick up *.cpp.
 // No iostreams here, and sentencepiece's own logging is switched off: under RTLD_DEEPBIND
 // libsentencepiece's `std::cerr` binds to libstdc++'s own copy of the object, which is never
 // constructed when the executable holds a copy relocation of std::cerr (causvid_tests does),

@@ -23,6 +23,9 @@ class TextConditioner {
   virtual int64_t text_len() const = 0;
   virtual int64_t dim() const = 0;
   virtual torch::ScalarType output_dtype() const = 0;
+  // The module holding its weights when it runs an encoder (null for a cache or a hash):
+  // what the trainer shards under text_encoder_fsdp_wrap_strategy.
+  virtual std::shared_ptr<torch::nn::Module> weights() { return nullptr; }
 };
 
 }  // namespace causvid::models

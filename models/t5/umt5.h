@@ -170,6 +170,7 @@ class UMT5TextEncoder : public TextConditioner {
   torch::ScalarType output_dtype() const override { return output_dtype_; }
   UMT5Encoder& encoder() { return encoder_; }
   const UMT5Tokenizer& tokenizer() const { return *tokenizer_; }
+  std::shared_ptr<torch::nn::Module> weights() override { return encoder_.ptr(); }
 
  private:
   UMT5Encoder encoder_;

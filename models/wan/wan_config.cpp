@@ -3,7 +3,7 @@
 
 #include <c10/util/Exception.h>
 
-#include "core/config.h"
+#include "models/wan/presets.h"
 
 namespace causvid::models {
 
@@ -42,28 +42,9 @@ int64_t WanConfig::num_params() const {
   return n;
 }
 
-WanConfig WanConfig::preset(const std::string& name) {
-  return from_dims(core::model_preset_dims(name));
-}
+WanConfig WanConfig::preset(const std::string& name) { return wan_preset(name); }
 
-WanConfig WanConfig::from_dims(const core::ModelDims& d) {
-  WanConfig c;
-  c.patch_size = {d.patch_size[0], d.patch_size[1], d.patch_size[2]};
-  c.text_len = d.text_len;
-  c.in_dim = d.in_dim;
-  c.dim = d.dim;
-  c.ffn_dim = d.ffn_dim;
-  c.freq_dim = d.freq_dim;
-  c.text_dim = d.text_dim;
-  c.out_dim = d.out_dim;
-  c.num_heads = d.num_heads;
-  c.num_layers = d.num_layers;
-  c.eps = d.eps;
-  c.validate();
-  return c;
-}
-
-std::vector<std::string> WanConfig::preset_names() { return core::model_preset_names(); }
+std::vector<std::string> WanConfig::preset_names() { return wan_preset_names(); }
 
 WanConfig WanConfig::from_json(const nlohmann::json& j) {
   WanConfig c;

@@ -1,13 +1,11 @@
 // models/wan/wan_config.h: hyper-parameters of Wan2.1's WanModel (t2v) and its causal
-// variant, with presets. Ports the constructor arguments of
+// variant (the presets are in presets.h). Ports the constructor arguments of
 // causvid/models/wan/wan_base/modules/model.py WanModel.__init__ (CausVid's vendored Wan2.1).
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include "core/config.h"
 
 namespace causvid::models {
 
@@ -34,11 +32,9 @@ struct WanConfig {
   // Total parameter count (matches the reference state dict).
   int64_t num_params() const;
 
-  // "wan-1.3b", "wan-14b", "wan-mid" (bench size), "tiny" (tests), "toy" (CPU toy world).
+  // models::wan_preset / wan_preset_names (presets.h).
   static WanConfig preset(const std::string& name);
   static std::vector<std::string> preset_names();
-  // From the config's model dimensions (core::Config::model_dims()).
-  static WanConfig from_dims(const core::ModelDims& dims);
   // WanModel constructor kwargs as written in fixture meta.json "config".
   static WanConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;

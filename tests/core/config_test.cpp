@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/fs.h"
+#include "models/wan/presets.h"
 #include "tests/test_util.h"
 
 namespace causvid {
@@ -53,7 +54,6 @@ TEST(Config, CausVidCausalDmdLoadsWithItsValues) {
   EXPECT_EQ(c.real_model(), "wan");
   EXPECT_EQ(c.generator_ckpt, "wan_causal_ode_checkpoint_model_003000/model.pt");
   EXPECT_EQ(c.generator_fsdp_wrap_strategy, "size");
-  EXPECT_EQ(c.text_encoder_fsdp_wrap_strategy, "size");
   EXPECT_EQ(c.generator_grad, (std::map<std::string, bool>{{"model", true}}));
   EXPECT_EQ(c.real_score_grad, (std::map<std::string, bool>{{"model", false}}));
   EXPECT_EQ(c.fake_score_grad, (std::map<std::string, bool>{{"model", true}}));
@@ -133,7 +133,7 @@ TEST(Config, TinyConfigsLoadAndValidate) {
   for (const auto& name : kTinyConfigs) {
     SCOPED_TRACE(name);
     Config c = core::load_config(config_path(name));
-    core::ModelDims d = c.model_dims();
+    models::WanConfig d = models::wan_config(c);
     EXPECT_EQ(d.num_layers, 2);
     EXPECT_EQ(d.dim, 64);
     EXPECT_EQ(c.image_or_video_shape, (std::vector<int>{1, 3, 4, 8, 8}));
@@ -161,9 +161,27 @@ TEST(Config, DefaultsValidateAndDerivedValues) {
   EXPECT_DOUBLE_EQ(c.critic_lr(), 4e-7);
   EXPECT_DOUBLE_EQ(c.critic_beta1(), 0.0);
   EXPECT_DOUBLE_EQ(c.critic_beta2(), c.beta2);
-  EXPECT_EQ(core::model_preset_dims("wan-14b").dim, 5120);
-  EXPECT_EQ(core::model_preset_dims("wan-1.3b").head_dim(), 128);
-  expect_error_contains([] { core::model_preset_dims("wan-2b"); }, {"model_preset", "wan-2b"});
+  EXPECT_EQ(models::wan_preset("wan-14b").dim, 5120);
+  EXPECT_EQ(models::wan_preset("wan-1.3b").head_dim(), 128);
+  expect_error_contains([] { models::wan_preset("wan-2b"); }, {"model_preset", "wan-2b"});
+  Config unknown;
+  unknown.model_preset = "wan-2b";
+  expect_error_contains([&] { models::wan_config(unknown); }, {"model_preset", "wan-2b", "toy"});
+  expect_error_contains([&] { unknown.validate(); }, {"model_preset", "wan-2b"});
+}
+
+// CausVid FSDP-wraps its frozen text encoder (trainer/sharded_text_encoder.h does too): the
+// keys load and are validated like the models' wrap keys.
+TEST(Config, TextEncoderFsdpKeysLoadAndAreChecked) {
+  Config c = core::parse_config(std::string(kMinimalOde) +
+                                    "text_encoder_fsdp_wrap_strategy: transformer
+"
+                                    "text_encoder_fsdp_transformer_module: blocks
+",
+                                "m.yaml");
+  EXPECT_EQ(c.text_encoder_fsdp_wrap_strategy, "transformer");
+  core::apply_overrides(c, {"text_encoder_fsdp_wrap_strategy=layers"});
+  expect_error_contains([&] { c.validate(); }, {"text_encoder_fsdp_wrap_strategy", "layers"});
 }
 
 TEST(Config, SelfForcingKeys) {
@@ -430,7 +448,7 @@ TEST(Config, SaveLoadRoundTrip) {
   EXPECT_EQ(back.seed, 12345678901LL);
   EXPECT_EQ(back.negative_prompt, c.negative_prompt);
   ASSERT_TRUE(back.model_num_layers.has_value());
-  EXPECT_EQ(back.model_dims().num_layers, 4);
+  EXPECT_EQ(models::wan_config(back).num_layers, 4);
   Config d = back;
   d.lr_critic.reset();
   EXPECT_FALSE(d == back);
@@ -442,7 +460,7 @@ TEST(Config, ListedKeysCoverEveryCausVidKey) {
   for (const char* k :
        {"model_name", "generator_name", "generator_ckpt", "generator_fsdp_wrap_strategy",
         "real_score_fsdp_wrap_strategy", "fake_score_fsdp_wrap_strategy",
-        "text_encoder_fsdp_wrap_strategy", "generator_grad", "real_score_grad",
+        "generator_grad", "real_score_grad",
         "fake_score_grad", "denoising_step_list", "num_train_timestep", "timestep_shift",
         "real_guidance_scale", "generator_task", "real_task_type", "fake_task_type",
         "denoising_loss_type", "mixed_precision", "seed", "sharding_strategy", "lr", "beta1",

@@ -3,6 +3,8 @@
 // `causvid embed-prompts` command with its errors.
 #include "data/prompt_cache.h"
 
+#include <algorithm>
+
 #include "core/fs.h"
 #include "core/safetensors.h"
 #include "core/state_dict.h"
@@ -163,4 +165,29 @@ TEST(EmbedPromptsCli, BadInputsFailWithClearMessages) {
 }
 
 }  // namespace
+}  // namespace causvid
+
+namespace causvid {
+
+// A name registered with data::register_text_encoder selects its factory (the test main
+// registers the builtins: inference's "hash", the toy's "toy"); other names stay paths.
+TEST(PromptCache, RegisteredTextEncodersSelectedByName) {
+  auto names = data::text_encoder_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "hash"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "toy"), names.end());
+  data::register_text_encoder("test-fixed", [](const data::TextConditionerOptions& o) {
+    return data::find_text_encoder("hash")->operator()(o);
+  });
+  data::TextConditionerOptions o;
+  o.encoder_path = "test-fixed";
+  o.text_len = 5;
+  o.text_dim = 8;
+  auto c = data::make_text_conditioner(o);
+  EXPECT_EQ(c->dim(), 8);
+  EXPECT_EQ(c->encode({"a b"}).sizes(), (std::vector<int64_t>{1, 5, 8}));
+  o.encoder_path = "toy";
+  EXPECT_EQ(data::make_text_conditioner(o)->text_len(), 5);
+  EXPECT_EQ(data::find_text_encoder("no-such-encoder"), nullptr);
+}
+
 }  // namespace causvid

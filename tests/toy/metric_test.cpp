@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/fs.h"
 #include "models/wan/wan_model.h"
+#include "models/wan/presets.h"
 #include "core/safetensors.h"
 #include "data/array_lmdb.h"
 #include "data/prompt_cache.h"
@@ -149,7 +150,7 @@ TEST(ToyCli, EvalSamplesFromACheckpoint) {
   const std::vector<std::string> sets = {"model_dim=32", "model_ffn_dim=64", "model_num_layers=1",
                                          "model_num_heads=2", "num_frame_per_block=3"};
   auto cfg = core::load_config(cfg_path, sets);
-  models::WanModel net(models::WanConfig::from_dims(cfg.model_dims()));
+  models::WanModel net(models::wan_config(cfg));
   net->init_weights(3);
   {
     torch::NoGradGuard ng;

@@ -19,6 +19,7 @@
 #include "models/t5/tokenizer.h"
 #include "models/t5/umt5.h"
 #include "models/wan/wan_loader.h"
+#include "models/wan/presets.h"
 #include "tests/core/dist_util.h"
 #include "tests/test_util.h"
 #include "tests/trainer/tiny_world.h"
@@ -92,7 +93,7 @@ TEST(Trainer, DiffusionStageWritesCheckpointsMetricsSamples) {
   EXPECT_EQ(trainer::latest_checkpoint(w.out("diff")),
             (fs::path(w.out("diff")) / "checkpoint_model_000003").string());
   // The checkpoint loads as a generator, and as its EMA.
-  models::WanModel m(models::WanConfig::from_dims(c.model_dims()));
+  models::WanModel m(models::wan_config(c));
   models::load_wan_weights(m, r.last_checkpoint, "generator");
   models::load_wan_weights(m, r.last_checkpoint, "generator_ema");
 }
@@ -128,7 +129,7 @@ TEST(Trainer, CausalDmdStageAndExport) {
   EXPECT_TRUE(has_gen && has_critic);
   const std::string st = w.out("dmd_export.safetensors");
   trainer::export_checkpoint(r.last_checkpoint, st, "safetensors", false);
-  models::WanModel m(models::WanConfig::from_dims(c.model_dims()));
+  models::WanModel m(models::wan_config(c));
   models::load_wan_weights(m, st);
   models::load_wan_weights(m, pt);
 }
@@ -196,7 +197,7 @@ TEST(Trainer, BadInputs) {
   // A checkpoint of a different model size.
   {
     auto big = w.config("tiny_dmd.yaml", "bad3", {"model_dim=128", "model_num_heads=4"});
-    models::WanModel m(models::WanConfig::from_dims(big.model_dims()));
+    models::WanModel m(models::wan_config(big));
     core::save_safetensors(w.out("big.safetensors"), core::state_dict(*m));
   }
   testing::expect_error_contains(
