@@ -125,7 +125,7 @@ int run_toy_run(const ToyRunArgs& a) {
     models::WanModel net(models::wan_config(tc));
     models::load_wan_weights(net, teacher_ckpt, "generator");
     for (auto& prm : net->parameters()) prm.set_requires_grad(false);
-    models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.timestep_shift);
+    models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.scheduler_shift);
     auto text = data::text_conditioner_from_config(tc);
     auto all = data::read_prompt_file(prompts_file);
     const int64_t n = std::min<int64_t>(a.ode_pairs, all.size());
@@ -133,7 +133,7 @@ int run_toy_run(const ToyRunArgs& a) {
     inference::OdePairOptions o;
     o.num_steps = 50;
     o.guidance_scale = tc.real_guidance_scale;
-    o.shift = tc.timestep_shift;
+    o.shift = tc.scheduler_shift;
     o.shape_FCHW = {tc.image_or_video_shape[1], tc.image_or_video_shape[2],
                     tc.image_or_video_shape[3], tc.image_or_video_shape[4]};
     o.negative_prompt = tc.negative_prompt;

@@ -268,6 +268,9 @@ const std::vector<FieldDef>& fields() {
             "timestep range of the DMD/critic noise", kDmd),
       field("diffusion", "timestep_shift", &C::timestep_shift,
             "shift applied to sampled DMD/critic timesteps"),
+      field("diffusion", "scheduler_shift", &C::scheduler_shift,
+            "shift of the wrappers' flow-matching grid, the step-list warp and the samplers "
+            "(CausVid hard-codes 8)"),
       field("diffusion", "real_guidance_scale", &C::real_guidance_scale,
             "teacher CFG scale (alias: guidance_scale)", kDmd),
       field("diffusion", "denoising_loss_type", &C::denoising_loss_type,

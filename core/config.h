@@ -77,7 +77,11 @@ struct Config {
   std::vector<int> denoising_step_list = {1000, 757, 522};
   bool warp_denoising_step = false;
   int num_train_timestep = 1000;
-  double timestep_shift = 1.0;
+  double timestep_shift = 1.0;   // DMD / critic timestep shift (CausVid's dmd.py meaning)
+  // The shift of the wrappers' 1000-step flow-matching grid (x0 <-> flow conversion,
+  // re-noising, the denoising-list warp, the samplers): CausVid's WanDiffusionWrapper and
+  // generate_ode_pairs.py hard-code 8.0.
+  double scheduler_shift = 8.0;
   double real_guidance_scale = 3.5;  // YAML alias: guidance_scale (Self-Forcing)
   std::string denoising_loss_type = "flow";  // "flow" | "x0"
   int dfake_gen_update_ratio = 5;

@@ -183,6 +183,8 @@ void Config::check_timesteps() const {
               ", want 1000 when warp_denoising_step is true");
   TORCH_CHECK(std::isfinite(timestep_shift) && timestep_shift > 0, src,
               ": key 'timestep_shift': got ", timestep_shift, ", want > 0");
+  TORCH_CHECK(std::isfinite(scheduler_shift) && scheduler_shift > 0, src,
+              ": key 'scheduler_shift': got ", scheduler_shift, ", want > 0");
   TORCH_CHECK(std::isfinite(real_guidance_scale) && real_guidance_scale >= 0, src,
               ": key 'real_guidance_scale': got ", real_guidance_scale, ", want >= 0");
   // loss.py's v/noise losses need alphas_cumprod, which flow matching has not.

@@ -136,7 +136,7 @@ struct GenerateOptions {
   int64_t latent_height = 60, latent_width = 104;
   std::vector<double> denoising_steps = {1000, 757, 522};  // effective (warped) timesteps
   int64_t num_frame_per_block = 3;
-  double timestep_shift = 8.0;  // the wrapper's grid; generate sets the config's timestep_shift
+  double timestep_shift = 8.0;  // the wrapper's grid; generate sets the config's scheduler_shift
   // Rolling KV cache: window in latent frames (< 0: plain cache) and sink frames.
   int64_t window_frames = -1, sink_frames = 0;
   // Long video (CausVid's rollout): rollouts and overlap latent frames K.

@@ -30,7 +30,7 @@ GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::D
   o.denoising_steps =
       a.denoising_steps.empty() ? sampling_step_list(c) : a.denoising_steps;
   // The wrapper's grid (x0 <-> flow conversion, re-noising, v2v noising) as in training.
-  o.timestep_shift = c.timestep_shift;
+  o.timestep_shift = c.scheduler_shift;
   o.num_frame_per_block = c.num_frame_per_block;
   o.window_frames = a.window_frames;
   o.sink_frames = a.sink_frames;

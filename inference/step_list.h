@@ -3,8 +3,9 @@
 // computes it in dmd.py for training and in causal_inference.py for sampling):
 //   denoising_step_list, warped when warp_denoising_step through the training grid
 //   cat(G1000(shift).timesteps, [0])[1000 - list]. The grid's shift is the one the
-//   generator's wrapper uses: `timestep_shift` (8.0 in CausVid's configs, where CausVid's
-//   wrapper hard-codes 8; the toy configs train their whole pipeline on shift 3).
+//   generator's wrapper uses: `scheduler_shift` (default 8.0, what CausVid's wrapper
+//   hard-codes; the toy configs train their whole pipeline on 3). `timestep_shift` is only
+//   the DMD / critic timestep shift, as in CausVid's dmd.py.
 #pragma once
 
 #include <torch/torch.h>

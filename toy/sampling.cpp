@@ -31,7 +31,7 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   // The samplers' step list as the trainers use it (warped when warp_denoising_step,
   // without the causal list's trailing 0: that pass is the KV-cache write).
   const std::vector<double> steps = inference::sampling_step_list(cfg);
-  const double shift = a.shift > 0 ? a.shift : cfg.timestep_shift;
+  const double shift = a.shift > 0 ? a.shift : cfg.scheduler_shift;
   const double g = a.guidance >= 0 ? a.guidance : cfg.real_guidance_scale;
   LOG_INFO("eval toy: sampler %s, %s, %d prompts, %d frames of %dx%d, %s", a.sampler,
            a.checkpoint, prompts.size(), F, H, W,

@@ -31,7 +31,7 @@ TrainModel::TrainModel(const core::Config& c, const TrainModelSpec& spec,
   if (trainable_ && c.gradient_checkpointing) model_->set_gradient_checkpointing(true);
   for (auto& p : model_->parameters()) p.set_requires_grad(trainable_);
   wrap_ = std::make_unique<models::WanDiffusionWrapper>(model_, spec.causal, c.num_frame_per_block,
-                                                        c.timestep_shift);
+                                                        c.scheduler_shift);
   auto fo = fsdp_options_from_config(c, name_);
   fo.trainable = trainable_;
   sharded_ = std::make_unique<ShardedModule>(model_.ptr(), dist, fo);

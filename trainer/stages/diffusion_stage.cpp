@@ -71,7 +71,7 @@ class DiffusionStage : public Stage {
     const int64_t n = noise.size(0), steps = env_.teacher_sample_steps;
     auto scope = gen_->sharded().gathered();
     return inference::sample_teacher(w, noise, cond, cfg ? env_.uncond(n) : cond, steps,
-                                     cfg ? c.real_guidance_scale : 0.0, c.timestep_shift)
+                                     cfg ? c.real_guidance_scale : 0.0, c.scheduler_shift)
         .trajectory.select(1, steps);
   }
 
