@@ -500,7 +500,6 @@ void apply_overrides(Config& config, const std::vector<std::string>& overrides) 
       ignored.push_back(key);
       continue;
     }
-    refuse_unsupported(key, src);
     TORCH_CHECK(find_field(key) || aliases().count(key), "--set: unknown key '", key, "'",
                 suggestion(key));
     YAML::Node value;
