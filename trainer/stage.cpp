@@ -27,6 +27,21 @@ std::vector<int64_t> StageEnv::batch_shape(int64_t B) const {
   return s;
 }
 
+std::unique_ptr<TrainModel> build_generator(StageEnv& env) {
+  const auto& c = env.cfg;
+  auto g = std::make_unique<TrainModel>(
+      c,
+      TrainModelSpec{"generator", c.generator_model() == "causal_wan",
+                     c.generator_ckpt.empty() ? c.dit_file() : c.generator_ckpt, env.seed,
+                     c.generator_trainable()},
+      env.dist);
+  if (g->trainable()) {
+    g->add_optimizer(adamw_from_config(c));
+    if (c.ema_weight > 0) g->add_ema(c.ema_weight, c.ema_start_step);
+  }
+  return g;
+}
+
 torch::Tensor Stage::sample(const torch::Tensor& noise, const torch::Tensor& cond,
                             at::Generator& g) {
   auto scope = generator().sharded().gathered();

@@ -83,6 +83,11 @@ class Stage {
   StageEnv& env_;
 };
 
+// The generator as the config describes it (generator_name causal or not; weights from
+// generator_ckpt, else the base model), with an AdamW (adamw_from_config) and, when
+// ema_weight > 0, an EMA, unless it is frozen (generator_grad {model: false}).
+std::unique_ptr<TrainModel> build_generator(StageEnv& env);
+
 using StageFactory = std::function<std::unique_ptr<Stage>(StageEnv&)>;
 
 // Registers a stage under `name` (an error if the name is taken).

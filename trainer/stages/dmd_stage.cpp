@@ -19,13 +19,7 @@ class DmdStage : public Stage {
   explicit DmdStage(StageEnv& env) : Stage(env) {
     const auto& c = env.cfg;
     const std::string base = c.dit_file();
-    gen_ = std::make_unique<TrainModel>(
-        c,
-        TrainModelSpec{"generator", c.generator_model() == "causal_wan",
-                       c.generator_ckpt.empty() ? base : c.generator_ckpt, env.seed,
-                       c.generator_trainable()},
-        env.dist);
-    if (gen_->trainable()) gen_->add_optimizer(adamw_from_config(c));
+    gen_ = build_generator(env);
     real_ = std::make_unique<TrainModel>(
         c, TrainModelSpec{"real_score", c.real_model() == "causal_wan", base, env.seed + 1, false},
         env.dist);
@@ -35,13 +29,12 @@ class DmdStage : public Stage {
                        c.fake_score_trainable()},
         env.dist);
     if (fake_->trainable()) {
-      AdamWOptions fo = adamw_from_config(c);
+      AdamWOptions fo = adamw_from_config(c);  // the critic's lr and betas
       fo.lr = c.critic_lr();
       fo.beta1 = c.critic_beta1();
       fo.beta2 = c.critic_beta2();
       fake_->add_optimizer(fo);
     }
-    if (c.ema_weight > 0 && gen_->trainable()) gen_->add_ema(c.ema_weight, c.ema_start_step);
   }
 
   bool needs_latents() const override { return !env_.cfg.backward_simulation; }

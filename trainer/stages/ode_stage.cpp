@@ -13,16 +13,7 @@ namespace {
 
 class OdeStage : public Stage {
  public:
-  explicit OdeStage(StageEnv& env) : Stage(env) {
-    const auto& c = env.cfg;
-    gen_ = std::make_unique<TrainModel>(
-        c,
-        TrainModelSpec{"generator", c.generator_model() == "causal_wan",
-                       c.generator_ckpt.empty() ? c.dit_file() : c.generator_ckpt, env.seed, true},
-        env.dist);
-    gen_->add_optimizer(adamw_from_config(c));
-    if (c.ema_weight > 0) gen_->add_ema(c.ema_weight, c.ema_start_step);
-  }
+  explicit OdeStage(StageEnv& env) : Stage(env), gen_(build_generator(env)) {}
 
   bool needs_latents() const override { return true; }
 
