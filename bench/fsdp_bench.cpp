@@ -56,31 +56,16 @@ struct Result {
   bool per_unit = false;
 };
 
-}  // namespace
+constexpr double kMiB = 1024.0 * 1024.0;
 
-int bench_fsdp(int argc, char** argv) {
-  core::ArgParser p("causvid bench fsdp",
-                    "Per-rank bytes at rest for W=1 and W=2 under each sharding strategy, and "
-                    "step time relative to no_shard (ranks as threads over Gloo loopback).");
-  auto& preset = p.flag("--preset", "wan-mid", "model preset");
-  auto& steps = p.flag("--steps", "3", "timed steps per configuration (median)");
-  auto& mp = p.toggle("--mixed-precision", "bf16 compute params");
-  auto& rs_mb = p.flag("--rs-mb", "64", "MiB of the reduce_scatter comparison");
-  auto& gather_all = p.toggle("--gather-all",
-                              "strategy table: full / hybrid_full gather every unit for the "
-                              "whole step (the old mode) instead of per block");
-  auto& only = p.flag("--only", "all", "sections: all | strategies | gather | reduce_scatter");
-  if (!p.parse(argc, argv)) return p.exit_code();
-  TORCH_CHECK(only == "all" || only == "strategies" || only == "gather" || only == "reduce_scatter",
-              "--only: got '", only, "', want all|strategies|gather|reduce_scatter");
-  auto section = [&](const char* s) { return only == "all" || only == s; };
-  auto cfg = models::WanConfig::preset(preset);
-  cfg.text_len = 32;  // keep the cross-attention small: this measures sharding, not attention
-  const int reps = std::stoi(steps);
-  std::printf("model %s: %lld params, mixed_precision %s, threads %d\n", preset.c_str(),
-              (long long)cfg.num_params(), mp == "1" ? "on" : "off", at::get_num_threads());
+// One model and step configuration, measured under different strategies / world sizes.
+struct FsdpBench {
+  models::WanConfig cfg;
+  bool mp = false;  // bf16 compute params
+  int reps = 3;
 
-  auto measure = [&](const std::string& strategy, int W, bool per_unit, bool ckpt) {
+  // Rank 0's bytes at rest, median step time and gather statistics, W ranks as threads.
+  Result measure(const std::string& strategy, int W, bool per_unit, bool ckpt) const {
     Result res;
     std::mutex mu;
     run_threads(W, [&](std::shared_ptr<core::DistContext> ctx) {
@@ -90,7 +75,7 @@ int bench_fsdp(int argc, char** argv) {
       trainer::FsdpOptions o;
       o.strategy = strategy;
       o.wrap_policy = "transformer";
-      o.mixed_precision = mp == "1";
+      o.mixed_precision = mp;
       o.per_unit = per_unit;
       trainer::ShardedModule sm(m.ptr(), ctx, o);
       trainer::ShardedAdamW opt({&sm}, {});
@@ -120,16 +105,16 @@ int bench_fsdp(int argc, char** argv) {
       }
     });
     return res;
-  };
+  }
 
-  const double mib = 1024.0 * 1024.0;
-  if (section("strategies")) {
+  // Per-rank bytes at rest for W=1 and W=2 under each strategy, and step time vs no_shard.
+  void strategies(bool pu) const {
+    const double mib = kMiB;
     std::printf("\n%-14s %14s %14s %10s %12s %12s\n", "strategy", "W=1 MiB/rank", "W=2 MiB/rank",
                 "W2/W1", "W=2 step s", "vs no_shard");
     // The baseline is measured before and after the others (shared machines drift); the
     // faster of the two is used.
     std::vector<std::pair<std::string, std::pair<Result, Result>>> rows;
-    const bool pu = gather_all != "1";
     auto base = measure("no_shard", 2, pu, false);
     for (const char* s : {"full", "shard_grad_op", "hybrid_full", "hybrid_zero2"})
       rows.push_back({s, {measure(s, 1, pu, false), measure(s, 2, pu, false)}});
@@ -152,7 +137,8 @@ int bench_fsdp(int argc, char** argv) {
   // Per-block gathering vs gather-all for `full`, W = 2: peak unsharded parameter bytes of a
   // step and step time. Per-block gathering recomputes each block in backward, so it is
   // compared with gather-all both without and with gradient checkpointing.
-  if (section("gather")) {
+  void gather() const {
+    const double mib = kMiB;
     std::printf(
         "\nfull, W=2: peak unsharded compute params per rank during a step "
         "(whole = every unit gathered)\n");
@@ -176,11 +162,14 @@ int bench_fsdp(int argc, char** argv) {
         "(peak/whole -> (root + 1 block) / model as blocks grow; per-block always "
         "recomputes blocks in backward)\n");
   }
-  if (!section("reduce_scatter")) return 0;
+};
 
+// Gloo's reduce-scatter against the emulations, on `mb` MiB of fp32.
+void reduce_scatter_table(double mb) {
+  const double mib = kMiB;
   // Gloo's own reduce-scatter (LibTorch 2.x) against the two emulations; the fastest here
   // is what ReduceScatterAlgo::kAuto uses on Gloo (all-to-all).
-  const int64_t n = int64_t(std::stod(rs_mb) * mib / 4) / 2 * 2;
+  const int64_t n = int64_t(mb * mib / 4) / 2 * 2;
   std::printf("\nreduce_scatter of %.0f MiB fp32, W=2 (median of 3):\n", n * 4 / mib);
   for (auto algo : {core::ReduceScatterAlgo::kBackend, core::ReduceScatterAlgo::kAllToAll,
                     core::ReduceScatterAlgo::kAllReduce}) {
@@ -200,6 +189,36 @@ int bench_fsdp(int argc, char** argv) {
                                                              : "all_reduce + slice",
                 secs, n * 4 / secs / 1e9, secs / first);
   }
+}
+
+}  // namespace
+
+int bench_fsdp(int argc, char** argv) {
+  core::ArgParser p("causvid bench fsdp",
+                    "Per-rank bytes at rest for W=1 and W=2 under each sharding strategy, and "
+                    "step time relative to no_shard (ranks as threads over Gloo loopback).");
+  auto& preset = p.flag("--preset", "wan-mid", "model preset");
+  auto& steps = p.flag("--steps", "3", "timed steps per configuration (median)");
+  auto& mp = p.toggle("--mixed-precision", "bf16 compute params");
+  auto& rs_mb = p.flag("--rs-mb", "64", "MiB of the reduce_scatter comparison");
+  auto& gather_all = p.toggle("--gather-all",
+                              "strategy table: full / hybrid_full gather every unit for the "
+                              "whole step (the old mode) instead of per block");
+  auto& only = p.flag("--only", "all", "sections: all | strategies | gather | reduce_scatter");
+  if (!p.parse(argc, argv)) return p.exit_code();
+  TORCH_CHECK(only == "all" || only == "strategies" || only == "gather" || only == "reduce_scatter",
+              "--only: got '", only, "', want all|strategies|gather|reduce_scatter");
+  auto section = [&](const char* s) { return only == "all" || only == s; };
+  auto cfg = models::WanConfig::preset(preset);
+  cfg.text_len = 32;  // keep the cross-attention small: this measures sharding, not attention
+  const int reps = std::stoi(steps);
+  std::printf("model %s: %lld params, mixed_precision %s, threads %d\n", preset.c_str(),
+              (long long)cfg.num_params(), mp == "1" ? "on" : "off", at::get_num_threads());
+
+  const FsdpBench bench{cfg, mp == "1", reps};
+  if (section("strategies")) bench.strategies(gather_all != "1");
+  if (section("gather")) bench.gather();
+  if (section("reduce_scatter")) reduce_scatter_table(std::stod(rs_mb));
   return 0;
 }
 

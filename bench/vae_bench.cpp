@@ -188,59 +188,19 @@ void conv_baseline(int64_t H, int64_t W, int reps) {
               gflop / t_ours, t_ref / t_ours);
 }
 
-}  // namespace
+// "HxW" (multiples of 8) -> (H, W); errors name the flag.
+std::pair<int64_t, int64_t> parse_hw(const std::string& flag, const std::string& s) {
+  auto v = split(s, 'x');
+  TORCH_CHECK(v.size() == 2, flag, ": got '", s, "', want HxW");
+  int64_t H = core::ArgParser::to_int(flag, v[0]), W = core::ArgParser::to_int(flag, v[1]);
+  TORCH_CHECK(H > 0 && W > 0 && H % 8 == 0 && W % 8 == 0, flag, ": got ", s,
+              ", want positive multiples of 8");
+  return std::make_pair(H, W);
+}
 
-int bench_vae(int argc, char** argv) {
-  core::ArgParser p(argc > 0 ? argv[0] : "causvid bench vae",
-                    "Wan2.1 VAE benchmark: real dims, random weights; time per frame and peak "
-                    "memory per size and dtype (each case in a child process).");
-  auto& sizes = p.flag("--sizes", "128x128,240x416,480x832",
-                       "HxW list (multiples of 8): 480x832 is the 1.3B model's 81x480x832 video");
-  auto& dtypes = p.flag("--dtypes", "fp32,bf16", "dtypes to time (fp32, bf16)");
-  auto& ops = p.flag("--ops", "encode,decode", "which of encode,decode to run");
-  auto& enc_frames = p.flag("--enc-frames", "5", "pixel frames to encode (1+4k: first + k chunks)");
-  auto& dec_frames = p.flag("--dec-latent", "2", "latent frames to decode (1 -> 1, then 4 each)");
-  auto& conv_size = p.flag("--conv-size", "240x416", "HxW of the conv baseline; 'none' skips it");
-  auto& reps = p.flag("--reps", "2", "repetitions of the conv baseline");
-  auto& child = p.flag("--child", "", "internal: run one case (encode|decode) and print RESULT");
-  auto& child_dtype = p.flag("--child-dtype", "fp32", "internal");
-  auto& child_size = p.flag("--child-size", "64x64", "internal");
-  auto& child_n = p.flag("--child-n", "1", "internal");
-  if (!p.parse(argc, argv)) return p.exit_code();
-
-  auto parse_hw = [](const std::string& flag, const std::string& s) {
-    auto v = split(s, 'x');
-    TORCH_CHECK(v.size() == 2, flag, ": got '", s, "', want HxW");
-    int64_t H = core::ArgParser::to_int(flag, v[0]), W = core::ArgParser::to_int(flag, v[1]);
-    TORCH_CHECK(H > 0 && W > 0 && H % 8 == 0 && W % 8 == 0, flag, ": got ", s,
-                ", want positive multiples of 8");
-    return std::make_pair(H, W);
-  };
-  if (!child.empty()) {
-    auto hw = parse_hw("--child-size", child_size);
-    return run_child(child, parse_dtype(child_dtype), hw.first, hw.second,
-                     core::ArgParser::to_int("--child-n", child_n));
-  }
-
-  const int64_t ne = core::ArgParser::to_int("--enc-frames", enc_frames);
-  const int64_t nd = core::ArgParser::to_int("--dec-latent", dec_frames);
-  TORCH_CHECK(ne >= 5 && (ne - 1) % 4 == 0, "--enc-frames: got ", ne, ", want 1+4k with k >= 1");
-  TORCH_CHECK(nd >= 2, "--dec-latent: got ", nd, ", want >= 2");
-  if (conv_size != "none") {
-    auto hw = parse_hw("--conv-size", conv_size);
-    conv_baseline(hw.first, hw.second, core::ArgParser::to_int("--reps", reps));
-    std::fflush(stdout);
-  }
-
-  const auto self = self_cmdline();
-  TORCH_CHECK(!self.empty(), "bench vae: cannot read /proc/self/cmdline");
-  std::printf("\nWan2.1 VAE, real dims, random weights, %d threads; one child process per row.\n",
-              at::get_num_threads());
-  std::printf("steady = seconds per output frame of a full chunk (encode: 4 frames in, "
-              "decode: 4 frames out); peak = child's max RSS; act = peak - RSS after building "
-              "the model; cache = causal cache after the run.\n");
-  std::printf("%-7s %-9s %-5s %9s %9s %8s %9s %8s %8s %8s\n", "op", "size", "dtype", "first_s",
-              "steady_s", "vs_fp32", "peak_MiB", "act_MiB", "cache", "frames");
+// One child process per (size, op, dtype) row of the table.
+void run_table(const std::vector<std::string>& self, const std::string& sizes,
+               const std::string& ops, const std::string& dtypes, int64_t ne, int64_t nd) {
   for (const auto& size : split(sizes, ',')) {
     parse_hw("--sizes", size);  // validates
     for (const auto& op : split(ops, ',')) {
@@ -272,6 +232,54 @@ int bench_vae(int argc, char** argv) {
       }
     }
   }
+}
+
+}  // namespace
+
+int bench_vae(int argc, char** argv) {
+  core::ArgParser p(argc > 0 ? argv[0] : "causvid bench vae",
+                    "Wan2.1 VAE benchmark: real dims, random weights; time per frame and peak "
+                    "memory per size and dtype (each case in a child process).");
+  auto& sizes = p.flag("--sizes", "128x128,240x416,480x832",
+                       "HxW list (multiples of 8): 480x832 is the 1.3B model's 81x480x832 video");
+  auto& dtypes = p.flag("--dtypes", "fp32,bf16", "dtypes to time (fp32, bf16)");
+  auto& ops = p.flag("--ops", "encode,decode", "which of encode,decode to run");
+  auto& enc_frames = p.flag("--enc-frames", "5", "pixel frames to encode (1+4k: first + k chunks)");
+  auto& dec_frames = p.flag("--dec-latent", "2", "latent frames to decode (1 -> 1, then 4 each)");
+  auto& conv_size = p.flag("--conv-size", "240x416", "HxW of the conv baseline; 'none' skips it");
+  auto& reps = p.flag("--reps", "2", "repetitions of the conv baseline");
+  auto& child = p.flag("--child", "", "internal: run one case (encode|decode) and print RESULT");
+  auto& child_dtype = p.flag("--child-dtype", "fp32", "internal");
+  auto& child_size = p.flag("--child-size", "64x64", "internal");
+  auto& child_n = p.flag("--child-n", "1", "internal");
+  if (!p.parse(argc, argv)) return p.exit_code();
+
+  if (!child.empty()) {
+    auto hw = parse_hw("--child-size", child_size);
+    return run_child(child, parse_dtype(child_dtype), hw.first, hw.second,
+                     core::ArgParser::to_int("--child-n", child_n));
+  }
+
+  const int64_t ne = core::ArgParser::to_int("--enc-frames", enc_frames);
+  const int64_t nd = core::ArgParser::to_int("--dec-latent", dec_frames);
+  TORCH_CHECK(ne >= 5 && (ne - 1) % 4 == 0, "--enc-frames: got ", ne, ", want 1+4k with k >= 1");
+  TORCH_CHECK(nd >= 2, "--dec-latent: got ", nd, ", want >= 2");
+  if (conv_size != "none") {
+    auto hw = parse_hw("--conv-size", conv_size);
+    conv_baseline(hw.first, hw.second, core::ArgParser::to_int("--reps", reps));
+    std::fflush(stdout);
+  }
+
+  const auto self = self_cmdline();
+  TORCH_CHECK(!self.empty(), "bench vae: cannot read /proc/self/cmdline");
+  std::printf("\nWan2.1 VAE, real dims, random weights, %d threads; one child process per row.\n",
+              at::get_num_threads());
+  std::printf("steady = seconds per output frame of a full chunk (encode: 4 frames in, "
+              "decode: 4 frames out); peak = child's max RSS; act = peak - RSS after building "
+              "the model; cache = causal cache after the run.\n");
+  std::printf("%-7s %-9s %-5s %9s %9s %8s %9s %8s %8s %8s\n", "op", "size", "dtype", "first_s",
+              "steady_s", "vs_fp32", "peak_MiB", "act_MiB", "cache", "frames");
+  run_table(self, sizes, ops, dtypes, ne, nd);
   return 0;
 }
 

@@ -44,6 +44,72 @@ torch::Tensor synthetic_video(int64_t f, int64_t h, int64_t w) {
       .contiguous();
 }
 
+struct Row {
+  std::string name;
+  double seconds;
+};
+
+// Encoder rows: the raw rgb24 baseline, x264 presets, streaming fmp4, mpeg4; files in scratch.
+std::vector<Row> bench_encode(const torch::Tensor& video, const std::string& scratch,
+                              const std::string& raw, int reps, int threads) {
+  const int64_t nf = video.size(0);
+  std::vector<Row> enc;
+  enc.push_back({"raw rgb24 write (baseline)", best_of(reps, [&] {
+                   data::RawFrameWriter rw(raw);
+                   rw.add_frames(video);
+                   rw.close();
+                 })});
+  auto encode_with = [&](const std::string& name, const std::string& file, data::WriterOptions o,
+                         int64_t block) {
+    o.threads = threads;
+    std::string codec;
+    double s = best_of(reps, [&] {
+      data::VideoWriter vw(file, o);
+      for (int64_t i = 0; i < nf; i += block)
+        vw.add_frames(video.narrow(0, i, std::min(block, nf - i)));
+      vw.close();
+      codec = vw.codec_name();
+    });
+    enc.push_back({name + " [" + codec + "]", s});
+  };
+  data::WriterOptions o;
+  o.fps = 16;
+  encode_with("mp4 crf18 medium", scratch + "/x264.mp4", o, nf);
+  data::WriterOptions fast = o;
+  fast.preset = "veryfast";
+  encode_with("mp4 crf18 veryfast", scratch + "/x264fast.mp4", fast, nf);
+  data::WriterOptions st = o;
+  st.streaming = true;
+  encode_with("streaming fmp4, 12-frame blocks", scratch + "/stream.mp4", st, 12);
+  data::WriterOptions m4 = o;
+  m4.codec = "mpeg4";
+  encode_with("mp4 mpeg4 q3", scratch + "/mpeg4.mp4", m4, nf);
+
+  return enc;
+}
+
+void print_report(const std::vector<Row>& enc, const std::vector<Row>& dec, int64_t nf,
+                  const std::string& scratch, const std::string& raw) {
+  namespace fs = std::filesystem;
+  std::printf("\n%-48s %10s %10s %8s\n", "encode", "seconds", "frames/s", "ratio");
+  for (const auto& r : enc)
+    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
+                enc[0].seconds / r.seconds);
+  std::printf("\n%-48s %10s %10s %8s\n", "decode (source: the crf18 medium mp4)", "seconds",
+              "frames/s", "ratio");
+  for (const auto& r : dec)
+    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
+                dec[0].seconds / r.seconds);
+  std::printf("(ratio = baseline seconds / row seconds; > 1 is faster than the baseline)\n");
+  std::printf(
+      "file sizes: crf18 medium %.1f KiB, veryfast %.1f KiB, streaming %.1f KiB, "
+      "mpeg4 %.1f KiB, raw %.1f KiB\n",
+      fs::file_size(scratch + "/x264.mp4") / 1024.0,
+      fs::file_size(scratch + "/x264fast.mp4") / 1024.0,
+      fs::file_size(scratch + "/stream.mp4") / 1024.0,
+      fs::file_size(scratch + "/mpeg4.mp4") / 1024.0, fs::file_size(raw) / 1024.0);
+}
+
 }  // namespace
 
 int bench_video(int argc, char** argv) {
@@ -77,43 +143,8 @@ int bench_video(int argc, char** argv) {
   std::printf("video bench: %lld frames %dx%d, threads=%d, best of %d\n", (long long)nf, w, h,
               threads, reps);
 
-  struct Row {
-    std::string name;
-    double seconds;
-  };
-  std::vector<Row> enc, dec;
   const std::string raw = scratch + "/bench.rgb";
-  enc.push_back({"raw rgb24 write (baseline)", best_of(reps, [&] {
-                   data::RawFrameWriter rw(raw);
-                   rw.add_frames(video);
-                   rw.close();
-                 })});
-  auto encode_with = [&](const std::string& name, const std::string& file, data::WriterOptions o,
-                         int64_t block) {
-    o.threads = threads;
-    std::string codec;
-    double s = best_of(reps, [&] {
-      data::VideoWriter vw(file, o);
-      for (int64_t i = 0; i < nf; i += block)
-        vw.add_frames(video.narrow(0, i, std::min(block, nf - i)));
-      vw.close();
-      codec = vw.codec_name();
-    });
-    enc.push_back({name + " [" + codec + "]", s});
-  };
-  data::WriterOptions o;
-  o.fps = 16;
-  encode_with("mp4 crf18 medium", scratch + "/x264.mp4", o, nf);
-  data::WriterOptions fast = o;
-  fast.preset = "veryfast";
-  encode_with("mp4 crf18 veryfast", scratch + "/x264fast.mp4", fast, nf);
-  data::WriterOptions st = o;
-  st.streaming = true;
-  encode_with("streaming fmp4, 12-frame blocks", scratch + "/stream.mp4", st, 12);
-  data::WriterOptions m4 = o;
-  m4.codec = "mpeg4";
-  encode_with("mp4 mpeg4 q3", scratch + "/mpeg4.mp4", m4, nf);
-
+  std::vector<Row> enc = bench_encode(video, scratch, raw, reps, threads), dec;
   const std::string file = scratch + "/x264.mp4";
   auto decode_with = [&](const std::string& name, data::DecodeOptions d, bool to_float) {
     d.threads = threads;
@@ -136,23 +167,7 @@ int bench_video(int argc, char** argv) {
     dec.push_back({"decode mpeg4 -> uint8 (" + std::to_string(n) + " out)", s});
   }
 
-  std::printf("\n%-48s %10s %10s %8s\n", "encode", "seconds", "frames/s", "ratio");
-  for (const auto& r : enc)
-    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
-                enc[0].seconds / r.seconds);
-  std::printf("\n%-48s %10s %10s %8s\n", "decode (source: the crf18 medium mp4)", "seconds",
-              "frames/s", "ratio");
-  for (const auto& r : dec)
-    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
-                dec[0].seconds / r.seconds);
-  std::printf("(ratio = baseline seconds / row seconds; > 1 is faster than the baseline)\n");
-  std::printf(
-      "file sizes: crf18 medium %.1f KiB, veryfast %.1f KiB, streaming %.1f KiB, "
-      "mpeg4 %.1f KiB, raw %.1f KiB\n",
-      fs::file_size(scratch + "/x264.mp4") / 1024.0,
-      fs::file_size(scratch + "/x264fast.mp4") / 1024.0,
-      fs::file_size(scratch + "/stream.mp4") / 1024.0,
-      fs::file_size(scratch + "/mpeg4.mp4") / 1024.0, fs::file_size(raw) / 1024.0);
+  print_report(enc, dec, nf, scratch, raw);
   if (own_dir) {
     std::error_code ec;
     fs::remove_all(scratch, ec);

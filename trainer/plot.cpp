@@ -138,7 +138,7 @@ void draw_panel(Canvas& cv, const std::string& name, const Series& s, int y0,
     const int x = X(st);
     cv.line(x, top, x, bottom - 1, C::kGrid);
     cv.line(x, bottom, x, bottom + 4, C::kAxis);
-    const std::string ls = tick_label(std::round(st));
+    const std::string ls = std::to_string(std::llround(st));  // steps: whole numbers
     cv.text(std::clamp(x - text_width(ls) / 2, 0, L.width - text_width(ls)), bottom + 7, ls,
             C::kText);
   }
