@@ -75,32 +75,78 @@ std::map<std::string, double> run_reference(const std::string& cmd) {
   return out;
 }
 
+// The timed model shapes and options of one run.
+struct DitCase {
+  models::WanConfig cfg;
+  int64_t F = 0, H = 0, W = 0, nb = 0, L = 0;
+  bool causal = false, backward = true;
+  int reps = 3;
+  double flops = 0;
+  torch::Device dev = torch::kCPU;
+  std::string profile, attns;
+  std::map<std::string, double> ref;  // "fp32/forward" -> seconds of the Python reference
+};
+
+// The table rows of one dtype: forward (and fwd+bwd) per attention kernel.
+void time_dtype(const DitCase& c, const std::string& dt_name) {
+  auto dt = dt_name == "fp32" ? torch::kFloat32 : torch::kBFloat16;
+  const double roof = gemm_roof_gflops(dt, c.dev);
+  models::WanModel m(c.cfg);
+  m->init_weights(0);
+  m->to(c.dev, dt);
+  torch::manual_seed(0);
+  auto o = torch::TensorOptions().device(c.dev);
+  auto x = torch::randn({1, c.cfg.in_dim, c.F, c.H, c.W}).to(c.dev, dt);
+  auto ctx = torch::randn({1, c.cfg.text_len, c.cfg.text_dim}).to(c.dev, dt);
+  auto t_b = torch::full({1}, 500.0f, o);
+  auto t_bf = torch::full({1, c.F}, 500.0f, o);
+  auto fwd = [&] {
+    return c.causal ? m->forward_causal(x, t_bf, ctx, c.nb) : m->forward(x, t_b, ctx);
+  };
+  if (!c.profile.empty() && dt == torch::kFloat32) {  // one forward + backward
+    fwd().pow(2).mean().backward();
+    torch::autograd::profiler::RecordProfile guard(c.profile);
+    m->zero_grad();
+    fwd().pow(2).mean().backward();
+  }
+  auto row = [&](const std::string& attn, const char* pass, double secs, double fl) {
+    const auto it = c.ref.find(dt_name + "/" + pass);
+    std::printf("%-5s %-8s %10.1f %8s %10.4f %10.0f %10.1f %7.1f%% %10s\n", dt_name.c_str(),
+                attn.c_str(), roof, pass, secs, c.L / secs, fl / secs / 1e9,
+                100.0 * fl / secs / 1e9 / roof,
+                it == c.ref.end() ? "-" : c10::str(it->second / secs, "x").c_str());
+  };
+  for (const auto& attn : split_list(c.attns)) {
+    models::set_attention_backend(models::parse_attention_backend(attn));
+    double tf = time_median([&] {
+      torch::NoGradGuard ng;
+      fwd();
+      sync(c.dev);
+    }, c.reps, 1);
+    row(attn, "forward", tf, c.flops);
+    if (c.backward) {
+      double tb = time_median([&] {
+        m->zero_grad();
+        fwd().pow(2).mean().backward();
+        sync(c.dev);
+      }, c.reps, 1);
+      row(attn, "fwd+bwd", tb, 3 * c.flops);
+    }
+  }
+  models::set_attention_backend(models::AttentionBackend::kSdpa);
+}
+
 }  // namespace
 
 int bench_dit(const DitBenchArgs& a) {
   const auto& preset = a.preset;
-  const auto& layers = a.layers;
-  const auto& frames = a.frames;
-  const auto& height = a.height;
-  const auto& width = a.width;
   const auto& mode = a.mode;
-  const auto& nfpb = a.num_frame_per_block;
   const auto& dtypes = a.dtypes;
-  const auto& reps = a.reps;
-  const auto& backward = a.backward;
-  const auto& profile = a.profile;
-  const auto& device_s = a.device;
-  const auto& attns = a.attention;
   const auto& reference = a.reference;
-  const auto& python = a.python;
-
   auto cfg = models::WanConfig::preset(preset);
-  if (layers) cfg.num_layers = *layers;
-  const int64_t F = frames;
-  const int64_t H = height;
-  const int64_t W = width;
-  const int64_t nb = nfpb;
-  const int R = reps;
+  if (a.layers) cfg.num_layers = *a.layers;
+  const int64_t F = a.frames, H = a.height, W = a.width, nb = a.num_frame_per_block;
+  const int R = a.reps;
   const bool causal = mode == "causal";
   TORCH_CHECK(causal || mode == "bidirectional", "--mode: got '", mode,
               "', want bidirectional or causal");
@@ -110,7 +156,7 @@ int bench_dit(const DitBenchArgs& a) {
   TORCH_CHECK(reference.empty() || !causal, "--reference: the Python reference is timed in "
               "bidirectional mode only");
   cfg.validate();
-  const auto dev = core::resolve_device(device_s);
+  const auto dev = core::resolve_device(a.device);
   const int64_t fs = (H / 2) * (W / 2), L = F * fs;
   double mean_keys = L;
   if (causal) {  // block i attends (i+1) blocks
@@ -128,67 +174,22 @@ int bench_dit(const DitBenchArgs& a) {
   // The Python reference first (its own process; same threads and shapes).
   std::map<std::string, double> ref;  // "fp32/forward" -> seconds
   if (!reference.empty()) {
-    std::string py = python;
+    std::string py = a.python;
     if (py.empty()) py = pinned_python();
     const std::string cmd = c10::str(
         py, " ", CAUSVID_SOURCE_DIR, "/bench/reference_dit.py --causvid '", reference,
         "' --dim ", cfg.dim, " --heads ", cfg.num_heads, " --layers ", cfg.num_layers,
         " --ffn ", cfg.ffn_dim, " --text-len ", cfg.text_len, " --text-dim ", cfg.text_dim,
         " --frames ", F, " --height ", H, " --width ", W, " --dtypes ", dtypes, " --reps ", R,
-        " --threads ", at::get_num_threads(), " --backward ", backward, " --device ", dev.str());
+        " --threads ", at::get_num_threads(), " --backward ", a.backward ? 1 : 0, " --device ", dev.str());
     ref = run_reference(cmd);
   }
 
   std::printf("%-5s %-8s %10s %8s %10s %10s %10s %8s %10s\n", "dtype", "attn", "roof GF/s",
               "pass", "time s", "tokens/s", "GFLOP/s", "of roof", "vs python");
-  for (const auto& dt_name : {std::string("fp32"), std::string("bf16")}) {
-    if (dtypes.find(dt_name) == std::string::npos) continue;
-    auto dt = dt_name == "fp32" ? torch::kFloat32 : torch::kBFloat16;
-    const double roof = gemm_roof_gflops(dt, dev);
-    models::WanModel m(cfg);
-    m->init_weights(0);
-    m->to(dev, dt);
-    torch::manual_seed(0);
-    auto o = torch::TensorOptions().device(dev);
-    auto x = torch::randn({1, cfg.in_dim, F, H, W}).to(dev, dt);
-    auto ctx = torch::randn({1, cfg.text_len, cfg.text_dim}).to(dev, dt);
-    auto t_b = torch::full({1}, 500.0f, o);
-    auto t_bf = torch::full({1, F}, 500.0f, o);
-    auto fwd = [&] {
-      return causal ? m->forward_causal(x, t_bf, ctx, nb) : m->forward(x, t_b, ctx);
-    };
-    if (!profile.empty() && dt == torch::kFloat32) {  // one forward + backward
-      fwd().pow(2).mean().backward();
-      torch::autograd::profiler::RecordProfile guard(profile);
-      m->zero_grad();
-      fwd().pow(2).mean().backward();
-    }
-    auto row = [&](const std::string& attn, const char* pass, double secs, double fl) {
-      const auto it = ref.find(dt_name + "/" + pass);
-      std::printf("%-5s %-8s %10.1f %8s %10.4f %10.0f %10.1f %7.1f%% %10s\n", dt_name.c_str(),
-                  attn.c_str(), roof, pass, secs, L / secs, fl / secs / 1e9,
-                  100.0 * fl / secs / 1e9 / roof,
-                  it == ref.end() ? "-" : c10::str(it->second / secs, "x").c_str());
-    };
-    for (const auto& attn : split_list(attns)) {
-      models::set_attention_backend(models::parse_attention_backend(attn));
-      double tf = time_median([&] {
-        torch::NoGradGuard ng;
-        fwd();
-        sync(dev);
-      }, R, 1);
-      row(attn, "forward", tf, flops);
-      if (backward) {
-        double tb = time_median([&] {
-          m->zero_grad();
-          fwd().pow(2).mean().backward();
-          sync(dev);
-        }, R, 1);
-        row(attn, "fwd+bwd", tb, 3 * flops);
-      }
-    }
-    models::set_attention_backend(models::AttentionBackend::kSdpa);
-  }
+  const DitCase c{cfg, F, H, W, nb, L, causal, a.backward, R, flops, dev, a.profile, a.attention, ref};
+  for (const auto& dt_name : {std::string("fp32"), std::string("bf16")})
+    if (dtypes.find(dt_name) != std::string::npos) time_dtype(c, dt_name);
   for (const auto& kv : ref)
     std::printf("python reference %-14s %10.4f s\n", kv.first.c_str(), kv.second);
   return 0;

@@ -55,25 +55,16 @@ struct Result {
   bool per_unit = false;
 };
 
-}  // namespace
+constexpr double kMiB = 1024.0 * 1024.0;
 
-int bench_fsdp(const FsdpBenchArgs& a) {
-  const auto& preset = a.preset;
-  const auto& steps = a.steps;
-  const auto& mp = a.mixed_precision;
-  const auto& rs_mb = a.rs_mb;
-  const auto& gather_all = a.gather_all;
-  const auto& only = a.only;
-  TORCH_CHECK(only == "all" || only == "strategies" || only == "gather" || only == "reduce_scatter",
-              "--only: got '", only, "', want all|strategies|gather|reduce_scatter");
-  auto section = [&](const char* s) { return only == "all" || only == s; };
-  auto cfg = models::WanConfig::preset(preset);
-  cfg.text_len = 32;  // keep the cross-attention small: this measures sharding, not attention
-  const int reps = static_cast<int>(steps);
-  std::printf("model %s: %lld params, mixed_precision %s, threads %d\n", preset.c_str(),
-              (long long)cfg.num_params(), mp ? "on" : "off", at::get_num_threads());
+// One model and step configuration, measured under different strategies / world sizes.
+struct FsdpBench {
+  models::WanConfig cfg;
+  bool mp = false;  // bf16 compute params
+  int reps = 3;
 
-  auto measure = [&](const std::string& strategy, int W, bool per_unit, bool ckpt) {
+  // Rank 0's bytes at rest, median step time and gather statistics, W ranks as threads.
+  Result measure(const std::string& strategy, int W, bool per_unit, bool ckpt) const {
     Result res;
     std::mutex mu;
     run_threads(W, [&](std::shared_ptr<core::DistContext> ctx) {
@@ -113,16 +104,16 @@ int bench_fsdp(const FsdpBenchArgs& a) {
       }
     });
     return res;
-  };
+  }
 
-  const double mib = 1024.0 * 1024.0;
-  if (section("strategies")) {
+  // Per-rank bytes at rest for W=1 and W=2 under each strategy, and step time vs no_shard.
+  void strategies(bool pu) const {
+    const double mib = kMiB;
     std::printf("\n%-14s %14s %14s %10s %12s %12s\n", "strategy", "W=1 MiB/rank", "W=2 MiB/rank",
                 "W2/W1", "W=2 step s", "vs no_shard");
     // The baseline is measured before and after the others (shared machines drift); the
     // faster of the two is used.
     std::vector<std::pair<std::string, std::pair<Result, Result>>> rows;
-    const bool pu = !gather_all;
     auto base = measure("no_shard", 2, pu, false);
     for (const char* s : {"full", "shard_grad_op", "hybrid_full", "hybrid_zero2"})
       rows.push_back({s, {measure(s, 1, pu, false), measure(s, 2, pu, false)}});
@@ -145,7 +136,8 @@ int bench_fsdp(const FsdpBenchArgs& a) {
   // Per-block gathering vs gather-all for `full`, W = 2: peak unsharded parameter bytes of a
   // step and step time. Per-block gathering recomputes each block in backward, so it is
   // compared with gather-all both without and with gradient checkpointing.
-  if (section("gather")) {
+  void gather() const {
+    const double mib = kMiB;
     std::printf(
         "\nfull, W=2: peak unsharded compute params per rank during a step "
         "(whole = every unit gathered)\n");
@@ -169,11 +161,14 @@ int bench_fsdp(const FsdpBenchArgs& a) {
         "(peak/whole -> (root + 1 block) / model as blocks grow; per-block always "
         "recomputes blocks in backward)\n");
   }
-  if (!section("reduce_scatter")) return 0;
+};
 
+// Gloo's reduce-scatter against the emulations, on `mb` MiB of fp32.
+void reduce_scatter_table(double mb) {
+  const double mib = kMiB;
   // Gloo's own reduce-scatter (LibTorch 2.x) against the two emulations; the fastest here
   // is what ReduceScatterAlgo::kAuto uses on Gloo (all-to-all).
-  const int64_t n = int64_t(double(rs_mb) * mib / 4) / 2 * 2;
+  const int64_t n = int64_t(mb * mib / 4) / 2 * 2;
   std::printf("\nreduce_scatter of %.0f MiB fp32, W=2 (median of 3):\n", n * 4 / mib);
   for (auto algo : {core::ReduceScatterAlgo::kBackend, core::ReduceScatterAlgo::kAllToAll,
                     core::ReduceScatterAlgo::kAllReduce}) {
@@ -193,6 +188,26 @@ int bench_fsdp(const FsdpBenchArgs& a) {
                                                              : "all_reduce + slice",
                 secs, n * 4 / secs / 1e9, secs / first);
   }
+}
+
+}  // namespace
+
+int bench_fsdp(const FsdpBenchArgs& a) {
+  const auto& only = a.only;
+  TORCH_CHECK(only == "all" || only == "strategies" || only == "gather" || only == "reduce_scatter",
+              "--only: got '", only, "', want all|strategies|gather|reduce_scatter");
+  auto section = [&](const char* s) { return only == "all" || only == s; };
+  auto cfg = models::WanConfig::preset(a.preset);
+  cfg.text_len = 32;  // keep the cross-attention small: this measures sharding, not attention
+  const int reps = static_cast<int>(a.steps);
+  std::printf("model %s: %lld params, mixed_precision %s, threads %d\n", a.preset.c_str(),
+              (long long)cfg.num_params(), a.mixed_precision ? "on" : "off",
+              at::get_num_threads());
+
+  const FsdpBench bench{cfg, a.mixed_precision, reps};
+  if (section("strategies")) bench.strategies(!a.gather_all);
+  if (section("gather")) bench.gather();
+  if (section("reduce_scatter")) reduce_scatter_table(double(a.rs_mb));
   return 0;
 }
 

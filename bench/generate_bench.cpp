@@ -64,92 +64,30 @@ double forward_flops(const models::WanConfig& c, double Lq, double Lk, double te
   return c.num_layers * (linear + attn);
 }
 
-}  // namespace
-
-int bench_generate(const GenerateBenchArgs& a) {
-  const auto& preset = a.preset;
-  const auto& size = a.size;
-  const auto& reps_s = a.reps;
-  const auto& threads_s = a.threads;
-  const auto& blocks_s = a.blocks;
-  const auto& nfpb_s = a.num_frame_per_block;
-  const auto& window_s = a.window_frames;
-  const auto& sink_s = a.sink_frames;
-  const auto& steps_s = a.steps;
-  const auto& wan = a.wan;
-  const auto& wan_layers_s = a.wan_layers;
-  const auto& h100_s = a.h100_tflops;
-  const auto& mfu_s = a.h100_mfu;
-  const auto& device_s = a.device;
-  const auto& dtype_s = a.dtype;
-  const auto& wan_stream = a.wan_stream;
-  const auto dev = core::resolve_device(device_s);
-  const auto dtype = core::parse_dtype(dtype_s, "--dtype");
-  const int64_t S = size;
-  const int64_t blocks = blocks_s;
-  const int64_t nfpb = nfpb_s;
-  const int64_t W = window_s;
-  const int64_t K = sink_s;
-  const int64_t steps = steps_s;
-  TORCH_CHECK(blocks >= 2 && nfpb > 0 && steps > 0 && W >= nfpb, "bench generate: bad sizes");
-  const std::vector<double> all_steps = {1000, 757, 522, 261, 100};
-  TORCH_CHECK(steps <= 5, "--steps: at most 5");
-
-  const int64_t roof_n = gemm_roof_size(dev);
-  std::printf("GEMM roof (%lld^3 %s on %s): measuring...\n", (long long)roof_n,
-              core::dtype_name(dtype).c_str(), dev.str().c_str());
-  const double roof = gemm_roof_gflops(dtype, dev);
-  std::printf("GEMM roof: %.1f GFLOP/s %s\n\n", roof, core::dtype_name(dtype).c_str());
-
-  // ---------------------------------------------------------------- streaming, toy size
-  auto cfg = models::WanConfig::preset(preset);
-  models::WanModel net(cfg);
-  net->init_weights(0);
-  net->to(dev, dtype);
-  net->eval();
-  models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb);
-  auto ctx = torch::randn({1, cfg.text_len, cfg.text_dim}).to(dev);
-  inference::CausalSamplerOptions so;
-  so.denoising_step_list.assign(all_steps.begin(), all_steps.begin() + steps);
-  so.num_frame_per_block = nfpb;
-  const int threads = threads_s;
-  const int saved_threads = at::get_num_threads();
-  if (threads > 0) at::set_num_threads(threads);
-  const int reps = std::max(1, reps_s);
-  auto so_r = so;
-  so_r.window_frames = W;
-  so_r.sink_frames = K;
-  auto median_run = [&](const inference::CausalSamplerOptions& o) {
-    std::vector<RunTimes> runs;
-    for (int i = 0; i < reps; ++i) runs.push_back(run_blocks(w, o, blocks, cfg.in_dim, S, S, ctx));
-    RunTimes m = runs[0];
-    auto med = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
-    for (int64_t b = 0; b < blocks; ++b) {
-      std::vector<double> v;
-      for (auto& r : runs) v.push_back(r.block_s[b]);
-      m.block_s[b] = med(v);
-    }
-    std::vector<double> f;
-    for (auto& r : runs) f.push_back(r.first_frame_s);
-    m.first_frame_s = med(f);
-    return m;
+// Per-block and first-frame medians over `reps` runs of run_blocks.
+RunTimes median_run(models::WanDiffusionWrapper& w, const inference::CausalSamplerOptions& o,
+                    int reps, int64_t blocks, int64_t C, int64_t S, const torch::Tensor& ctx) {
+  std::vector<RunTimes> runs;
+  for (int i = 0; i < reps; ++i) runs.push_back(run_blocks(w, o, blocks, C, S, S, ctx));
+  RunTimes m = runs[0];
+  auto med = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
   };
-  run_blocks(w, so, 2, cfg.in_dim, S, S, ctx);  // warm-up
-  auto full = median_run(so);
-  auto roll = median_run(so_r);
-  at::set_num_threads(saved_threads);
-  const int64_t tokens = (S / cfg.patch_size[1]) * (S / cfg.patch_size[2]);
-  std::printf("streaming: preset %s (dim %lld, %lld layers), %lld latent frames of %lldx%lld "
-              "(%lld tokens/frame), %lld frames/block, %lld steps + cache write\n",
-              preset.c_str(), (long long)cfg.dim, (long long)cfg.num_layers,
-              (long long)(blocks * nfpb), (long long)S, (long long)S, (long long)tokens,
-              (long long)nfpb, (long long)steps);
-  std::printf("rolling cache: window %lld + sink %lld latent frames; per-block median of %d runs, "
-              "%d thread(s)\n",
-              (long long)W, (long long)K, reps, threads > 0 ? threads : saved_threads);
+  for (int64_t b = 0; b < blocks; ++b) {
+    std::vector<double> v;
+    for (auto& r : runs) v.push_back(r.block_s[b]);
+    m.block_s[b] = med(v);
+  }
+  std::vector<double> f;
+  for (auto& r : runs) f.push_back(r.first_frame_s);
+  m.first_frame_s = med(f);
+  return m;
+}
+
+// The streaming table: per-block latency, full vs rolling cache, and the summary lines.
+void report_streaming(const RunTimes& full, const RunTimes& roll, int64_t blocks, int64_t nfpb,
+                      int64_t W, int64_t K) {
   std::printf("%6s %12s %12s %14s %14s %12s\n", "block", "full ms", "rolling ms", "full/full[1]",
               "roll/roll[1]", "roll/full");
   for (int64_t b = 0; b < blocks; ++b) {
@@ -185,16 +123,76 @@ int bench_generate(const GenerateBenchArgs& a) {
               "%.1f latent frames/s (%.1f video FPS)\n\n",
               blocks * nfpb / tf, 4 * blocks * nfpb / tf, blocks * nfpb / tr,
               4 * blocks * nfpb / tr);
+}
 
-  // ---------------------------------------------------------------- Wan2.1-1.3B block
-  auto big = models::WanConfig::preset("wan-1.3b");
-  const double h100 = h100_s * 1e12;
-  const double mfu = mfu_s;
-  const int64_t Lf = 30 * 52, text_len = 512, nblk = 7, fwd = steps + 1;
+// One block of Wan2.1-1.3B (`layers` of its layers) at the real token count; returns the
+// measured fraction of the GEMM roof.
+double time_wan_block(const models::WanConfig& big, int64_t layers, torch::Device dev,
+                      torch::ScalarType dtype, double roof, int64_t Lf, int64_t text_len) {
+    auto c1 = big;
+  c1.num_layers = layers;
+  models::WanModel m(c1);
+  m->to(dev, dtype);
+  m->eval();
+  models::WanDiffusionWrapper wb(m, true, 3);
+  c10::InferenceMode im;
+  auto x = torch::randn({1, 3, 16, 60, 104}).to(dev);
+  auto t = torch::full({1, 3}, 1000.0f, torch::TensorOptions().device(dev));
+  auto c = torch::randn({1, text_len, 4096}).to(dev);
+  const double tsec = time_median(
+      [&] {
+        models::KvCache cache(m->kv_cache_options(1, Lf, 3));
+        models::CrossAttnCache xc;
+        wb.forward_cached(x, t, c, cache, xc, 0);
+        sync(dev);
+      },
+      dev.is_cuda() ? 3 : 1, dev.is_cuda() ? 1 : 0);
+  const double fl = forward_flops(c1, 3.0 * Lf, 3.0 * Lf, text_len);
+  const double rate = fl / tsec;
+  const double eff = rate / (roof * 1e9);
+  std::printf("wan-1.3b block 1 (4680 tokens, %lld of 30 layers, %s on %s, 1 forward): %.4f s, "
+              "%.1f GFLOP/s = %.0f%% of the GEMM roof; all 30 layers: %.4f s per forward\n",
+              (long long)layers, core::dtype_name(dtype).c_str(), dev.str().c_str(), tsec,
+              rate / 1e9, eff * 100, tsec * 30 / layers);
+  return eff;
+}
+
+void stream_wan(const models::WanConfig& big, const inference::CausalSamplerOptions& so,
+                torch::Device dev, torch::ScalarType dtype, double roof, int64_t steps,
+                double video_flops, double frames, int64_t nblk, int64_t text_len) {
+  // The whole 1.3B student streaming one 81-frame video: 7 blocks of 3 latent frames of
+  // 60x104, `steps` denoising forwards + the cache write per block, plain KV cache.
+  models::WanModel m(big);
+  m->init_weights(0);
+  m->to(dev, dtype);
+  m->eval();
+  models::WanDiffusionWrapper wb(m, true, 3);
+  auto c = torch::randn({1, text_len, 4096}).to(dev);
+  run_blocks(wb, so, 1, big.in_dim, 60, 104, c);  // warm-up (kernels, allocator)
+  auto r = run_blocks(wb, so, nblk, big.in_dim, 60, 104, c);
+  double total = 0;
+  std::printf("wan-1.3b streaming (%s on %s, %lld steps + cache write):", core::dtype_name(dtype).c_str(),
+              dev.str().c_str(), (long long)steps);
+  for (double b : r.block_s) {
+    std::printf(" %.1f", b * 1e3);
+    total += b;
+  }
+  std::printf(" ms per block\n");
+  std::printf("wan-1.3b streaming: first block %.1f ms, %.2f s for 81 frames = %.1f FPS "
+              "(DiT + latent preview, no VAE decode), %.1f%% of the measured roof, KV cache "
+              "%.2f GiB\n",
+              r.first_frame_s * 1e3, total, frames / total,
+              100.0 * video_flops / total / (roof * 1e9), r.kv_bytes / 1073741824.0);
+}
+
+// FLOPs of one 81-frame video of the 1.3B student (nblk blocks of 3 latent frames, `fwd`
+// forwards each, plain cache as CausVid), printed with its KV cache size.
+double wan_video_flops(const models::WanConfig& big, int64_t fwd, int64_t Lf, int64_t text_len,
+                       int64_t nblk, int64_t W, int64_t K) {
+  const double frames = 81;
   double video_flops = 0;  // 21 latent frames = 7 blocks, plain cache as CausVid
   for (int64_t b = 0; b < nblk; ++b)
     video_flops += fwd * forward_flops(big, 3.0 * Lf, (b + 1) * 3.0 * Lf, text_len);
-  const double frames = 81;
   std::printf("wan-1.3b: %.2f TFLOP per 81-frame video (7 blocks x %lld forwards, 4680 tokens "
               "per block, plain cache), %.3f TFLOP per video frame (DiT only)\n",
               video_flops / 1e12, (long long)fwd, video_flops / frames / 1e12);
@@ -203,60 +201,12 @@ int bench_generate(const GenerateBenchArgs& a) {
               "window %lld + sink %lld: %.2f GiB\n",
               kv_frame / 1048576.0, 21 * kv_frame / 1073741824.0, (long long)W, (long long)K,
               (W + K) * kv_frame / 1073741824.0);
-  double eff = -1;
-  if (wan) {
-    const int64_t layers = wan_layers_s;
-    auto c1 = big;
-    c1.num_layers = layers;
-    models::WanModel m(c1);
-    m->to(dev, dtype);
-    m->eval();
-    models::WanDiffusionWrapper wb(m, true, 3);
-    c10::InferenceMode im;
-    auto x = torch::randn({1, 3, 16, 60, 104}).to(dev);
-    auto t = torch::full({1, 3}, 1000.0f, torch::TensorOptions().device(dev));
-    auto c = torch::randn({1, text_len, 4096}).to(dev);
-    const double tsec = time_median(
-        [&] {
-          models::KvCache cache(m->kv_cache_options(1, Lf, 3));
-          models::CrossAttnCache xc;
-          wb.forward_cached(x, t, c, cache, xc, 0);
-          sync(dev);
-        },
-        dev.is_cuda() ? 3 : 1, dev.is_cuda() ? 1 : 0);
-    const double fl = forward_flops(c1, 3.0 * Lf, 3.0 * Lf, text_len);
-    const double rate = fl / tsec;
-    eff = rate / (roof * 1e9);
-    std::printf("wan-1.3b block 1 (4680 tokens, %lld of 30 layers, %s on %s, 1 forward): %.4f s, "
-                "%.1f GFLOP/s = %.0f%% of the GEMM roof; all 30 layers: %.4f s per forward\n",
-                (long long)layers, core::dtype_name(dtype).c_str(), dev.str().c_str(), tsec,
-                rate / 1e9, eff * 100, tsec * 30 / layers);
-  }
-  if (wan_stream) {
-    // The whole 1.3B student streaming one 81-frame video: 7 blocks of 3 latent frames of
-    // 60x104, `steps` denoising forwards + the cache write per block, plain KV cache.
-    models::WanModel m(big);
-    m->init_weights(0);
-    m->to(dev, dtype);
-    m->eval();
-    models::WanDiffusionWrapper wb(m, true, 3);
-    auto c = torch::randn({1, text_len, 4096}).to(dev);
-    run_blocks(wb, so, 1, big.in_dim, 60, 104, c);  // warm-up (kernels, allocator)
-    auto r = run_blocks(wb, so, nblk, big.in_dim, 60, 104, c);
-    double total = 0;
-    std::printf("wan-1.3b streaming (%s on %s, %lld steps + cache write):", core::dtype_name(dtype).c_str(),
-                dev.str().c_str(), (long long)steps);
-    for (double b : r.block_s) {
-      std::printf(" %.1f", b * 1e3);
-      total += b;
-    }
-    std::printf(" ms per block\n");
-    std::printf("wan-1.3b streaming: first block %.1f ms, %.2f s for 81 frames = %.1f FPS "
-                "(DiT + latent preview, no VAE decode), %.1f%% of the measured roof, KV cache "
-                "%.2f GiB\n",
-                r.first_frame_s * 1e3, total, frames / total,
-                100.0 * video_flops / total / (roof * 1e9), r.kv_bytes / 1073741824.0);
-  }
+  return video_flops;
+}
+
+// The projected H100 FPS of the 1.3B student and its assumptions.
+void report_projection(double frames, double video_flops, double h100, double mfu, double eff,
+                       int64_t fwd) {
   auto project = [&](double frac) { return frames / (video_flops / (h100 * frac)); };
   std::printf("projected H100 FPS of the 1.3B causal student (DiT only, bf16, %lld forwards per "
               "block, peak %.0f TFLOP/s):\n",
@@ -270,6 +220,79 @@ int bench_generate(const GenerateBenchArgs& a) {
               "cross attention over the cached keys); cross-attention K/V computed once per "
               "prompt; no VAE decode, text encoder or host overhead; fraction of peak constant "
               "over block positions.\n");
+}
+
+// The streaming part: `preset` at S x S latents, full vs rolling (W + K) cache, `threads`
+// intra-op threads (0 = keep), medians over `reps` runs.
+void stream_toy(const std::string& preset, torch::Device dev, torch::ScalarType dtype,
+                const inference::CausalSamplerOptions& so, int64_t S, int64_t blocks, int64_t W,
+                int64_t K, int threads, int reps) {
+  const int64_t nfpb = so.num_frame_per_block;
+  const int64_t steps = static_cast<int64_t>(so.denoising_step_list.size());
+  auto cfg = models::WanConfig::preset(preset);
+  models::WanModel net(cfg);
+  net->init_weights(0);
+  net->to(dev, dtype);
+  net->eval();
+  models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb);
+  auto ctx = torch::randn({1, cfg.text_len, cfg.text_dim}).to(dev);
+  const int saved_threads = at::get_num_threads();
+  if (threads > 0) at::set_num_threads(threads);
+  auto so_r = so;
+  so_r.window_frames = W;
+  so_r.sink_frames = K;
+  run_blocks(w, so, 2, cfg.in_dim, S, S, ctx);  // warm-up
+  auto full = median_run(w, so, reps, blocks, cfg.in_dim, S, ctx);
+  auto roll = median_run(w, so_r, reps, blocks, cfg.in_dim, S, ctx);
+  at::set_num_threads(saved_threads);
+  const int64_t tokens = (S / cfg.patch_size[1]) * (S / cfg.patch_size[2]);
+  std::printf("streaming: preset %s (dim %lld, %lld layers), %lld latent frames of %lldx%lld "
+              "(%lld tokens/frame), %lld frames/block, %lld steps + cache write\n",
+              preset.c_str(), (long long)cfg.dim, (long long)cfg.num_layers,
+              (long long)(blocks * nfpb), (long long)S, (long long)S, (long long)tokens,
+              (long long)nfpb, (long long)steps);
+  std::printf("rolling cache: window %lld + sink %lld latent frames; per-block median of %d runs, "
+              "%d thread(s)\n",
+              (long long)W, (long long)K, reps, threads > 0 ? threads : saved_threads);
+  report_streaming(full, roll, blocks, nfpb, W, K);
+}
+
+}  // namespace
+
+int bench_generate(const GenerateBenchArgs& a) {
+  const auto dev = core::resolve_device(a.device);
+  const auto dtype = core::parse_dtype(a.dtype, "--dtype");
+  const std::string& preset = a.preset;
+  const int64_t S = a.size, blocks = a.blocks, nfpb = a.num_frame_per_block;
+  const int64_t W = a.window_frames, K = a.sink_frames, steps = a.steps;
+  TORCH_CHECK(blocks >= 2 && nfpb > 0 && steps > 0 && W >= nfpb, "bench generate: bad sizes");
+  const std::vector<double> all_steps = {1000, 757, 522, 261, 100};
+  TORCH_CHECK(steps <= 5, "--steps: at most 5");
+
+  const int64_t roof_n = gemm_roof_size(dev);
+  std::printf("GEMM roof (%lld^3 %s on %s): measuring...\n", (long long)roof_n,
+              core::dtype_name(dtype).c_str(), dev.str().c_str());
+  const double roof = gemm_roof_gflops(dtype, dev);
+  std::printf("GEMM roof: %.1f GFLOP/s %s\n\n", roof, core::dtype_name(dtype).c_str());
+
+  // ---------------------------------------------------------------- streaming, toy size
+  inference::CausalSamplerOptions so;
+  so.denoising_step_list.assign(all_steps.begin(), all_steps.begin() + steps);
+  so.num_frame_per_block = nfpb;
+  stream_toy(preset, dev, dtype, so, S, blocks, W, K, a.threads, std::max(1, a.reps));
+
+  // ---------------------------------------------------------------- Wan2.1-1.3B block
+  auto big = models::WanConfig::preset("wan-1.3b");
+  const double h100 = a.h100_tflops * 1e12;
+  const double mfu = a.h100_mfu;
+  const int64_t Lf = 30 * 52, text_len = 512, nblk = 7, fwd = steps + 1;
+  const double video_flops = wan_video_flops(big, fwd, Lf, text_len, nblk, W, K);
+  const double frames = 81;
+  double eff = -1;
+  if (a.wan) eff = time_wan_block(big, a.wan_layers, dev, dtype, roof, Lf, text_len);
+  if (a.wan_stream)
+    stream_wan(big, so, dev, dtype, roof, steps, video_flops, frames, nblk, text_len);
+  report_projection(frames, video_flops, h100, mfu, eff, fwd);
   return 0;
 }
 

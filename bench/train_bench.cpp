@@ -70,6 +70,64 @@ double forward_flops(const models::WanConfig& w, int64_t B, int64_t L, int64_t t
   return B * w.num_layers * per_layer;
 }
 
+// Random latents and ODE pairs (LMDB), 32 prompts and a prompt cache from a random small umT5.
+void write_synthetic_data(const std::filesystem::path& dir, const core::ModelDims& dims,
+                          int64_t B, int64_t F, int64_t S) {
+  const int64_t C = dims.in_dim;
+  std::vector<std::string> prompts;
+  for (int i = 0; i < 32; ++i) prompts.push_back("prompt number " + std::to_string(i));
+  prompts.push_back("static");
+  const int64_t rows = std::max<int64_t>(2 * B, 32);
+  std::vector<std::string> row_prompts;
+  for (int64_t i = 0; i < rows; ++i) row_prompts.push_back(prompts[i % 32]);
+  {
+    torch::manual_seed(0);
+    data::ArrayLmdbWriter w((dir / "latents").string());
+    w.put_tensor_rows("latents", 0, torch::randn({rows, F, C, S, S}));
+    w.put_string_rows("prompts", 0, row_prompts);
+    w.finish({{"latents", {rows, F, C, S, S}}, {"prompts", {rows}}});
+    data::ArrayLmdbWriter o((dir / "ode").string());
+    o.put_tensor_rows("latents", 0, torch::randn({rows, 4, F, C, S, S}));
+    o.put_string_rows("prompts", 0, row_prompts);
+    o.finish({{"latents", {rows, 4, F, C, S, S}}, {"prompts", {rows}}});
+    auto tok = std::shared_ptr<models::UMT5Tokenizer>(models::UMT5Tokenizer::bytes(dims.text_len));
+    auto uc = models::UMT5Config::tiny(tok->vocab_size());
+    uc.dim = dims.text_dim;
+    uc.dim_attn = dims.text_dim;
+    models::UMT5Encoder enc(uc);
+    enc->eval();
+    models::UMT5TextEncoder te(enc, tok);
+    data::embed_prompts(te, prompts, (dir / "cache").string(), torch::kFloat32, 8, false, "bench");
+  }
+}
+
+// Appends `stage`'s config overrides to *o; returns its matmul FLOPs per step (forward = 1x,
+// backward = 2x) for a forward of `fwd` FLOPs.
+double stage_overrides(const std::string& stage, const std::filesystem::path& dir, double fwd,
+                       std::vector<std::string>* o, std::string* label) {
+  if (stage == "diffusion") {
+    o->insert(o->end(), {"distillation_loss=diffusion", "model_name=wan", "generator_name=",
+                         "real_name=", "fake_name=", "generator_task=bidirectional_video",
+                         "real_task_type=", "fake_task_type=", "text_dropout=0.1",
+                         "data_path=" + (dir / "latents").string()});
+    return 3 * fwd;
+  } else if (stage == "ode") {
+    o->insert(o->end(), {"distillation_loss=ode", "generator_name=", "real_name=", "fake_name=",
+                         "real_task_type=", "fake_task_type=",
+                         "data_path=" + (dir / "ode").string()});
+    return 3 * fwd;
+  } else if (stage == "dmd") {
+    // Averaged over a 5-step cycle: 1 generator step (G fwd+bwd, fake fwd, real fwd x2) and
+    // 5 critic steps (G fwd, fake fwd+bwd).
+    o->insert(o->end(), {"data_path=" + (dir / "latents").string()});
+    *label = "dmd (5-step average)";
+    return (3 * fwd + fwd + 2 * fwd + 5 * (fwd + 3 * fwd)) / 5.0;
+  } else {
+    TORCH_CHECK(false, "--stages: unknown stage '", stage, "', want diffusion | ode | dmd");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int bench_train(const TrainBenchArgs& a) {
@@ -99,32 +157,7 @@ int bench_train(const TrainBenchArgs& a) {
     }
   } cleanup{dir};
 
-  // Synthetic data: random latents, 32 prompts, a prompt cache from a random small umT5.
-  std::vector<std::string> prompts;
-  for (int i = 0; i < 32; ++i) prompts.push_back("prompt number " + std::to_string(i));
-  prompts.push_back("static");
-  const int64_t rows = std::max<int64_t>(2 * B, 32);
-  std::vector<std::string> row_prompts;
-  for (int64_t i = 0; i < rows; ++i) row_prompts.push_back(prompts[i % 32]);
-  {
-    torch::manual_seed(0);
-    data::ArrayLmdbWriter w((dir / "latents").string());
-    w.put_tensor_rows("latents", 0, torch::randn({rows, F, C, S, S}));
-    w.put_string_rows("prompts", 0, row_prompts);
-    w.finish({{"latents", {rows, F, C, S, S}}, {"prompts", {rows}}});
-    data::ArrayLmdbWriter o((dir / "ode").string());
-    o.put_tensor_rows("latents", 0, torch::randn({rows, 4, F, C, S, S}));
-    o.put_string_rows("prompts", 0, row_prompts);
-    o.finish({{"latents", {rows, 4, F, C, S, S}}, {"prompts", {rows}}});
-    auto tok = std::shared_ptr<models::UMT5Tokenizer>(models::UMT5Tokenizer::bytes(dims.text_len));
-    auto uc = models::UMT5Config::tiny(tok->vocab_size());
-    uc.dim = dims.text_dim;
-    uc.dim_attn = dims.text_dim;
-    models::UMT5Encoder enc(uc);
-    enc->eval();
-    models::UMT5TextEncoder te(enc, tok);
-    data::embed_prompts(te, prompts, (dir / "cache").string(), torch::kFloat32, 8, false, "bench");
-  }
+  write_synthetic_data(dir, dims, B, F, S);
 
   auto dist = core::DistContext::init(core::DistEnv{}, [&] {
     core::DistOptions d;
@@ -155,29 +188,8 @@ int bench_train(const TrainBenchArgs& a) {
                                   "image_or_video_shape=[1, " + std::to_string(F) + ", " +
                                       std::to_string(C) + ", " + std::to_string(S) + ", " +
                                       std::to_string(S) + "]"};
-    // Matmul FLOPs per step: forward = 1x, backward = 2x.
-    double flops = 0;
     std::string label = stage;
-    if (stage == "diffusion") {
-      o.insert(o.end(), {"distillation_loss=diffusion", "model_name=wan", "generator_name=",
-                         "real_name=", "fake_name=", "generator_task=bidirectional_video",
-                         "real_task_type=", "fake_task_type=", "text_dropout=0.1",
-                         "data_path=" + (dir / "latents").string()});
-      flops = 3 * fwd;
-    } else if (stage == "ode") {
-      o.insert(o.end(), {"distillation_loss=ode", "generator_name=", "real_name=", "fake_name=",
-                         "real_task_type=", "fake_task_type=",
-                         "data_path=" + (dir / "ode").string()});
-      flops = 3 * fwd;
-    } else if (stage == "dmd") {
-      // Averaged over a 5-step cycle: 1 generator step (G fwd+bwd, fake fwd, real fwd x2) and
-      // 5 critic steps (G fwd, fake fwd+bwd).
-      o.insert(o.end(), {"data_path=" + (dir / "latents").string()});
-      flops = (3 * fwd + fwd + 2 * fwd + 5 * (fwd + 3 * fwd)) / 5.0;
-      label = "dmd (5-step average)";
-    } else {
-      TORCH_CHECK(false, "--stages: unknown stage '", stage, "', want diffusion | ode | dmd");
-    }
+    const double flops = stage_overrides(stage, dir, fwd, &o, &label);
     core::apply_overrides(c, o);
     c.validate();
     trainer::TrainOptions to;

@@ -187,60 +187,25 @@ void conv_baseline(int64_t H, int64_t W, int reps) {
               gflop / t_ours, t_ref / t_ours);
 }
 
-}  // namespace
-
-int bench_vae(const VaeBenchArgs& a) {
-  const auto& sizes = a.sizes;
-  const auto& dtypes = a.dtypes;
-  const auto& ops = a.ops;
-  const auto& enc_frames = a.enc_frames;
-  const auto& dec_frames = a.dec_latent;
-  const auto& conv_size = a.conv_size;
-  const auto& reps = a.reps;
-  const auto& child = a.child;
-  const auto& child_dtype = a.child_dtype;
-  const auto& child_size = a.child_size;
-  const auto& child_n = a.child_n;
-
-  auto parse_hw = [](const std::string& flag, const std::string& s) {
-    auto v = split(s, 'x');
-    TORCH_CHECK(v.size() == 2, flag, ": got '", s, "', want HxW");
-    auto num = [&](const std::string& x) {
-      char* end = nullptr;
-      const long long n = std::strtoll(x.c_str(), &end, 10);
-      TORCH_CHECK(!x.empty() && *end == '\0', flag, ": got '", s, "', want HxW");
-      return static_cast<int64_t>(n);
-    };
-    const int64_t H = num(v[0]), W = num(v[1]);
-    TORCH_CHECK(H > 0 && W > 0 && H % 8 == 0 && W % 8 == 0, flag, ": got ", s,
-                ", want positive multiples of 8");
-    return std::make_pair(H, W);
+// "HxW" (multiples of 8) -> (H, W); errors name the flag.
+std::pair<int64_t, int64_t> parse_hw(const std::string& flag, const std::string& s) {
+  auto v = split(s, 'x');
+  TORCH_CHECK(v.size() == 2, flag, ": got '", s, "', want HxW");
+  auto num = [&](const std::string& x) {
+    char* end = nullptr;
+    const long long n = std::strtoll(x.c_str(), &end, 10);
+    TORCH_CHECK(!x.empty() && *end == '\0', flag, ": got '", s, "', want HxW");
+    return static_cast<int64_t>(n);
   };
-  if (!child.empty()) {
-    auto hw = parse_hw("--child-size", child_size);
-    return run_child(child, parse_dtype(child_dtype), hw.first, hw.second,
-                     child_n);
-  }
+  const int64_t H = num(v[0]), W = num(v[1]);
+  TORCH_CHECK(H > 0 && W > 0 && H % 8 == 0 && W % 8 == 0, flag, ": got ", s,
+              ", want positive multiples of 8");
+  return std::make_pair(H, W);
+}
 
-  const int64_t ne = enc_frames;
-  const int64_t nd = dec_frames;
-  TORCH_CHECK(ne >= 5 && (ne - 1) % 4 == 0, "--enc-frames: got ", ne, ", want 1+4k with k >= 1");
-  TORCH_CHECK(nd >= 2, "--dec-latent: got ", nd, ", want >= 2");
-  if (conv_size != "none") {
-    auto hw = parse_hw("--conv-size", conv_size);
-    conv_baseline(hw.first, hw.second, reps);
-    std::fflush(stdout);
-  }
-
-  const auto self = self_cmdline();
-  TORCH_CHECK(!self.empty(), "bench vae: cannot read /proc/self/cmdline");
-  std::printf("\nWan2.1 VAE, real dims, random weights, %d threads; one child process per row.\n",
-              at::get_num_threads());
-  std::printf("steady = seconds per output frame of a full chunk (encode: 4 frames in, "
-              "decode: 4 frames out); peak = child's max RSS; act = peak - RSS after building "
-              "the model; cache = causal cache after the run.\n");
-  std::printf("%-7s %-9s %-5s %9s %9s %8s %9s %8s %8s %8s\n", "op", "size", "dtype", "first_s",
-              "steady_s", "vs_fp32", "peak_MiB", "act_MiB", "cache", "frames");
+// One child process per (size, op, dtype) row of the table.
+void run_table(const std::vector<std::string>& self, const std::string& sizes,
+               const std::string& ops, const std::string& dtypes, int64_t ne, int64_t nd) {
   for (const auto& size : split(sizes, ',')) {
     parse_hw("--sizes", size);  // validates
     for (const auto& op : split(ops, ',')) {
@@ -272,6 +237,37 @@ int bench_vae(const VaeBenchArgs& a) {
       }
     }
   }
+}
+
+}  // namespace
+
+int bench_vae(const VaeBenchArgs& a) {
+  const auto& child = a.child;
+  if (!child.empty()) {
+    auto hw = parse_hw("--child-size", a.child_size);
+    return run_child(child, parse_dtype(a.child_dtype), hw.first, hw.second, a.child_n);
+  }
+
+  const int64_t ne = a.enc_frames;
+  const int64_t nd = a.dec_latent;
+  TORCH_CHECK(ne >= 5 && (ne - 1) % 4 == 0, "--enc-frames: got ", ne, ", want 1+4k with k >= 1");
+  TORCH_CHECK(nd >= 2, "--dec-latent: got ", nd, ", want >= 2");
+  if (a.conv_size != "none") {
+    auto hw = parse_hw("--conv-size", a.conv_size);
+    conv_baseline(hw.first, hw.second, a.reps);
+    std::fflush(stdout);
+  }
+
+  const auto self = self_cmdline();
+  TORCH_CHECK(!self.empty(), "bench vae: cannot read /proc/self/cmdline");
+  std::printf("\nWan2.1 VAE, real dims, random weights, %d threads; one child process per row.\n",
+              at::get_num_threads());
+  std::printf("steady = seconds per output frame of a full chunk (encode: 4 frames in, "
+              "decode: 4 frames out); peak = child's max RSS; act = peak - RSS after building "
+              "the model; cache = causal cache after the run.\n");
+  std::printf("%-7s %-9s %-5s %9s %9s %8s %9s %8s %8s %8s\n", "op", "size", "dtype", "first_s",
+              "steady_s", "vs_fp32", "peak_MiB", "act_MiB", "cache", "frames");
+  run_table(self, a.sizes, a.ops, a.dtypes, ne, nd);
   return 0;
 }
 

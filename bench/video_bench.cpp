@@ -43,42 +43,16 @@ torch::Tensor synthetic_video(int64_t f, int64_t h, int64_t w) {
       .contiguous();
 }
 
-}  // namespace
+struct Row {
+  std::string name;
+  double seconds;
+};
 
-int bench_video(const VideoBenchArgs& a) {
-  const auto& frames_s = a.frames;
-  const auto& width_s = a.width;
-  const auto& height_s = a.height;
-  const auto& reps_s = a.reps;
-  const auto& threads_s = a.threads;
-  const auto& dir = a.dir;
-  const int64_t nf = frames_s;
-  const int w = width_s;
-  const int h = height_s;
-  const int reps = reps_s;
-  const int threads = threads_s;
-  TORCH_CHECK(nf > 0 && w > 0 && h > 0 && reps > 0,
-              "bench video: --frames/--width/--height/"
-              "--reps must be > 0");
-
-  namespace fs = std::filesystem;
-  std::string scratch = dir;
-  bool own_dir = scratch.empty();
-  if (own_dir) {
-    std::string tmpl = (fs::temp_directory_path() / "causvid_bench_XXXXXX").string();
-    TORCH_CHECK(::mkdtemp(tmpl.data()), "bench video: mkdtemp failed");
-    scratch = tmpl;
-  }
-  torch::Tensor video = synthetic_video(nf, h, w);
-  std::printf("video bench: %lld frames %dx%d, threads=%d, best of %d\n", (long long)nf, w, h,
-              threads, reps);
-
-  struct Row {
-    std::string name;
-    double seconds;
-  };
-  std::vector<Row> enc, dec;
-  const std::string raw = scratch + "/bench.rgb";
+// Encoder rows: the raw rgb24 baseline, x264 presets, streaming fmp4, mpeg4; files in scratch.
+std::vector<Row> bench_encode(const torch::Tensor& video, const std::string& scratch,
+                              const std::string& raw, int reps, int threads) {
+  const int64_t nf = video.size(0);
+  std::vector<Row> enc;
   enc.push_back({"raw rgb24 write (baseline)", best_of(reps, [&] {
                    data::RawFrameWriter rw(raw);
                    rw.add_frames(video);
@@ -110,6 +84,63 @@ int bench_video(const VideoBenchArgs& a) {
   m4.codec = "mpeg4";
   encode_with("mp4 mpeg4 q3", scratch + "/mpeg4.mp4", m4, nf);
 
+  return enc;
+}
+
+void print_report(const std::vector<Row>& enc, const std::vector<Row>& dec, int64_t nf,
+                  const std::string& scratch, const std::string& raw) {
+  namespace fs = std::filesystem;
+  std::printf("\n%-48s %10s %10s %8s\n", "encode", "seconds", "frames/s", "ratio");
+  for (const auto& r : enc)
+    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
+                enc[0].seconds / r.seconds);
+  std::printf("\n%-48s %10s %10s %8s\n", "decode (source: the crf18 medium mp4)", "seconds",
+              "frames/s", "ratio");
+  for (const auto& r : dec)
+    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
+                dec[0].seconds / r.seconds);
+  std::printf("(ratio = baseline seconds / row seconds; > 1 is faster than the baseline)\n");
+  std::printf(
+      "file sizes: crf18 medium %.1f KiB, veryfast %.1f KiB, streaming %.1f KiB, "
+      "mpeg4 %.1f KiB, raw %.1f KiB\n",
+      fs::file_size(scratch + "/x264.mp4") / 1024.0,
+      fs::file_size(scratch + "/x264fast.mp4") / 1024.0,
+      fs::file_size(scratch + "/stream.mp4") / 1024.0,
+      fs::file_size(scratch + "/mpeg4.mp4") / 1024.0, fs::file_size(raw) / 1024.0);
+}
+
+}  // namespace
+
+int bench_video(const VideoBenchArgs& a) {
+  const auto& frames_s = a.frames;
+  const auto& width_s = a.width;
+  const auto& height_s = a.height;
+  const auto& reps_s = a.reps;
+  const auto& threads_s = a.threads;
+  const auto& dir = a.dir;
+  const int64_t nf = frames_s;
+  const int w = width_s;
+  const int h = height_s;
+  const int reps = reps_s;
+  const int threads = threads_s;
+  TORCH_CHECK(nf > 0 && w > 0 && h > 0 && reps > 0,
+              "bench video: --frames/--width/--height/"
+              "--reps must be > 0");
+
+  namespace fs = std::filesystem;
+  std::string scratch = dir;
+  bool own_dir = scratch.empty();
+  if (own_dir) {
+    std::string tmpl = (fs::temp_directory_path() / "causvid_bench_XXXXXX").string();
+    TORCH_CHECK(::mkdtemp(tmpl.data()), "bench video: mkdtemp failed");
+    scratch = tmpl;
+  }
+  torch::Tensor video = synthetic_video(nf, h, w);
+  std::printf("video bench: %lld frames %dx%d, threads=%d, best of %d\n", (long long)nf, w, h,
+              threads, reps);
+
+  const std::string raw = scratch + "/bench.rgb";
+  std::vector<Row> enc = bench_encode(video, scratch, raw, reps, threads), dec;
   const std::string file = scratch + "/x264.mp4";
   auto decode_with = [&](const std::string& name, data::DecodeOptions d, bool to_float) {
     d.threads = threads;
@@ -132,23 +163,7 @@ int bench_video(const VideoBenchArgs& a) {
     dec.push_back({"decode mpeg4 -> uint8 (" + std::to_string(n) + " out)", s});
   }
 
-  std::printf("\n%-48s %10s %10s %8s\n", "encode", "seconds", "frames/s", "ratio");
-  for (const auto& r : enc)
-    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
-                enc[0].seconds / r.seconds);
-  std::printf("\n%-48s %10s %10s %8s\n", "decode (source: the crf18 medium mp4)", "seconds",
-              "frames/s", "ratio");
-  for (const auto& r : dec)
-    std::printf("%-48s %10.3f %10.1f %8.2f\n", r.name.c_str(), r.seconds, nf / r.seconds,
-                dec[0].seconds / r.seconds);
-  std::printf("(ratio = baseline seconds / row seconds; > 1 is faster than the baseline)\n");
-  std::printf(
-      "file sizes: crf18 medium %.1f KiB, veryfast %.1f KiB, streaming %.1f KiB, "
-      "mpeg4 %.1f KiB, raw %.1f KiB\n",
-      fs::file_size(scratch + "/x264.mp4") / 1024.0,
-      fs::file_size(scratch + "/x264fast.mp4") / 1024.0,
-      fs::file_size(scratch + "/stream.mp4") / 1024.0,
-      fs::file_size(scratch + "/mpeg4.mp4") / 1024.0, fs::file_size(raw) / 1024.0);
+  print_report(enc, dec, nf, scratch, raw);
   if (own_dir) {
     std::error_code ec;
     fs::remove_all(scratch, ec);

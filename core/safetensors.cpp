@@ -44,6 +44,50 @@ std::string safetensors_dtype_name(torch::ScalarType dtype) {
   }
 }
 
+namespace {
+
+// One header entry {"dtype", "shape", "data_offsets"}, checked against the data section.
+TensorInfo parse_entry(const std::string& path, const std::string& key, const json& e,
+                       uint64_t data_size) {
+  TORCH_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") &&
+                  e.contains("data_offsets"),
+              path, ": entry '", key, "' lacks dtype/shape/data_offsets");
+  TORCH_CHECK(e["dtype"].is_string(), path, ": '", key, "'.dtype is not a string");
+  TensorInfo info;
+  info.dtype_name = e["dtype"].get<std::string>();
+  try {
+    info.dtype = safetensors_dtype(info.dtype_name);
+  } catch (const c10::Error&) {
+    TORCH_CHECK(false, path, ": tensor '", key, "' has unsupported dtype ", info.dtype_name);
+  }
+  TORCH_CHECK(e["shape"].is_array(), path, ": '", key, "'.shape is not an array");
+  uint64_t numel = 1;
+  for (const auto& d : e["shape"]) {
+    TORCH_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, path, ": '", key,
+                "'.shape has a non-integer or negative dimension");
+    const auto dim = d.get<uint64_t>();
+    TORCH_CHECK(dim == 0 || numel <= (uint64_t(1) << 62) / dim, path, ": '", key,
+                "'.shape overflows");
+    numel *= dim;
+    info.shape.push_back(static_cast<int64_t>(dim));
+  }
+  const auto& off = e["data_offsets"];
+  TORCH_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
+                  off[1].is_number_unsigned(),
+              path, ": '", key, "'.data_offsets must be [begin, end]");
+  info.begin = off[0].get<uint64_t>();
+  info.end = off[1].get<uint64_t>();
+  TORCH_CHECK(info.begin <= info.end && info.end <= data_size, path, ": '", key,
+              "' data_offsets [", info.begin, ", ", info.end, "] outside the data section of ",
+              data_size, " bytes (truncated file?)");
+  const uint64_t want = numel * c10::elementSize(info.dtype);
+  TORCH_CHECK(info.end - info.begin == want, path, ": '", key, "' has ", info.end - info.begin,
+              " bytes, shape and dtype want ", want);
+  return info;
+}
+
+}  // namespace
+
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY);
   TORCH_CHECK(fd >= 0, path, ": cannot open safetensors file: ", std::strerror(errno));
@@ -85,43 +129,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         }
         continue;
       }
-      const json& e = *it;
-      const std::string& key = it.key();
-      TORCH_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") &&
-                      e.contains("data_offsets"),
-                  path, ": entry '", key, "' lacks dtype/shape/data_offsets");
-      TORCH_CHECK(e["dtype"].is_string(), path, ": '", key, "'.dtype is not a string");
-      TensorInfo info;
-      info.dtype_name = e["dtype"].get<std::string>();
-      try {
-        info.dtype = safetensors_dtype(info.dtype_name);
-      } catch (const c10::Error&) {
-        TORCH_CHECK(false, path, ": tensor '", key, "' has unsupported dtype ", info.dtype_name);
-      }
-      TORCH_CHECK(e["shape"].is_array(), path, ": '", key, "'.shape is not an array");
-      uint64_t numel = 1;
-      for (const auto& d : e["shape"]) {
-        TORCH_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, path, ": '", key,
-                    "'.shape has a non-integer or negative dimension");
-        const auto dim = d.get<uint64_t>();
-        TORCH_CHECK(dim == 0 || numel <= (uint64_t(1) << 62) / dim, path, ": '", key,
-                    "'.shape overflows");
-        numel *= dim;
-        info.shape.push_back(static_cast<int64_t>(dim));
-      }
-      const auto& off = e["data_offsets"];
-      TORCH_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
-                      off[1].is_number_unsigned(),
-                  path, ": '", key, "'.data_offsets must be [begin, end]");
-      info.begin = off[0].get<uint64_t>();
-      info.end = off[1].get<uint64_t>();
-      TORCH_CHECK(info.begin <= info.end && info.end <= data_size, path, ": '", key,
-                  "' data_offsets [", info.begin, ", ", info.end, "] outside the data section of ",
-                  data_size, " bytes (truncated file?)");
-      const uint64_t want = numel * c10::elementSize(info.dtype);
-      TORCH_CHECK(info.end - info.begin == want, path, ": '", key, "' has ", info.end - info.begin,
-                  " bytes, shape and dtype want ", want);
-      infos_[key] = std::move(info);
+      infos_[it.key()] = parse_entry(path, it.key(), *it, data_size);
     }
   } catch (...) {
     ::munmap(map_, map_size_);

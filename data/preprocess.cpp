@@ -6,10 +6,12 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/progress.h"
 
 namespace causvid::data {
 namespace fs = std::filesystem;
@@ -110,7 +112,8 @@ PreprocessSummary preprocess_videos(const std::vector<std::string>& inputs,
   s.results.resize(mine.size());
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<size_t> next{0};
-  std::atomic<int64_t> done{0};
+  core::Progress progress("preprocess: videos", static_cast<int64_t>(mine.size()));
+  std::mutex progress_mu;  // Progress is not thread-safe
   auto worker = [&] {
     for (size_t i; (i = next++) < mine.size();) {
       const auto out = (fs::path(out_dir) / fs::path(mine[i]).stem()).string() + ".mp4";
@@ -120,8 +123,8 @@ PreprocessSummary preprocess_videos(const std::vector<std::string>& inputs,
       else if (r.status == PreprocessStatus::kSkipped)
         LOG_INFO("%s: skipped: %s", r.input, r.reason);
       s.results[i] = std::move(r);
-      const int64_t n = ++done;
-      if (n % 50 == 0) LOG_INFO("%d/%d videos", n, mine.size());
+      std::lock_guard<std::mutex> lock(progress_mu);
+      progress.add();
     }
   };
   const int nthreads = std::max(1, std::min<int>(o.jobs, static_cast<int>(mine.size())));
@@ -129,6 +132,7 @@ PreprocessSummary preprocess_videos(const std::vector<std::string>& inputs,
   for (int t = 1; t < nthreads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  progress.finish();
   for (const auto& r : s.results) {
     if (r.status == PreprocessStatus::kProcessed) ++s.processed;
     if (r.status == PreprocessStatus::kSkipped) ++s.skipped;

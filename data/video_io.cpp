@@ -1,16 +1,11 @@
 // data/video_io.cpp: see video_io.h. libav* through RAII holders; every return code goes
 // through check_av(); libav's own log lines are routed to LOG_DEBUG and the last error line
-// is appended to the thrown message ("[libav: moov atom not found]").
+// is appended to the thrown message ("[libav: moov atom not found]"). This file: errors,
+// conversion helpers (av_internal.h), probing, resampling, tensor conversions; decoding is in
+// video_decode.cpp, encoding in video_writer.cpp.
 #include "data/video_io.h"
 
-extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/imgutils.h>
-#include <libavutil/opt.h>
-#include <libavutil/pixdesc.h>
-#include <libswscale/swscale.h>
-}
+#include "data/av_internal.h"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -54,11 +49,17 @@ void av_log_to_causvid(void* avcl, int level, const char* fmt, va_list vl) {
   LOG_DEBUG("libav: %s", s);
 }
 
-std::string take_last_av_error() {
+}  // namespace
+
+std::string detail::take_last_av_error() {
   std::string s;
   s.swap(g_last_av_error);
   return s;
 }
+
+using detail::take_last_av_error;
+
+namespace {
 
 std::string hint_for(int rc) {
   if (rc == AVERROR_INVALIDDATA) return " (not a video/image file, or truncated/corrupt)";
@@ -118,7 +119,7 @@ void SwsContextDeleter::operator()(SwsContext* p) const {
 }
 
 // ------------------------------------------------------------------ helpers
-namespace {
+namespace detail {
 
 FramePtr make_frame() {
   FramePtr f(av_frame_alloc());
@@ -212,69 +213,51 @@ void gbrp_planes(torch::Tensor& chw, uint8_t* data[4], int linesize[4]) {
   linesize[3] = 0;
 }
 
-// Decoded frame -> [3,oh,ow] uint8 through a cached swscale context.
-class RgbConverter {
- public:
-  torch::Tensor convert(const AVFrame* in, int ow, int oh, ResizeFilter filter, bool center_crop,
-                        const std::string& path) {
-    FramePtr cropped;
-    const AVFrame* f = in;
-    if (center_crop && in->width * (int64_t)oh != in->height * (int64_t)ow) {
-      cropped.reset(av_frame_clone(in));
-      TORCH_CHECK(cropped, path, ": av_frame_clone: out of memory");
-      double target = double(ow) / oh;
-      if (double(in->width) / in->height > target) {
-        int cw = std::max(1, int(std::lround(in->height * target)));
-        cropped->crop_left = (in->width - cw) / 2;
-        cropped->crop_right = in->width - cw - cropped->crop_left;
-      } else {
-        int ch = std::max(1, int(std::lround(in->width / target)));
-        cropped->crop_top = (in->height - ch) / 2;
-        cropped->crop_bottom = in->height - ch - cropped->crop_top;
-      }
-      check_av(av_frame_apply_cropping(cropped.get(), AV_FRAME_CROP_UNALIGNED), path, "crop frame");
-      f = cropped.get();
+torch::Tensor RgbConverter::convert(const AVFrame* in, int ow, int oh, ResizeFilter filter,
+                                    bool center_crop, const std::string& path) {
+  FramePtr cropped;
+  const AVFrame* f = in;
+  if (center_crop && in->width * (int64_t)oh != in->height * (int64_t)ow) {
+    cropped.reset(av_frame_clone(in));
+    TORCH_CHECK(cropped, path, ": av_frame_clone: out of memory");
+    double target = double(ow) / oh;
+    if (double(in->width) / in->height > target) {
+      int cw = std::max(1, int(std::lround(in->height * target)));
+      cropped->crop_left = (in->width - cw) / 2;
+      cropped->crop_right = in->width - cw - cropped->crop_left;
+    } else {
+      int ch = std::max(1, int(std::lround(in->width / target)));
+      cropped->crop_top = (in->height - ch) / 2;
+      cropped->crop_bottom = in->height - ch - cropped->crop_top;
     }
-    bool full_range = f->color_range == AVCOL_RANGE_JPEG;
-    AVPixelFormat fmt = normalize_pix_fmt(static_cast<AVPixelFormat>(f->format), &full_range);
-    int cs = sws_colorspace_of(f->colorspace);
-    int flags = sws_flags_for(filter, f->width, f->height, ow, oh);
-    SwsContext* ctx = sws_getCachedContext(sws_.release(), f->width, f->height, fmt, ow, oh,
-                                           AV_PIX_FMT_GBRP, flags, nullptr, nullptr, nullptr);
-    sws_.reset(ctx);
-    TORCH_CHECK(ctx, path, ": cannot convert pixel format ",
-                av_get_pix_fmt_name(fmt) ? av_get_pix_fmt_name(fmt) : "?", " ", f->width, "x",
-                f->height, " to RGB ", ow, "x", oh);
-    if (!is_rgb_like(fmt) && (ctx != last_ctx_ || cs != last_cs_ || full_range != last_range_)) {
-      sws_setColorspaceDetails(ctx, sws_getCoefficients(cs), full_range ? 1 : 0,
-                               sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-      last_cs_ = cs;
-      last_range_ = full_range;
-    }
-    last_ctx_ = ctx;
-    torch::Tensor out = torch::empty({3, oh, ow}, torch::kUInt8);
-    uint8_t* dst[4];
-    int dst_stride[4];
-    gbrp_planes(out, dst, dst_stride);
-    int rows = sws_scale(ctx, f->data, f->linesize, 0, f->height, dst, dst_stride);
-    TORCH_CHECK(rows > 0, path, ": swscale conversion failed (", rows, ")");
-    return out;
+    check_av(av_frame_apply_cropping(cropped.get(), AV_FRAME_CROP_UNALIGNED), path, "crop frame");
+    f = cropped.get();
   }
-
- private:
-  SwsContextPtr sws_;
-  SwsContext* last_ctx_ = nullptr;
-  int last_cs_ = -1;
-  bool last_range_ = false;
-};
-
-struct InputVideo {
-  FormatInputPtr fmt;
-  AVStream* st = nullptr;
-  int stream = -1;
-  const AVCodec* codec = nullptr;
-  VideoInfo info;
-};
+  bool full_range = f->color_range == AVCOL_RANGE_JPEG;
+  AVPixelFormat fmt = normalize_pix_fmt(static_cast<AVPixelFormat>(f->format), &full_range);
+  int cs = sws_colorspace_of(f->colorspace);
+  int flags = sws_flags_for(filter, f->width, f->height, ow, oh);
+  SwsContext* ctx = sws_getCachedContext(sws_.release(), f->width, f->height, fmt, ow, oh,
+                                         AV_PIX_FMT_GBRP, flags, nullptr, nullptr, nullptr);
+  sws_.reset(ctx);
+  TORCH_CHECK(ctx, path, ": cannot convert pixel format ",
+              av_get_pix_fmt_name(fmt) ? av_get_pix_fmt_name(fmt) : "?", " ", f->width, "x",
+              f->height, " to RGB ", ow, "x", oh);
+  if (!is_rgb_like(fmt) && (ctx != last_ctx_ || cs != last_cs_ || full_range != last_range_)) {
+    sws_setColorspaceDetails(ctx, sws_getCoefficients(cs), full_range ? 1 : 0,
+                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    last_cs_ = cs;
+    last_range_ = full_range;
+  }
+  last_ctx_ = ctx;
+  torch::Tensor out = torch::empty({3, oh, ow}, torch::kUInt8);
+  uint8_t* dst[4];
+  int dst_stride[4];
+  gbrp_planes(out, dst, dst_stride);
+  int rows = sws_scale(ctx, f->data, f->linesize, 0, f->height, dst, dst_stride);
+  TORCH_CHECK(rows > 0, path, ": swscale conversion failed (", rows, ")");
+  return out;
+}
 
 InputVideo open_input(const std::string& path) {
   init_av_logging();
@@ -351,7 +334,9 @@ int64_t frame_duration_ts(const AVFrame* f) {
 #endif
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;  // NOLINT: this file's own helpers
 
 // ------------------------------------------------------------------ probing
 VideoInfo probe_video(const std::string& path) { return open_input(path).info; }
@@ -420,161 +405,6 @@ std::vector<int64_t> resample_indices(const std::vector<double>& src_times, doub
   return out;
 }
 
-// ------------------------------------------------------------------ decoding
-DecodedVideo decode_video(const std::string& path, const DecodeOptions& opts) {
-  TORCH_CHECK(opts.width >= 0 && opts.height >= 0, path, ": output size ", opts.width, "x",
-              opts.height, ", want >= 0 (0 keeps the source size)");
-  TORCH_CHECK(opts.target_fps >= 0 && std::isfinite(opts.target_fps), path, ": target_fps ",
-              opts.target_fps, ", want >= 0");
-  TORCH_CHECK(opts.num_frames != 0, path, ": num_frames 0, want > 0 or -1 (all)");
-  InputVideo in = open_input(path);
-  CodecContextPtr dec = open_decoder(in, opts.threads, path);
-  DecodedVideo out;
-  out.info = in.info;
-  const double src_fps = in.info.fps;
-  const double tb = av_q2d(in.st->time_base);
-
-  int ow = opts.width, oh = opts.height;
-  auto fix_size = [&](int sw, int sh) {
-    if (ow == 0 && oh == 0) {
-      ow = sw;
-      oh = sh;
-    } else if (ow == 0) {
-      ow = even_round(double(oh) * sw / sh);
-    } else if (oh == 0) {
-      oh = even_round(double(ow) * sh / sw);
-    }
-  };
-
-  const bool resample = opts.target_fps > 0;
-  out.fps = resample ? opts.target_fps : src_fps;
-  std::unique_ptr<FrameResampler> rs;
-  if (resample) rs = std::make_unique<FrameResampler>(opts.target_fps, opts.select);
-
-  RgbConverter conv;
-  std::vector<torch::Tensor> frames;
-  auto want_more = [&] { return opts.num_frames < 0 || int64_t(frames.size()) < opts.num_frames; };
-  // Emits `n` copies of source frame `src` (converted once).
-  auto emit = [&](const AVFrame* f, int64_t n, int64_t src, double t_src) {
-    torch::Tensor rgb;
-    for (int64_t i = 0; i < n && want_more(); ++i) {
-      if (!rgb.defined()) {
-        fix_size(f->width, f->height);
-        rgb = conv.convert(f, ow, oh, opts.filter, opts.center_crop, path);
-      }
-      double t = resample ? rs->output_time(int64_t(frames.size())) : t_src;
-      frames.push_back(rgb);
-      out.times_s.push_back(t);
-      out.source_index.push_back(src);
-    }
-  };
-
-  FramePtr frame = make_frame(), held = make_frame();
-  PacketPtr pkt = make_packet();
-  bool have_held = false, have_first = false;
-  double t_first = 0, t_last = -1e300, held_t = 0, held_dur = 0;
-  int64_t decoded = 0;
-
-  auto on_frame = [&](AVFrame* f) {
-    int64_t ts = f->best_effort_timestamp;
-    double t;
-    if (ts == AV_NOPTS_VALUE)
-      t = have_first ? t_last + (src_fps > 0 ? 1.0 / src_fps : 1.0 / 16) : 0.0;
-    else
-      t = ts * tb;
-    if (!have_first) {
-      have_first = true;
-      t_first = t;
-    }
-    t -= t_first;
-    if (t <= t_last) t = t_last + (src_fps > 0 ? 1.0 / src_fps : 1e-3);  // broken pts
-    t_last = t;
-    int64_t idx = decoded++;
-    int64_t dur_ts = frame_duration_ts(f);
-    double dur = dur_ts > 0 ? dur_ts * tb : (src_fps > 0 ? 1.0 / src_fps : 0.0);
-    if (!resample) {
-      emit(f, 1, idx, t);
-      return;
-    }
-    int64_t n = rs->push(t);
-    if (have_held) emit(held.get(), n, idx - 1, held_t);
-    av_frame_unref(held.get());
-    av_frame_move_ref(held.get(), f);
-    have_held = true;
-    held_t = t;
-    held_dur = dur > 0 ? dur : 0.0;
-  };
-
-  auto receive_all = [&] {
-    while (want_more()) {
-      int rc = avcodec_receive_frame(dec.get(), frame.get());
-      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
-      check_av(rc, path, "decode frame " + std::to_string(decoded));
-      on_frame(frame.get());
-      av_frame_unref(frame.get());
-    }
-  };
-
-  bool eof = false;
-  int64_t packets = 0;
-  while (want_more()) {
-    int rc = av_read_frame(in.fmt.get(), pkt.get());
-    if (rc == AVERROR_EOF) {
-      eof = true;
-      break;
-    }
-    check_av(rc, path, "read packet " + std::to_string(packets));
-    if (pkt->stream_index != in.stream) {
-      av_packet_unref(pkt.get());
-      continue;
-    }
-    ++packets;
-    rc = avcodec_send_packet(dec.get(), pkt.get());
-    av_packet_unref(pkt.get());
-    if (rc == AVERROR(EAGAIN)) {
-      receive_all();
-      continue;
-    }
-    check_av(rc, path, "decode packet " + std::to_string(packets - 1));
-    receive_all();
-  }
-  if (eof) {
-    check_av(avcodec_send_packet(dec.get(), nullptr), path, "flush decoder");
-    receive_all();
-  }
-  if (resample && have_held && want_more()) {
-    if (held_dur <= 0) held_dur = src_fps > 0 ? 1.0 / src_fps : 1.0 / opts.target_fps;
-    emit(held.get(), rs->finish(held_t + held_dur), decoded - 1, held_t);
-  }
-  out.num_decoded = decoded;
-
-  TORCH_CHECK(decoded > 0, path,
-              ": no decodable video frames (a zero-frame or corrupt video; "
-              "the container declares ",
-              in.info.num_frames, ")");
-  if (eof && opts.strict && in.info.num_frames_exact && decoded < in.info.num_frames) {
-    TORCH_CHECK(false, path, ": truncated or corrupt: decoded ", decoded, " of the ",
-                in.info.num_frames, " frames the container declares");
-  }
-  if (opts.num_frames > 0 && !opts.allow_fewer) {
-    TORCH_CHECK(int64_t(frames.size()) >= opts.num_frames, path, ": video too short: has ",
-                frames.size(), " frames", resample ? " at the target fps " : "",
-                resample ? std::to_string(opts.target_fps) : std::string(), ", want ",
-                opts.num_frames, " (", decoded, " decoded at ", src_fps, " fps, ",
-                in.info.duration_s, " s)");
-  }
-  TORCH_CHECK(!frames.empty(), path, ": no output frames (target_fps ", opts.target_fps, ")");
-  out.frames = torch::stack(frames);
-  return out;
-}
-
-torch::Tensor read_video(const std::string& path, const DecodeOptions& opts) {
-  return decode_video(path, opts).frames;
-}
-
-torch::Tensor read_video_float(const std::string& path, const DecodeOptions& opts) {
-  return uint8_to_float(decode_video(path, opts).frames);
-}
 
 torch::Tensor uint8_to_float(const torch::Tensor& x) {
   TORCH_CHECK(x.scalar_type() == torch::kUInt8, "uint8_to_float: dtype ", x.scalar_type(),
@@ -630,383 +460,6 @@ torch::Tensor resize_frames(const torch::Tensor& frames, int height, int width,
     TORCH_CHECK(rows > 0, "resize_frames: swscale failed");
   }
   return single ? out[0] : out;
-}
-
-// ------------------------------------------------------------------ VideoWriter
-namespace {
-
-std::atomic<bool> g_warned_fallback{false};
-
-bool is_mp4_like(const AVOutputFormat* of) {
-  std::string n = of->name;
-  return n == "mp4" || n == "mov" || n == "ipod" || n == "ismv";
-}
-
-std::string tmp_name_for(const std::string& path) {
-  return path + ".tmp." + std::to_string(::getpid());
-}
-
-// Fails early (before any frame is generated) when the output cannot be created.
-void check_writable(const std::string& path) {
-  std::error_code ec;
-  TORCH_CHECK(!std::filesystem::is_directory(path, ec), path,
-              ": is a directory, want an output file path");
-  std::string probe = path + ".probe." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(probe.c_str(), "wb");
-  TORCH_CHECK(f != nullptr, path, ": cannot create output file: ", std::strerror(errno));
-  std::fclose(f);
-  std::remove(probe.c_str());
-}
-
-// Replicates the last column / row so that both sizes are even.
-torch::Tensor pad_to_even(const torch::Tensor& x) {
-  torch::Tensor y = x;
-  if (y.size(3) % 2) y = torch::cat({y, y.narrow(3, y.size(3) - 1, 1)}, 3);
-  if (y.size(2) % 2) y = torch::cat({y, y.narrow(2, y.size(2) - 1, 1)}, 2);
-  return y.contiguous();
-}
-
-}  // namespace
-
-VideoWriter::VideoWriter(const std::string& path, const WriterOptions& opts, int width, int height)
-    : path_(path), tmp_path_(tmp_name_for(path)), opts_(opts) {
-  init_av_logging();
-  TORCH_CHECK(!path.empty(), "VideoWriter: empty output path");
-  TORCH_CHECK(opts.fps > 0 && std::isfinite(opts.fps), path, ": fps ", opts.fps, ", want > 0");
-  TORCH_CHECK(opts.crf >= 0 && opts.crf <= 51, path, ": crf ", opts.crf, ", want 0..51");
-  const AVOutputFormat* of = av_guess_format(nullptr, path.c_str(), nullptr);
-  TORCH_CHECK(of, path, ": unknown container for this file name; want .mp4 (or .mov/.mkv)");
-  TORCH_CHECK(!opts.streaming || is_mp4_like(of), path,
-              ": streaming mode writes fragmented mp4; want a .mp4/.mov path, got container '",
-              of->name, "'");
-  write_path_ = opts.streaming ? path_ : tmp_path_;
-  check_writable(path_);
-  if (width > 0 && height > 0) open(width, height);
-}
-
-VideoWriter::~VideoWriter() {
-  if (closed_) return;
-  if (!opened_) return;
-  if (opts_.streaming) {
-    try {
-      encode(nullptr);
-      av_write_trailer(fmt_.get());
-    } catch (...) {
-    }
-    LOG_WARN("%s: VideoWriter destroyed without close(); kept the %d frames written so far", path_,
-             num_frames_);
-    fmt_.reset();
-    closed_ = true;
-    return;
-  }
-  LOG_WARN("%s: VideoWriter destroyed without close(); discarded %d frames", path_, num_frames_);
-  abandon();
-}
-
-void VideoWriter::abandon() noexcept {
-  enc_.reset();
-  sws_.reset();
-  fmt_.reset();  // closes the file
-  if (!opts_.streaming) std::remove(tmp_path_.c_str());
-  closed_ = true;
-}
-
-std::string VideoWriter::codec_name() const {
-  return codec_name_.empty() ? opts_.codec : codec_name_;
-}
-
-void VideoWriter::open(int width, int height) {
-  src_width_ = width;
-  src_height_ = height;
-  if ((width % 2 || height % 2) && opts_.odd_size == OddSize::kError) {
-    TORCH_CHECK(false, path_, ": frame size ", width, "x", height,
-                " is odd; yuv420p (H.264/MPEG-4) needs even width and height: resize, or set "
-                "WriterOptions::odd_size = OddSize::kPad to replicate the last column/row");
-  }
-  width_ = width + width % 2;
-  height_ = height + height % 2;
-  bool created = false;
-  try {
-    open_streams(&created);
-  } catch (...) {
-    // Nothing half-made stays behind: not the contexts, not the (temporary) file.
-    enc_.reset();
-    sws_.reset();
-    fmt_.reset();
-    if (created) std::remove(write_path_.c_str());
-    throw;
-  }
-  opened_ = true;
-}
-
-void VideoWriter::open_streams(bool* created) {
-  const AVOutputFormat* of = av_guess_format(nullptr, path_.c_str(), nullptr);
-  AVFormatContext* raw = nullptr;
-  check_av(avformat_alloc_output_context2(&raw, of, nullptr, write_path_.c_str()), path_,
-           "create output context");
-  fmt_.reset(raw);
-
-  AVRational fr = av_d2q(opts_.fps, 1000000);
-  // Opens `name`; returns nullptr (and why) when it is missing or refuses the settings.
-  auto try_open = [&](const std::string& name, std::string* why) -> CodecContextPtr {
-    const AVCodec* codec = avcodec_find_encoder_by_name(name.c_str());
-    if (!codec) {
-      *why = "is not in this FFmpeg build";
-      return nullptr;
-    }
-    CodecContextPtr c(avcodec_alloc_context3(codec));
-    TORCH_CHECK(c, path_, ": avcodec_alloc_context3: out of memory");
-    c->width = width_;
-    c->height = height_;
-    c->pix_fmt = AV_PIX_FMT_YUV420P;
-    c->time_base = av_inv_q(fr);
-    c->framerate = fr;
-    c->thread_count = opts_.threads;
-    c->color_range = AVCOL_RANGE_MPEG;
-    c->colorspace = AVCOL_SPC_BT709;
-    c->color_primaries = AVCOL_PRI_BT709;
-    c->color_trc = AVCOL_TRC_BT709;
-    if (fmt_->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    AVDictionary* d = nullptr;
-    std::string cname = codec->name;
-    if (cname == "libx264") {
-      av_dict_set(&d, "crf", std::to_string(opts_.crf).c_str(), 0);
-      av_dict_set(&d, "preset", opts_.preset.c_str(), 0);
-      if (opts_.streaming) av_dict_set(&d, "tune", "zerolatency", 0);
-    } else if (cname == "mpeg4") {
-      c->flags |= AV_CODEC_FLAG_QSCALE;
-      int q = std::clamp(int(std::lround(opts_.crf / 6.0)), 1, 31);
-      c->global_quality = FF_QP2LAMBDA * q;
-      c->max_b_frames = 0;
-    }
-    if (opts_.streaming) c->max_b_frames = 0;
-    int rc = avcodec_open2(c.get(), codec, &d);
-    av_dict_free(&d);
-    if (rc < 0) {
-      std::string detail = take_last_av_error();
-      *why = "failed to open: " + av_error_string(rc) + (detail.empty() ? "" : " (" + detail + ")");
-      return nullptr;
-    }
-    return c;
-  };
-  std::string why;
-  enc_ = try_open(opts_.codec, &why);
-  if (!enc_) {
-    std::string why2;
-    if (opts_.codec != "mpeg4") enc_ = try_open("mpeg4", &why2);
-    TORCH_CHECK(enc_, path_, ": encoder '", opts_.codec, "' ", why,
-                why2.empty() ? "" : "; fallback 'mpeg4' " + why2);
-    if (!g_warned_fallback.exchange(true))
-      LOG_WARN(
-          "%s: encoder '%s' %s; falling back to 'mpeg4' (MPEG-4 part 2, larger files, "
-          "lower quality). Install FFmpeg with libx264 for H.264 output.",
-          path_, opts_.codec, why);
-  }
-
-  codec_name_ = enc_->codec->name;
-  AVStream* st = avformat_new_stream(fmt_.get(), nullptr);
-  TORCH_CHECK(st, path_, ": avformat_new_stream: out of memory");
-  check_av(avcodec_parameters_from_context(st->codecpar, enc_.get()), path_,
-           "copy encoder parameters");
-  st->time_base = enc_->time_base;
-  st->avg_frame_rate = fr;
-  stream_index_ = st->index;
-
-  if (!(fmt_->oformat->flags & AVFMT_NOFILE)) {
-    check_av(avio_open(&fmt_->pb, write_path_.c_str(), AVIO_FLAG_WRITE), path_,
-             "open for writing (" + write_path_ + ")");
-    *created = true;
-  }
-  AVDictionary* mux = nullptr;
-  if (is_mp4_like(fmt_->oformat)) {
-    av_dict_set(&mux, "movflags",
-                opts_.streaming ? "empty_moov+frag_custom+default_base_moof" : "+faststart", 0);
-  }
-  int rc = avformat_write_header(fmt_.get(), &mux);
-  av_dict_free(&mux);
-  check_av(rc, path_, "write header");
-
-  sws_.reset(sws_getContext(width_, height_, AV_PIX_FMT_GBRP, width_, height_, AV_PIX_FMT_YUV420P,
-                            SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr, nullptr,
-                            nullptr));
-  TORCH_CHECK(sws_, path_, ": swscale cannot convert RGB to yuv420p");
-  // RGB (full range) -> BT.709 limited-range YUV, as tagged on the stream above.
-  sws_setColorspaceDetails(sws_.get(), sws_getCoefficients(SWS_CS_ITU709), 1,
-                           sws_getCoefficients(SWS_CS_ITU709), 0, 0, 1 << 16, 1 << 16);
-  yuv_ = make_frame();
-  yuv_->format = AV_PIX_FMT_YUV420P;
-  yuv_->width = width_;
-  yuv_->height = height_;
-  yuv_->color_range = AVCOL_RANGE_MPEG;
-  yuv_->colorspace = AVCOL_SPC_BT709;
-  yuv_->color_primaries = AVCOL_PRI_BT709;
-  yuv_->color_trc = AVCOL_TRC_BT709;
-  check_av(av_frame_get_buffer(yuv_.get(), 0), path_, "allocate frame");
-  pkt_ = make_packet();
-}
-
-void VideoWriter::encode(AVFrame* frame) {
-  check_av(avcodec_send_frame(enc_.get(), frame), path_,
-           frame ? "encode frame " + std::to_string(num_frames_) : std::string("flush encoder"));
-  AVStream* st = fmt_->streams[stream_index_];
-  while (true) {
-    int rc = avcodec_receive_packet(enc_.get(), pkt_.get());
-    if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) break;
-    check_av(rc, path_, "receive encoded packet");
-    av_packet_rescale_ts(pkt_.get(), enc_->time_base, st->time_base);
-    pkt_->stream_index = stream_index_;
-    rc = av_write_frame(fmt_.get(), pkt_.get());
-    av_packet_unref(pkt_.get());
-    check_av(rc, path_, "write packet");
-    ++num_packets_;
-  }
-}
-
-void VideoWriter::add_frames(const torch::Tensor& frames) {
-  TORCH_CHECK(!closed_, path_, ": add_frames after close() or after an error");
-  init_av_logging();
-  torch::Tensor x = frames_to_uint8(frames, path_, opts_.truncate_float);
-  const int h = int(x.size(2)), w = int(x.size(3));
-  if (!opened_) {
-    open(w, h);
-  } else {
-    TORCH_CHECK(w == src_width_ && h == src_height_, path_, ": frames of ", w, "x", h, ", want ",
-                src_width_, "x", src_height_, " (the size of the first frames)");
-  }
-  if (w != width_ || h != height_) x = pad_to_even(x);
-  try {
-    for (int64_t i = 0; i < x.size(0); ++i) {
-      check_av(av_frame_make_writable(yuv_.get()), path_, "make frame writable");
-      torch::Tensor f = x[i];
-      uint8_t* src[4];
-      int stride[4];
-      gbrp_planes(f, src, stride);
-      int rows = sws_scale(sws_.get(), src, stride, 0, height_, yuv_->data, yuv_->linesize);
-      TORCH_CHECK(rows > 0, path_, ": swscale RGB -> yuv420p failed");
-      yuv_->pts = num_frames_;
-      // Streaming: each block starts with a keyframe so every fragment decodes on its own.
-      yuv_->pict_type = (opts_.streaming && i == 0) ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
-      encode(yuv_.get());
-      ++num_frames_;
-    }
-    if (opts_.streaming) {
-      if (num_packets_ != num_frames_)
-        LOG_WARN("%s: encoder holds %d frames back; they appear in the next fragment", path_,
-                 num_frames_ - num_packets_);
-      check_av(av_write_frame(fmt_.get(), nullptr), path_, "flush fragment");
-      avio_flush(fmt_->pb);
-      check_av(fmt_->pb->error, path_, "write fragment");
-    }
-  } catch (...) {
-    abandon();
-    throw;
-  }
-}
-
-void VideoWriter::close() {
-  if (closed_) return;
-  if (!opened_) {
-    closed_ = true;
-    TORCH_CHECK(false, path_, ": no frames were added; refusing to write an empty video");
-  }
-  init_av_logging();
-  try {
-    encode(nullptr);
-    check_av(av_write_trailer(fmt_.get()), path_, "write trailer");
-    if (fmt_->pb) {
-      check_av(fmt_->pb->error, path_, "write");
-      check_av(avio_closep(&fmt_->pb), path_, "close");
-    }
-    if (!opts_.streaming) {
-      TORCH_CHECK(std::rename(tmp_path_.c_str(), path_.c_str()) == 0, path_, ": rename from ",
-                  tmp_path_, " failed: ", std::strerror(errno));
-    }
-  } catch (...) {
-    abandon();
-    throw;
-  }
-  enc_.reset();
-  sws_.reset();
-  fmt_.reset();
-  closed_ = true;
-}
-
-void write_video(const std::string& path, const torch::Tensor& frames, const WriterOptions& opts) {
-  VideoWriter w(path, opts);
-  w.add_frames(frames);
-  w.close();
-}
-
-// ------------------------------------------------------------------ RawFrameWriter
-RawFrameWriter::RawFrameWriter(const std::string& path) : path_(path) {
-  TORCH_CHECK(!path.empty(), "RawFrameWriter: empty output path");
-  if (path == "-") {
-    f_ = stdout;
-    ::signal(SIGPIPE, SIG_IGN);
-    return;
-  }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
-    ::signal(SIGPIPE, SIG_IGN);
-    f_ = std::fopen(path.c_str(), "wb");
-    TORCH_CHECK(f_, path, ": cannot open for writing: ", std::strerror(errno));
-    owns_ = true;
-    return;
-  }
-  TORCH_CHECK(!(::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)), path,
-              ": is a directory, want an output file path");
-  tmp_ = tmp_name_for(path);
-  f_ = std::fopen(tmp_.c_str(), "wb");
-  TORCH_CHECK(f_, path, ": cannot create output file (", tmp_, "): ", std::strerror(errno));
-  owns_ = atomic_ = true;
-}
-
-RawFrameWriter::~RawFrameWriter() {
-  if (closed_) return;
-  if (owns_ && f_) std::fclose(f_);
-  if (atomic_) std::remove(tmp_.c_str());
-  if (!owns_ && f_) std::fflush(f_);
-}
-
-void RawFrameWriter::add_frames(const torch::Tensor& frames) {
-  TORCH_CHECK(!closed_, path_, ": add_frames after close()");
-  torch::Tensor x = frames_to_uint8(frames, path_);
-  const int h = int(x.size(2)), w = int(x.size(3));
-  if (num_frames_ == 0) {
-    width_ = w;
-    height_ = h;
-  }
-  TORCH_CHECK(w == width_ && h == height_, path_, ": frames of ", w, "x", h, ", want ", width_, "x",
-              height_, " (the size of the first frames)");
-  torch::Tensor hwc = x.permute({0, 2, 3, 1}).contiguous();  // [F,H,W,3] packed rgb24
-  size_t n = size_t(hwc.numel());
-  size_t wrote = std::fwrite(hwc.data_ptr<uint8_t>(), 1, n, f_);
-  TORCH_CHECK(wrote == n && std::fflush(f_) == 0, path_, ": write failed after ", wrote, " of ", n,
-              " bytes: ", std::strerror(errno),
-              errno == EPIPE ? " (the reader closed the pipe)" : "");
-  num_frames_ += x.size(0);
-}
-
-void RawFrameWriter::close() {
-  if (closed_) return;
-  closed_ = true;
-  if (!owns_) {
-    TORCH_CHECK(std::fflush(f_) == 0, path_, ": flush failed: ", std::strerror(errno));
-    return;
-  }
-  bool ok = std::fflush(f_) == 0;
-  if (atomic_) ok = ok && ::fsync(fileno(f_)) == 0;
-  int err = errno;
-  ok = (std::fclose(f_) == 0) && ok;
-  f_ = nullptr;
-  if (!ok) {
-    if (atomic_) std::remove(tmp_.c_str());
-    TORCH_CHECK(false, path_, ": flush/close failed: ", std::strerror(err));
-  }
-  if (atomic_) {
-    TORCH_CHECK(std::rename(tmp_.c_str(), path_.c_str()) == 0, path_, ": rename from ", tmp_,
-                " failed: ", std::strerror(errno));
-  }
 }
 
 }  // namespace causvid::data

@@ -34,94 +34,6 @@ double now_s() {
       .count();
 }
 
-// ------------------------------------------------------------------ prompt schedule
-
-namespace {
-
-std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
-}  // namespace
-
-std::vector<ScheduleEntry> parse_prompt_schedule(const std::string& text,
-                                                 const std::string& source) {
-  std::vector<ScheduleEntry> out;
-  std::istringstream in(text);
-  std::string raw;
-  int line = 0;
-  while (std::getline(in, raw)) {
-    ++line;
-    const std::string s = trim(raw);
-    if (s.empty() || s[0] == '#') continue;
-    const size_t colon = s.find(':');
-    TORCH_CHECK(colon != std::string::npos, source, ":", line, ": unparsable schedule line '", s,
-                "', want '<start block>: <prompt>' or '<seconds>s: <prompt>'");
-    std::string start = trim(s.substr(0, colon));
-    ScheduleEntry e;
-    e.line = line;
-    e.prompt = trim(s.substr(colon + 1));
-    if (!start.empty() && (start.back() == 's' || start.back() == 'S')) {
-      e.seconds = true;
-      start.pop_back();
-    }
-    size_t used = 0;
-    bool ok = !start.empty();
-    try {
-      if (ok) e.start = e.seconds ? std::stod(start, &used) : double(std::stoll(start, &used));
-    } catch (const std::exception&) {
-      ok = false;
-    }
-    TORCH_CHECK(ok && used == start.size() && std::isfinite(e.start), source, ":", line,
-                ": unparsable start '", trim(s.substr(0, colon)),
-                "', want a block index (e.g. 4) or seconds (e.g. 2.5s)");
-    TORCH_CHECK(e.start >= 0, source, ":", line, ": start ", e.start, " is negative");
-    TORCH_CHECK(!e.prompt.empty(), source, ":", line, ": empty prompt");
-    if (!out.empty()) {
-      TORCH_CHECK(out.back().seconds == e.seconds, source, ":", line,
-                  ": mixes block indices and seconds; use one unit for the whole file");
-      TORCH_CHECK(e.start > out.back().start, source, ":", line, ": start ", e.start,
-                  " is not after the previous entry's ", out.back().start, " (line ",
-                  out.back().line, "); times must increase");
-    } else {
-      TORCH_CHECK(e.start == 0, source, ":", line, ": the first entry starts at ", e.start,
-                  ", want 0 (the schedule must cover the first block)");
-    }
-    out.push_back(e);
-  }
-  TORCH_CHECK(!out.empty(), source, ": no schedule entries");
-  return out;
-}
-
-std::vector<ScheduleEntry> read_prompt_schedule(const std::string& path) {
-  TORCH_CHECK(core::file_exists(path), "--prompt-schedule: ", path, " does not exist");
-  return parse_prompt_schedule(core::read_file(path), path);
-}
-
-std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& entries, double fps,
-                                            int64_t stride, int64_t nfpb,
-                                            const std::string& source) {
-  std::vector<PromptSegment> out;
-  int prev_line = 0;
-  for (const auto& e : entries) {
-    int64_t block;
-    if (e.seconds) {
-      const int64_t pixel = std::llround(e.start * fps);
-      const int64_t latent = (pixel + stride - 1) / stride;
-      block = (latent + nfpb - 1) / nfpb;
-    } else {
-      block = static_cast<int64_t>(e.start);
-    }
-    TORCH_CHECK(out.empty() || block > out.back().start_block, source, ":", e.line, ": ",
-                e.start, "s lands on block ", block, ", the same block as line ", prev_line,
-                "; space the entries at least one block (", nfpb, " latent frames) apart");
-    out.push_back({block, e.prompt});
-    prev_line = e.line;
-  }
-  return out;
-}
-
 // ------------------------------------------------------------------ helpers
 
 std::string safe_filename(const std::string& prompt, size_t max_len) {
@@ -434,33 +346,54 @@ struct BlockDecoder {
 
 }  // namespace
 
-SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, double t0) {
-  const auto& o = opts_;
-  const auto& mc = model_->config();
-  const int64_t F = o.num_frames, nfpb = o.num_frame_per_block, C = mc.in_dim;
-  const int64_t h = o.latent_height, w = o.latent_width;
-  const int64_t frame_seqlen = (h / mc.patch_size[1]) * (w / mc.patch_size[2]);
-  const int64_t R = o.num_rollout, K = o.num_overlap_frames;
-  const int64_t blocks_per_rollout = F / nfpb;
-  SampleResult res;
-  auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(spec.seed));
-
-  // Conditioning: one embedding per schedule segment (computed once each).
-  std::vector<PromptSegment> segs =
-      spec.schedule.empty()
-          ? std::vector<PromptSegment>{{0, spec.prompt}}
-          : resolve_schedule(spec.schedule, o.fps, temporal_stride(), nfpb, spec.schedule_source);
+// Conditioning: one embedding per schedule segment (computed once each).
+struct VideoGenerator::CausalInputs {
+  std::vector<PromptSegment> segs;
   std::map<std::string, torch::Tensor> emb;
-  for (const auto& s : segs)
-    if (!emb.count(s.prompt)) emb[s.prompt] = encode_prompt(s.prompt);
-  auto segment_at = [&](int64_t block) {
+  torch::Tensor image_latent;      // [1,1,z,h,w] or undefined
+  torch::Tensor v2v_noised;        // [1,F,z,h,w] or undefined
+  std::vector<double> steps;       // the denoising steps (v2v: those below v2v_timestep)
+  at::Generator gen;
+  size_t segment_at(int64_t block) const {
     size_t k = 0;
     while (k + 1 < segs.size() && segs[k + 1].start_block <= block) ++k;
     return k;
-  };
+  }
+  const torch::Tensor& context(size_t seg) { return emb[segs[seg].prompt]; }
+};
+
+namespace {
+
+// Multi-rollout: the next rollout starts from the last K latent frames of `lat`
+// [1,offset+F,C,h,w], the first of them re-encoded from its pixels `tail` (CausVid), or
+// taken as is in preview mode (no VAE round trip).
+torch::Tensor overlap_start(const torch::Tensor& lat, const torch::Tensor& tail, int64_t K,
+                            models::WanVAEWrapper* vae) {
+  torch::Tensor first;
+  if (vae) {
+    first = vae->encode_to_latent(tail.slice(0, 0, 1).permute({1, 0, 2, 3}).unsqueeze(0));
+  } else {
+    first = lat.slice(1, lat.size(1) - K, lat.size(1) - K + 1);
+  }
+  return torch::cat({first, lat.slice(1, lat.size(1) - (K - 1))}, 1);
+}
+
+}  // namespace
+
+SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, double t0) {
+  const auto& o = opts_;
+  const int64_t F = o.num_frames, nfpb = o.num_frame_per_block;
+  const int64_t h = o.latent_height, w = o.latent_width;
+  CausalInputs in;
+  in.gen = at::detail::createCPUGenerator(static_cast<uint64_t>(spec.seed));
+  in.segs = spec.schedule.empty()
+                ? std::vector<PromptSegment>{{0, spec.prompt}}
+                : resolve_schedule(spec.schedule, o.fps, temporal_stride(), nfpb,
+                                   spec.schedule_source);
+  for (const auto& s : in.segs)
+    if (!in.emb.count(s.prompt)) in.emb[s.prompt] = encode_prompt(s.prompt);
 
   // Image-to-video: the image's 1-frame latent is the clean first frame.
-  torch::Tensor image_latent;
   const int64_t H = h * (vae_ ? vae_->model()->config().spatial_stride() : 1);
   const int64_t W = w * (vae_ ? vae_->model()->config().spatial_stride() : 1);
   if (!spec.image.empty()) {
@@ -472,12 +405,11 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
       img = data::uint8_to_float(data::resize_frames(data::read_image(spec.image),
                                                      static_cast<int>(H), static_cast<int>(W)));
     }
-    image_latent = vae_->encode_to_latent(img.unsqueeze(0).unsqueeze(2));  // [1,1,z,h,w]
+    in.image_latent = vae_->encode_to_latent(img.unsqueeze(0).unsqueeze(2));  // [1,1,z,h,w]
   }
   // Video-to-video: the input's latents noised to v2v_timestep (SDEdit), then denoised
   // block by block with the steps below that timestep.
-  torch::Tensor v2v_noised;
-  std::vector<double> steps = o.denoising_steps;
+  in.steps = o.denoising_steps;
   if (!spec.video.empty()) {
     const int64_t need = pixel_frames_for(F);
     data::DecodeOptions d;
@@ -491,18 +423,29 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
                 " frames at ", o.fps, " fps, want at least ", need, " for ", F,
                 " latent frames (--num-frames)");
     auto lat = vae_->encode_to_latent(frames.permute({1, 0, 2, 3}).unsqueeze(0));  // [1,F,z,h,w]
-    auto noise = core::randn_like(lat, gen);
+    auto noise = core::randn_like(lat, in.gen);
     auto t = torch::full({F}, o.v2v_timestep);
     models::FlowMatchScheduler grid = models::FlowMatchScheduler::wan_training(o.timestep_shift);
-    v2v_noised = grid.add_noise(lat.flatten(0, 1), noise.flatten(0, 1), t).view(lat.sizes());
-    steps = {o.v2v_timestep};
+    in.v2v_noised = grid.add_noise(lat.flatten(0, 1), noise.flatten(0, 1), t).view(lat.sizes());
+    in.steps = {o.v2v_timestep};
     for (double s : o.denoising_steps)
-      if (s < o.v2v_timestep) steps.push_back(s);
+      if (s < o.v2v_timestep) in.steps.push_back(s);
   }
+  return run_rollouts(in, sinks, t0);
+}
 
+SampleResult VideoGenerator::run_rollouts(CausalInputs& in, Sinks& sinks, double t0) {
+  const auto& o = opts_;
+  const auto& mc = model_->config();
+  const int64_t F = o.num_frames, nfpb = o.num_frame_per_block, C = mc.in_dim;
+  const int64_t h = o.latent_height, w = o.latent_width;
+  const int64_t frame_seqlen = (h / mc.patch_size[1]) * (w / mc.patch_size[2]);
+  const int64_t R = o.num_rollout, K = o.num_overlap_frames;
+  const int64_t blocks_per_rollout = F / nfpb;
+  SampleResult res;
   models::WanDiffusionWrapper wrapper(model_, /*causal=*/true, nfpb, o.timestep_shift);
   CausalSamplerOptions so;
-  so.denoising_step_list = steps;
+  so.denoising_step_list = in.steps;
   so.num_frame_per_block = nfpb;
   so.window_frames = o.window_frames;
   so.sink_frames = o.sink_frames;
@@ -517,27 +460,27 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
   torch::Tensor start_latents;
   int64_t gblock = 0;
   for (int64_t r = 0; r < R; ++r) {
-    const int64_t offset = (r == 0 && image_latent.defined()) ? 1 : 0;
+    const int64_t offset = (r == 0 && in.image_latent.defined()) ? 1 : 0;
     pipe.reset(1, frame_seqlen, offset + F);
-    size_t seg = segment_at(gblock);
-    pipe.set_context(emb[segs[seg].prompt]);
+    size_t seg = in.segment_at(gblock);
+    pipe.set_context(in.context(seg));
     decode.reset();
-    auto noise = core::randn({1, F, C, h, w}, gen, torch::TensorOptions().device(o.device));
+    auto noise = core::randn({1, F, C, h, w}, in.gen, torch::TensorOptions().device(o.device));
     std::vector<torch::Tensor> lat_blocks;
     if (offset) {
       const double tb = now_s();
-      pipe.write_context_frames(image_latent, 0);
-      lat_blocks.push_back(image_latent);
-      sinks.add(decode(image_latent));
+      pipe.write_context_frames(in.image_latent, 0);
+      lat_blocks.push_back(in.image_latent);
+      sinks.add(decode(in.image_latent));
       res.block_s.push_back(now_s() - tb);
     }
     const int64_t num_start = start_latents.defined() ? start_latents.size(1) / nfpb : 0;
     for (int64_t b = 0; b < blocks_per_rollout; ++b, ++gblock) {
       const double tb = now_s();
-      const size_t s = segment_at(gblock);
+      const size_t s = in.segment_at(gblock);
       if (s != seg) {  // dynamic prompt: refresh the cross-attention cache, keep the KV cache
         seg = s;
-        pipe.set_context(emb[segs[seg].prompt]);
+        pipe.set_context(in.context(seg));
       }
       const int64_t f0 = offset + b * nfpb;
       torch::Tensor blk;
@@ -545,9 +488,9 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
         blk = start_latents.slice(1, b * nfpb, (b + 1) * nfpb);
         pipe.write_context_frames(blk, f0);
       } else {
-        auto x = v2v_noised.defined() ? v2v_noised.slice(1, b * nfpb, (b + 1) * nfpb)
-                                      : noise.slice(1, b * nfpb, (b + 1) * nfpb);
-        blk = pipe.step_frames(x, f0, gen);
+        auto x = in.v2v_noised.defined() ? in.v2v_noised.slice(1, b * nfpb, (b + 1) * nfpb)
+                                         : noise.slice(1, b * nfpb, (b + 1) * nfpb);
+        blk = pipe.step_frames(x, f0, in.gen);
       }
       lat_blocks.push_back(blk);
       sinks.add(decode(blk));
@@ -560,15 +503,7 @@ SampleResult VideoGenerator::run_causal(const SampleSpec& spec, Sinks& sinks, do
     auto lat = torch::cat(lat_blocks, 1);  // [1,offset+F,C,h,w]
     if (R > 1) {
       auto tail = sinks.take_held();  // the last pixel_frames_for(K) frames: regenerated next
-      if (r + 1 < R) {
-        torch::Tensor first;
-        if (vae_) {  // re-encode the first overlap frame as a 1-frame latent (CausVid)
-          first = vae_->encode_to_latent(tail.slice(0, 0, 1).permute({1, 0, 2, 3}).unsqueeze(0));
-        } else {  // preview mode: no VAE round trip
-          first = lat.slice(1, lat.size(1) - K, lat.size(1) - K + 1);
-        }
-        start_latents = torch::cat({first, lat.slice(1, lat.size(1) - (K - 1))}, 1);
-      }
+      if (r + 1 < R) start_latents = overlap_start(lat, tail, K, vae_.get());
       kept_latents.push_back(lat.slice(1, 0, lat.size(1) - K));
     } else {
       kept_latents.push_back(lat);

@@ -201,7 +201,9 @@ class VideoGenerator {
  private:
   struct Sinks;
   torch::Tensor encode_prompt(const std::string& prompt);
+  struct CausalInputs;
   SampleResult run_causal(const SampleSpec& spec, Sinks& sinks, double t0);
+  SampleResult run_rollouts(CausalInputs& in, Sinks& sinks, double t0);
   SampleResult run_whole(const SampleSpec& spec, Sinks& sinks, double t0);
 
   models::WanModel model_;

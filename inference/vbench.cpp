@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "core/progress.h"
 #include "data/video_io.h"
 
 namespace causvid::inference {
@@ -83,7 +84,9 @@ nlohmann::json vbench_metrics(const std::string& dir, const std::vector<VbenchIt
   nlohmann::json videos = nlohmann::json::array(), missing = nlohmann::json::array();
   double sum = 0;
   int64_t n = 0;
+  core::Progress progress("vbench metrics", static_cast<int64_t>(items.size()));
   for (const auto& it : items) {
+    progress.add();
     const std::string path = dir + "/" + it.file;
     if (!std::filesystem::is_regular_file(path)) {
       missing.push_back(it.file);

@@ -68,6 +68,70 @@ void match(const float* m, int64_t h, int64_t w, double m_norm, const Template& 
     }
 }
 
+// The index of the colour prototype nearest (cosine, RGB part) to the mean latent `mean_c` [C].
+int nearest_colour(const torch::Tensor& mean_c) {
+  auto mc = (mean_c - background_vector()).narrow(0, 0, 3);
+  int best_c = -1;
+  double best_cos = -2;
+  for (int c = 0; c < 4; ++c) {
+    auto proto = (colour_vector(c) - background_vector()).narrow(0, 0, 3);
+    double cs = (mc * proto).sum().item<double>() /
+                (mc.norm().item<double>() * proto.norm().item<double>() + 1e-12);
+    if (cs > best_cos) {
+      best_cos = cs;
+      best_c = c;
+    }
+  }
+  return best_c;
+}
+
+// Motion from the per-frame peak positions, displacements unwrapped on the torus: v->vx, vy,
+// motion and direction.
+void score_motion(const std::vector<int64_t>& px, const std::vector<int64_t>& py, int64_t w,
+                  int64_t h, int direction, int64_t speed, VideoScore* vp) {
+  VideoScore& v = *vp;
+  const int64_t f = static_cast<int64_t>(px.size());
+  auto [tvx, tvy] = velocity(direction, speed);
+  const int64_t tol = speed / 2;  // 0 px at speed 1: a static shape must not pass
+  double sx = 0, sy = 0, good = 0;
+  for (int64_t t = 0; t + 1 < f; ++t) {
+    const int64_t dx = wrap_delta(px[t + 1] - px[t], w), dy = wrap_delta(py[t + 1] - py[t], h);
+    sx += dx;
+    sy += dy;
+    if (std::abs(dx - tvx) <= tol && std::abs(dy - tvy) <= tol) good += 1;
+  }
+  v.vx = sx / (f - 1);
+  v.vy = sy / (f - 1);
+  v.motion = good / (f - 1);
+  {
+    const double along = v.vx * tvx + v.vy * tvy;  // = speed * component along the direction
+    const double across = std::abs(v.vx * tvy - v.vy * tvx);
+    v.direction = (along >= 0.5 * speed * speed && across < along) ? 1.0 : 0.0;
+  }
+}
+
+// Features in world units (colour 1, ratios 0.25, ncc 0.1, velocity 1 px, positions 0.5).
+std::vector<double> features(const VideoScore& v, const torch::Tensor& mean_c,
+                             const std::vector<double>& mass, double area, int64_t px0,
+                             int64_t py0, int64_t w, int64_t h) {
+  const int64_t f = static_cast<int64_t>(mass.size());
+  double mean_mass = 0;
+  for (double q : mass) mean_mass += q;
+  mean_mass /= f;
+  double flicker = 0;
+  for (double q : mass) flicker += (q - mean_mass) * (q - mean_mass);
+  flicker = std::sqrt(flicker / f) / area;
+  auto ca = mean_c.accessor<float, 1>();
+  return {ca[0], ca[1], ca[2], ca[3],
+          (mean_mass / area) / 0.25,
+          flicker / 0.25,
+          v.ncc / 0.1,
+          v.vx, v.vy,
+          v.motion / 0.25,
+          std::cos(2 * M_PI * px0 / w) / 0.5, std::sin(2 * M_PI * px0 / w) / 0.5,
+          std::cos(2 * M_PI * py0 / h) / 0.5, std::sin(2 * M_PI * py0 / h) / 0.5};
+}
+
 }  // namespace
 
 std::vector<std::string> corruption_kinds() {
@@ -128,56 +192,14 @@ VideoScore score_video(const torch::Tensor& latents_FCHW, const Attributes& a, i
   auto wgt = m_FHW.pow(2).unsqueeze(1);  // [F,1,H,W]
   const double wsum = wgt.sum().item<double>();
   auto mean_c = wsum > 1e-9 ? ((x * wgt).sum({0, 2, 3}) / wsum) : x.mean({0, 2, 3});  // [C]
-  auto mc = (mean_c - background_vector()).narrow(0, 0, 3);
-  int best_c = -1;
-  double best_cos = -2;
-  for (int c = 0; c < 4; ++c) {
-    auto proto = (colour_vector(c) - background_vector()).narrow(0, 0, 3);
-    double cs = (mc * proto).sum().item<double>() /
-                (mc.norm().item<double>() * proto.norm().item<double>() + 1e-12);
-    if (cs > best_cos) {
-      best_cos = cs;
-      best_c = c;
-    }
-  }
-  v.colour = best_c == a.colour ? 1.0 : 0.0;
+  v.colour = nearest_colour(mean_c) == a.colour ? 1.0 : 0.0;
 
   // Motion from the peak positions, displacements unwrapped on the torus.
-  auto [tvx, tvy] = velocity(a.direction, speed);
-  const int64_t tol = speed / 2;  // 0 px at speed 1: a static shape must not pass
-  double sx = 0, sy = 0, good = 0;
-  for (int64_t t = 0; t + 1 < f; ++t) {
-    const int64_t dx = wrap_delta(px[t + 1] - px[t], w), dy = wrap_delta(py[t + 1] - py[t], h);
-    sx += dx;
-    sy += dy;
-    if (std::abs(dx - tvx) <= tol && std::abs(dy - tvy) <= tol) good += 1;
-  }
-  v.vx = sx / (f - 1);
-  v.vy = sy / (f - 1);
-  v.motion = good / (f - 1);
-  {
-    const double along = v.vx * tvx + v.vy * tvy;  // = speed * component along the direction
-    const double across = std::abs(v.vx * tvy - v.vy * tvx);
-    v.direction = (along >= 0.5 * speed * speed && across < along) ? 1.0 : 0.0;
-  }
+  score_motion(px, py, w, h, a.direction, speed, &v);
   v.score = (v.presence + v.sharpness + v.shape + v.colour + v.direction + v.motion) / 6.0;
 
   // Features in world units (colour 1, ratios 0.25, ncc 0.1, velocity 1 px, positions 0.5).
-  double mean_mass = 0;
-  for (double q : mass) mean_mass += q;
-  mean_mass /= f;
-  double flicker = 0;
-  for (double q : mass) flicker += (q - mean_mass) * (q - mean_mass);
-  flicker = std::sqrt(flicker / f) / want.area;
-  auto ca = mean_c.accessor<float, 1>();
-  v.features = {ca[0], ca[1], ca[2], ca[3],
-                (mean_mass / want.area) / 0.25,
-                flicker / 0.25,
-                v.ncc / 0.1,
-                v.vx, v.vy,
-                v.motion / 0.25,
-                std::cos(2 * M_PI * px[0] / w) / 0.5, std::sin(2 * M_PI * px[0] / w) / 0.5,
-                std::cos(2 * M_PI * py[0] / h) / 0.5, std::sin(2 * M_PI * py[0] / h) / 0.5};
+  v.features = features(v, mean_c, mass, want.area, px[0], py[0], w, h);
   TORCH_INTERNAL_ASSERT(v.features.size() == kNumFeatures);
   for (auto& q : v.features)
     if (!std::isfinite(q)) q = 0;

@@ -3,6 +3,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/random.h"
 #include "core/runtime.h"
 #include "data/text_from_config.h"
@@ -46,6 +47,7 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   auto gen = at::detail::createCPUGenerator(a.seed);
   std::vector<torch::Tensor> out;
   const int64_t n = static_cast<int64_t>(prompts.size());
+  core::Progress progress("eval toy: sampled", n, /*interval_s=*/10.0, a.quiet);
   for (int64_t b0 = 0; b0 < n; b0 += a.batch) {
     const int64_t b1 = std::min(n, b0 + a.batch);
     std::vector<std::string> ps(prompts.begin() + b0, prompts.begin() + b1);
@@ -70,9 +72,10 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
       TORCH_CHECK(false, "--sampler: got '", a.sampler, "', want teacher, bidirectional or causal");
     }
     out.push_back(video.to(torch::kCPU, torch::kFloat32).clone());
+    progress.add(b1 - b0);
   }
+  progress.finish();
   return torch::cat(out, 0);
 }
-
 
 }  // namespace causvid::toy

@@ -16,6 +16,7 @@ struct SampleArgs {
   int64_t steps = 50, frames = 0, batch = 16, seed = 0;
   double guidance = -1, shift = 0;
   std::string device = "cpu";  // auto | cpu | cuda | cuda:N (noise is drawn on the CPU)
+  bool quiet = false;          // no progress lines (core/progress.h)
 };
 
 // [N, F, C, H, W] float32 for the prompts (batches of a.batch, noise from seed a.seed).

@@ -11,6 +11,7 @@
 
 #include "core/fs.h"
 #include "data/image_io.h"
+#include "trainer/plot.h"
 #include "trainer/tensorboard.h"
 
 namespace causvid::trainer {
@@ -67,53 +68,13 @@ void MetricsLog::append(int64_t step, const std::map<std::string, double>& value
 }
 
 void MetricsLog::write_plot(const std::string& png) const {
-  std::vector<std::string> names;
+  std::vector<std::pair<std::string, Series>> panels;
   for (const auto& kv : series_)
     if (kv.first.size() > 5 && kv.first.compare(kv.first.size() - 5, 5, "_loss") == 0 &&
         !kv.second.empty())
-      names.push_back(kv.first);
-  if (names.empty()) return;
-  const int W = 640, PH = 160, pad = 8;
-  const int H = static_cast<int>(names.size()) * PH;
-  auto img = torch::full({3, H, W}, 255, torch::kUInt8);
-  auto a = img.accessor<uint8_t, 3>();
-  auto put = [&](int x, int y, const uint8_t* rgb) {
-    if (x < 0 || y < 0 || x >= W || y >= H) return;
-    for (int c = 0; c < 3; ++c) a[c][y][x] = rgb[c];
-  };
-  auto line = [&](int x0, int y0, int x1, int y1, const uint8_t* rgb) {
-    const int n = std::max(std::abs(x1 - x0), std::abs(y1 - y0)) + 1;
-    for (int i = 0; i <= n; ++i)
-      put(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n, rgb);
-  };
-  const uint8_t axis[3] = {120, 120, 120}, light[3] = {170, 200, 240}, dark[3] = {20, 60, 160};
-  for (size_t p = 0; p < names.size(); ++p) {
-    const auto& s = series_.at(names[p]);
-    const int top = static_cast<int>(p) * PH + pad, bottom = (static_cast<int>(p) + 1) * PH - pad;
-    const int left = pad, right = W - pad;
-    line(left, bottom, right, bottom, axis);
-    line(left, top, left, bottom, axis);
-    double lo = s[0].second, hi = s[0].second;
-    for (const auto& v : s) lo = std::min(lo, v.second), hi = std::max(hi, v.second);
-    if (hi - lo < 1e-12) hi = lo + 1e-12;
-    const int64_t s0 = s.front().first, s1 = std::max(s.back().first, s0 + 1);
-    auto X = [&](int64_t st) { return left + static_cast<int>((right - left) * (st - s0) / double(s1 - s0)); };
-    auto Y = [&](double v) { return bottom - static_cast<int>((bottom - top) * (v - lo) / (hi - lo)); };
-    double mean = s[0].second;
-    int px = X(s[0].first), py = Y(s[0].second), mx = px, my = py;
-    for (size_t i = 1; i < s.size(); ++i) {
-      const int x = X(s[i].first), y = Y(s[i].second);
-      line(px, py, x, y, light);
-      px = x, py = y;
-    }
-    for (size_t i = 1; i < s.size(); ++i) {
-      mean = 0.9 * mean + 0.1 * s[i].second;
-      const int x = X(s[i].first), y = Y(mean);
-      line(mx, my, x, y, dark);
-      mx = x, my = y;
-    }
-  }
-  data::write_png(png, img);
+      panels.emplace_back(kv.first, kv.second);
+  if (panels.empty()) return;
+  data::write_png(png, render_loss_plot(panels));
 }
 
 }  // namespace causvid::trainer

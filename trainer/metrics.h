@@ -23,7 +23,8 @@ class MetricsLog {
   // An image for TensorBoard (an encoded PNG of height x width RGB).
   void image(const std::string& tag, int64_t step, const std::string& png, int height, int width);
   // One panel per series whose name ends in "_loss" (top to bottom in name order), each with
-  // its own y range, the raw values in a light colour and a running mean in a dark one.
+  // its own y range, the raw values in a light colour and a running mean in a dark one, a
+  // title, tick values, axis labels and a legend (trainer/plot.h).
   void write_plot(const std::string& png_path) const;
   const std::map<std::string, std::vector<std::pair<int64_t, double>>>& series() const {
     return series_;

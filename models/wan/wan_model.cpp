@@ -73,6 +73,57 @@ torch::Tensor gated_add(const torch::Tensor& x_BLD, const torch::Tensor& y_BLD,
   return out.view({B, L, D}).to(x_BLD.scalar_type());
 }
 
+// Block i through an owner's BlockRunner (FSDP gathers its parameters around fn): everything
+// that reads block i's parameters runs inside fn, the cross-attention K/V (unless cached) and
+// the block itself. Returns the block's output tokens; fills `xcache` when it is not valid.
+torch::Tensor run_block_with_runner(const BlockRunner& runner,
+                                    WanAttentionBlockImpl* block, size_t i,
+                                    const torch::Tensor& tokens, const torch::Tensor& e0,
+                                    const torch::Tensor& ctx, const RopeTable& rope,
+                                    const AttnSpec& spec, CrossAttnCache* xcache) {
+  const bool cached = xcache && xcache->valid;
+  const bool fill = xcache && !xcache->valid;
+  const int64_t layer = int64_t(i);
+  std::vector<torch::Tensor> in = {tokens, e0};
+  if (cached) {
+    in.push_back(xcache->k[i]);
+    in.push_back(xcache->v[i]);
+  } else {
+    in.push_back(ctx);
+  }
+  BlockFn fn = [block, rope, spec, layer, cached, fill](const std::vector<torch::Tensor>& a) {
+    if (cached)
+      return std::vector<torch::Tensor>{
+          block->forward(a[0], a[1], a[2], a[3], rope, spec, layer)};
+    auto kv = block->cross_kv(a[2]);
+    auto y = block->forward(a[0], a[1], kv.first, kv.second, rope, spec, layer);
+    if (fill) return std::vector<torch::Tensor>{y, kv.first, kv.second};
+    return std::vector<torch::Tensor>{y};
+  };
+  auto out = runner(layer, fn, in);
+  TORCH_CHECK(out.size() == (fill ? 3u : 1u), "block runner: block ", i, " returned ",
+              out.size(), " outputs, want ", fill ? 3 : 1);
+  if (fill) {
+    xcache->k.push_back(out[1]);
+    xcache->v.push_back(out[2]);
+  }
+  return out[0];
+}
+
+// Block i's cross-attention K/V: from the cache when valid, else computed from the embedded
+// context (and appended to the cache when there is one).
+std::pair<torch::Tensor, torch::Tensor> cross_kv_cached(WanAttentionBlockImpl* block, size_t i,
+                                                        const torch::Tensor& ctx,
+                                                        CrossAttnCache* xcache) {
+  if (xcache && xcache->valid) return {xcache->k[i], xcache->v[i]};
+  auto kv = block->cross_kv(ctx);
+  if (xcache) {
+    xcache->k.push_back(kv.first);
+    xcache->v.push_back(kv.second);
+  }
+  return kv;
+}
+
 }  // namespace
 
 WanAttentionBlockImpl::WanAttentionBlockImpl(const WanConfig& cfg) : cfg_(cfg) {
@@ -242,48 +293,10 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto block = blocks[i]->as<WanAttentionBlockImpl>();
     if (block_runner_) {
-      // Everything that reads block i's parameters runs inside fn: the cross-attention K/V
-      // (unless cached) and the block itself.
-      const bool cached = xcache && xcache->valid;
-      const bool fill = xcache && !xcache->valid;
-      const int64_t layer = int64_t(i);
-      std::vector<torch::Tensor> in = {tokens, e0};
-      if (cached) {
-        in.push_back(xcache->k[i]);
-        in.push_back(xcache->v[i]);
-      } else {
-        in.push_back(ctx);
-      }
-      BlockFn fn = [block, rope, spec, layer, cached, fill](const std::vector<torch::Tensor>& a) {
-        if (cached)
-          return std::vector<torch::Tensor>{
-              block->forward(a[0], a[1], a[2], a[3], rope, spec, layer)};
-        auto kv = block->cross_kv(a[2]);
-        auto y = block->forward(a[0], a[1], kv.first, kv.second, rope, spec, layer);
-        if (fill) return std::vector<torch::Tensor>{y, kv.first, kv.second};
-        return std::vector<torch::Tensor>{y};
-      };
-      auto out = block_runner_(layer, fn, in);
-      TORCH_CHECK(out.size() == (fill ? 3u : 1u), "block runner: block ", i, " returned ",
-                  out.size(), " outputs, want ", fill ? 3 : 1);
-      tokens = out[0];
-      if (fill) {
-        xcache->k.push_back(out[1]);
-        xcache->v.push_back(out[2]);
-      }
+      tokens = run_block_with_runner(block_runner_, block, i, tokens, e0, ctx, rope, spec, xcache);
       continue;
     }
-    torch::Tensor ck, cv;
-    if (xcache && xcache->valid) {
-      ck = xcache->k[i];
-      cv = xcache->v[i];
-    } else {
-      std::tie(ck, cv) = block->cross_kv(ctx);
-      if (xcache) {
-        xcache->k.push_back(ck);
-        xcache->v.push_back(cv);
-      }
-    }
+    auto [ck, cv] = cross_kv_cached(block, i, ctx, xcache);
     if (gradient_checkpointing_ && torch::GradMode::is_enabled()) {
       tokens = checkpoint(
           [block, rope, spec, i](const std::vector<torch::Tensor>& in) {
