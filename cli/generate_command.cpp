@@ -15,6 +15,7 @@
 #include "data/prompt_cache.h"
 #include "inference/generate.h"
 #include "inference/generate_setup.h"
+#include "core/progress.h"
 #include "inference/vbench.h"
 
 namespace causvid::cli {
@@ -159,8 +160,8 @@ void generate_vbench(inference::VideoGenerator& gen,
   const auto& o = gen.options();
   const int64_t min_frames = o.num_rollout == 1 ? gen.pixel_frames_for(o.num_frames) : 1;
   auto mine = inference::split_for_rank(items, dist.rank(), dist.world_size());
-  inference::ProgressBar bar(c10::str("vbench rank ", dist.rank()), mine.size());
-  int64_t done = 0, skipped = 0;
+  core::Progress bar(c10::str("vbench rank ", dist.rank()), static_cast<int64_t>(mine.size()));
+  int64_t skipped = 0;
   for (const auto& it : mine) {
     const std::string path = out + "/" + it.file;
     if (inference::video_complete(path, min_frames)) {
@@ -172,7 +173,7 @@ void generate_vbench(inference::VideoGenerator& gen,
       s.out_path = path;
       gen.generate(s);
     }
-    bar.update(++done, c10::str("(", skipped, " already done)"));
+    bar.add(1, c10::str("(", skipped, " already done)"));
   }
   bar.finish();
   LOG_INFO("rank %d: %lld videos, %lld generated, %lld skipped (complete)", dist.rank(),

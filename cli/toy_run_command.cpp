@@ -51,84 +51,87 @@ struct ToyRunArgs {
   int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
 };
 
-int run_toy_run(const ToyRunArgs& a) {
-  const std::string& out = a.out;
-  const std::string& configs = a.configs;
-  const std::string& teacher = a.teacher;
-  const Timer total;
-  core::make_dirs(out);
-  const std::string data_dir = out + "/data";
-  const std::string lmdb = data_dir + "/latents_lmdb";
-  std::vector<StageRow> rows;
-  auto dist = std::make_shared<core::DistContext>();
-  auto cfg_path = [&](const std::string& name) {
-    const std::string f = configs + "/" + name + ".yaml";
+// The pipeline's stages in order; each appends its row of the stage-time table.
+class ToyPipeline {
+ public:
+  explicit ToyPipeline(const ToyRunArgs& a)
+      : a_(a), data_dir_(a.out + "/data"), lmdb_(data_dir_ + "/latents_lmdb") {
+    options_.quiet = false;
+    options_.num_samples = 4;
+    options_.preview = [](const torch::Tensor& l) { return toy::preview_frames(l); };
+  }
+
+  int run() {
+    core::make_dirs(a_.out);
+    make_data();
+    teacher_ = a_.teacher;
+    if (a_.teacher == "train") {
+      teacher_ = train("teacher", "teacher", {"data_path=" + lmdb_}, a_.teacher_steps);
+    } else {
+      TORCH_CHECK(fs::exists(a_.teacher), "--teacher: ", a_.teacher, ": no such file (pass "
+                  "--teacher train to train one, about 20 minutes here)");
+      rows_.push_back({"teacher (shipped)", 0, 0, 0});
+    }
+    bidmd_ = train("bidirectional_dmd", "bidirectional_dmd",
+                   {"data_path=" + lmdb_, "dit_path=" + teacher_}, a_.bidirectional_dmd_steps);
+    const std::string ode_lmdb = a_.out + "/ode_lmdb";
+    make_ode_pairs(ode_lmdb);
+    code_ = train("causal_ode", "causal_ode", {"data_path=" + ode_lmdb, "dit_path=" + teacher_},
+                  a_.causal_ode_steps);
+    cdmd_ = train("causal_dmd", "causal_dmd",
+                  {"data_path=" + lmdb_, "dit_path=" + teacher_, "generator_ckpt=" + code_},
+                  a_.causal_dmd_steps);
+    evaluate();
+    report();
+    return 0;
+  }
+
+ private:
+  std::string cfg_path(const std::string& name) const {
+    const std::string f = a_.configs + "/" + name + ".yaml";
     TORCH_CHECK(fs::exists(f), f, ": missing stage config (run from the repository root or pass --configs)");
     return f;
-  };
-  trainer::TrainOptions to;
-  to.quiet = false;
-  to.num_samples = 4;
-  to.preview = [](const torch::Tensor& l) { return toy::preview_frames(l); };
-  auto train = [&](const std::string& name, const std::string& cfg_name,
-                   std::vector<std::string> sets, int64_t steps) {
-    sets.push_back("output_path=" + out + "/" + name);
+  }
+
+  std::string train(const std::string& name, const std::string& cfg_name,
+                    std::vector<std::string> sets, int64_t steps) {
+    sets.push_back("output_path=" + a_.out + "/" + name);
     sets.push_back("max_iters=" + std::to_string(steps));
     sets.push_back("save_iters=" + std::to_string(steps));
     sets.push_back("keep_latest=1");
     auto c = core::load_config(cfg_path(cfg_name), sets);
     LOG_INFO("toy run: stage %s (%d steps)", name, steps);
     Timer t;
-    auto r = trainer::run_training(c, dist, to);
-    rows.push_back({name, t.seconds(), r.seconds_per_step, r.end_step - r.start_step});
+    auto r = trainer::run_training(c, dist_, options_);
+    rows_.push_back({name, t.seconds(), r.seconds_per_step, r.end_step - r.start_step});
     return r.last_checkpoint;
-  };
+  }
 
-  // ---------------------------------------------------------------- data
-  {
+  void make_data() {
     Timer t;
-    if (!fs::exists(lmdb)) {
+    if (!fs::exists(lmdb_)) {
       ToyDataArgs d;
-      d.out = data_dir;
-      d.num = a.num_videos;
+      d.out = data_dir_;
+      d.num = a_.num_videos;
       d.seed = 1;
       TORCH_CHECK(run_toy_data(d) == 0, "toy data failed");
     } else {
-      LOG_INFO("toy run: reusing %s", lmdb);
+      LOG_INFO("toy run: reusing %s", lmdb_);
     }
-    rows.push_back({"data", t.seconds(), 0, 0});
-  }
-  const std::string prompts_file = data_dir + "/train_prompts.txt";
-  const auto eval_prompts = data::read_prompt_file(data_dir + "/eval_prompts.txt");
-
-  // ---------------------------------------------------------------- teacher
-  std::string teacher_ckpt = teacher;
-  if (teacher == "train") {
-    teacher_ckpt = train("teacher", "teacher", {"data_path=" + lmdb}, a.teacher_steps);
-  } else {
-    TORCH_CHECK(fs::exists(teacher), "--teacher: ", teacher, ": no such file (pass --teacher train "
-                "to train one, about 20 minutes here)");
-    rows.push_back({"teacher (shipped)", 0, 0, 0});
+    rows_.push_back({"data", t.seconds(), 0, 0});
   }
 
-  // ---------------------------------------------------------------- stage 1
-  const std::string bidmd = train("bidirectional_dmd", "bidirectional_dmd",
-                                  {"data_path=" + lmdb, "dit_path=" + teacher_ckpt},
-                                  a.bidirectional_dmd_steps);
-
-  // ---------------------------------------------------------------- stage 2: ODE pairs
-  const std::string ode_lmdb = out + "/ode_lmdb";
-  {
+  // Stage 2: the teacher's 50-step trajectories of the first --ode-pairs training prompts.
+  void make_ode_pairs(const std::string& ode_lmdb) {
     Timer t;
-    auto c = core::load_config(cfg_path("causal_ode"), {"data_path=" + ode_lmdb});
-    auto tc = core::load_config(cfg_path("bidirectional_dmd"), {"dit_path=" + teacher_ckpt});
+    auto tc = core::load_config(cfg_path("bidirectional_dmd"), {"dit_path=" + teacher_});
     models::WanModel net(models::wan_config(tc));
-    models::load_wan_weights(net, teacher_ckpt, "generator");
+    models::load_wan_weights(net, teacher_, "generator");
     for (auto& prm : net->parameters()) prm.set_requires_grad(false);
     models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.scheduler_shift);
     auto text = data::text_conditioner_from_config(tc);
-    auto all = data::read_prompt_file(prompts_file);
-    const int64_t n = std::min<int64_t>(a.ode_pairs, all.size());
+    auto all = data::read_prompt_file(data_dir_ + "/train_prompts.txt");
+    const int64_t n = std::min<int64_t>(a_.ode_pairs, all.size());
     std::vector<std::string> ps(all.begin(), all.begin() + n);
     inference::OdePairOptions o;
     o.num_steps = 50;
@@ -139,15 +142,20 @@ int run_toy_run(const ToyRunArgs& a) {
     o.negative_prompt = tc.negative_prompt;
     o.seed = 7;
     o.shard_size = 64;
-    const std::string shards = out + "/ode_shards";
+    const std::string shards = a_.out + "/ode_shards";
     {
       std::error_code ec2;
       fs::remove_all(shards, ec2);  // a fresh set (the tool itself resumes by skipping shards)
       c10::InferenceMode im;
       inference::generate_ode_pairs(w, *text, ps, shards, o);
     }
-    // One row per sampled prompt (the toy prompts repeat: no dedup here, unlike
-    // `causvid lmdb build`, which drops repeated prompts as CausVid does).
+    write_ode_lmdb(shards, ode_lmdb);
+    rows_.push_back({"ode_pairs (" + std::to_string(n) + " x 50 steps)", t.seconds(), 0, 0});
+  }
+
+  // One row per sampled prompt (the toy prompts repeat: no dedup here, unlike `causvid lmdb
+  // build`, which drops repeated prompts as CausVid does). Written under a temporary name.
+  static void write_ode_lmdb(const std::string& shards, const std::string& ode_lmdb) {
     std::error_code ec;
     fs::remove_all(ode_lmdb, ec);
     const std::string tmp = ode_lmdb + ".tmp";
@@ -167,76 +175,77 @@ int run_toy_run(const ToyRunArgs& a) {
       wr.finish({{"latents", shape}, {"prompts", {row}}});
     }
     fs::rename(tmp, ode_lmdb);
-    rows.push_back({"ode_pairs (" + std::to_string(n) + " x 50 steps)", t.seconds(), 0, 0});
   }
 
-  // ---------------------------------------------------------------- stages 3 and 4
-  const std::string code = train("causal_ode", "causal_ode",
-                                 {"data_path=" + ode_lmdb, "dit_path=" + teacher_ckpt},
-                                 a.causal_ode_steps);
-  const std::string cdmd = train("causal_dmd", "causal_dmd",
-                                 {"data_path=" + lmdb, "dit_path=" + teacher_ckpt,
-                                  "generator_ckpt=" + code},
-                                 a.causal_dmd_steps);
-
-  // ---------------------------------------------------------------- evaluation
-  struct EvalRow {
-    std::string name, cfg, ckpt, sampler;
-    int64_t steps = 50, frames = 0;
-  };
-  const auto base = core::load_config(cfg_path("causal_dmd"), {"dit_path=" + teacher_ckpt});
-  const int64_t F = base.image_or_video_shape[1];
-  std::vector<EvalRow> evals = {
-      {"teacher, 50 steps (CFG)", "bidirectional_dmd", teacher_ckpt, "teacher", 50, F},
-      {"teacher, 3 steps (naive)", "bidirectional_dmd", teacher_ckpt, "teacher", 3, F},
-      {"bidirectional DMD, 3 steps", "bidirectional_dmd", bidmd, "bidirectional", 0, F},
-      {"causal ODE, 3 steps", "causal_ode", code, "causal", 0, F},
-      {"causal DMD, 3 steps", "causal_dmd", cdmd, "causal", 0, F},
-      {"causal DMD, 4x length", "causal_dmd", cdmd, "causal", 0, 4 * F},
-  };
-  toy::WorldSpec spec;
-  spec.frames = F;
-  std::vector<std::pair<std::string, toy::SetScore>> table;
-  Timer te;
-  {
+  void evaluate() {
+    struct EvalRow {
+      std::string name, cfg, ckpt, sampler;
+      int64_t steps = 50, frames = 0;
+    };
+    const auto base = core::load_config(cfg_path("causal_dmd"), {"dit_path=" + teacher_});
+    const int64_t F = base.image_or_video_shape[1];
+    const std::vector<EvalRow> evals = {
+        {"teacher, 50 steps (CFG)", "bidirectional_dmd", teacher_, "teacher", 50, F},
+        {"teacher, 3 steps (naive)", "bidirectional_dmd", teacher_, "teacher", 3, F},
+        {"bidirectional DMD, 3 steps", "bidirectional_dmd", bidmd_, "bidirectional", 0, F},
+        {"causal ODE, 3 steps", "causal_ode", code_, "causal", 0, F},
+        {"causal DMD, 3 steps", "causal_dmd", cdmd_, "causal", 0, F},
+        {"causal DMD, 4x length", "causal_dmd", cdmd_, "causal", 0, 4 * F},
+    };
+    const auto eval_prompts = data::read_prompt_file(data_dir_ + "/eval_prompts.txt");
+    toy::WorldSpec spec;
+    spec.frames = F;
+    Timer te;
     auto real = toy::generate_for_prompts(eval_prompts, 99, spec, F);
-    table.push_back({"real data", toy::evaluate(real, eval_prompts, spec)});
+    table_.push_back({"real data", toy::evaluate(real, eval_prompts, spec)});
+    for (const auto& e : evals) {
+      toy::SampleArgs sa;
+      sa.config = cfg_path(e.cfg);
+      sa.sets = {"dit_path=" + teacher_};
+      sa.checkpoint = e.ckpt;
+      sa.which = "generator";
+      sa.sampler = e.sampler;
+      sa.steps = e.steps;
+      sa.frames = e.frames;
+      sa.batch = a_.eval_batch;
+      sa.seed = 4242;
+      auto lat = toy::sample_from_checkpoint(sa, eval_prompts);
+      table_.push_back({e.name, toy::evaluate(lat, eval_prompts, spec)});
+      LOG_INFO("toy run: %s", toy::format_set_score(e.name, table_.back().second));
+    }
+    rows_.push_back({"evaluation (7 sets)", te.seconds(), 0, 0});
   }
-  for (const auto& e : evals) {
-    toy::SampleArgs sa;
-    sa.config = cfg_path(e.cfg);
-    sa.sets = {"dit_path=" + teacher_ckpt};
-    sa.checkpoint = e.ckpt;
-    sa.which = "generator";
-    sa.sampler = e.sampler;
-    sa.steps = e.steps;
-    sa.frames = e.frames;
-    sa.batch = a.eval_batch;
-    sa.seed = 4242;
-    auto lat = toy::sample_from_checkpoint(sa, eval_prompts);
-    table.push_back({e.name, toy::evaluate(lat, eval_prompts, spec)});
-    LOG_INFO("toy run: %s", toy::format_set_score(e.name, table.back().second));
-  }
-  rows.push_back({"evaluation (7 sets)", te.seconds(), 0, 0});
 
-  // ---------------------------------------------------------------- report
-  std::printf("\n== stage times (this machine) ==\n%-34s %10s %8s %10s %8s\n", "stage", "seconds",
-              "steps", "s/step", "it/s");
-  for (const auto& r : rows)
-    std::printf("%-34s %10.1f %8lld %10.3f %8.2f\n", r.name.c_str(), r.seconds,
-                static_cast<long long>(r.steps), r.step_seconds,
-                r.step_seconds > 0 ? 1.0 / r.step_seconds : 0.0);
-  std::printf("%-34s %10.1f\n", "total", total.seconds());
-  std::printf("\n== toy metric (96 eval prompts; docs/toy_world.md) ==\n%s\n",
-              toy::set_score_header().c_str());
-  for (const auto& [name, s] : table) std::printf("%s\n", toy::format_set_score(name, s).c_str());
-  const double t50 = table[1].second.overall, t3 = table[2].second.overall;
-  const double cd = table[5].second.overall;
-  std::printf("\ncausal DMD (3 steps) vs teacher 50 steps: %.1f vs %.1f (%+.1f%%); vs naive 3-step "
-              "teacher %.1f\n",
-              cd, t50, 100.0 * (cd - t50) / std::max(1e-9, t50), t3);
-  return 0;
-}
+  void report() const {
+    std::printf("\n== stage times (this machine) ==\n%-34s %10s %8s %10s %8s\n", "stage",
+                "seconds", "steps", "s/step", "it/s");
+    for (const auto& r : rows_)
+      std::printf("%-34s %10.1f %8lld %10.3f %8.2f\n", r.name.c_str(), r.seconds,
+                  static_cast<long long>(r.steps), r.step_seconds,
+                  r.step_seconds > 0 ? 1.0 / r.step_seconds : 0.0);
+    std::printf("%-34s %10.1f\n", "total", total_.seconds());
+    std::printf("\n== toy metric (96 eval prompts; docs/toy_world.md) ==\n%s\n",
+                toy::set_score_header().c_str());
+    for (const auto& [name, s] : table_)
+      std::printf("%s\n", toy::format_set_score(name, s).c_str());
+    const double t50 = table_[1].second.overall, t3 = table_[2].second.overall;
+    const double cd = table_[5].second.overall;
+    std::printf("\ncausal DMD (3 steps) vs teacher 50 steps: %.1f vs %.1f (%+.1f%%); vs naive "
+                "3-step teacher %.1f\n",
+                cd, t50, 100.0 * (cd - t50) / std::max(1e-9, t50), t3);
+  }
+
+  const ToyRunArgs& a_;
+  const std::string data_dir_, lmdb_;
+  const Timer total_;
+  std::shared_ptr<core::DistContext> dist_ = std::make_shared<core::DistContext>();
+  trainer::TrainOptions options_;
+  std::vector<StageRow> rows_;
+  std::vector<std::pair<std::string, toy::SetScore>> table_;
+  std::string teacher_, bidmd_, code_, cdmd_;
+};
+
+int run_toy_run(const ToyRunArgs& a) { return ToyPipeline(a).run(); }
 
 }  // namespace
 

@@ -201,6 +201,7 @@ FieldDef field(const char* section, const char* name, T Config::*member, const c
   return f;
 }
 
+// size: data table (every key: section, name, member, help, when required)
 const std::vector<FieldDef>& fields() {
   using C = Config;
   static const std::vector<FieldDef> kFields = {

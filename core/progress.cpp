@@ -3,7 +3,10 @@
 
 #include <absl/strings/str_format.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 
 #include "core/log.h"
@@ -29,6 +32,7 @@ std::string format_duration(double seconds) {
 Progress::Progress(std::string label, int64_t total, double interval_s, bool quiet)
     : label_(std::move(label)), total_(total), interval_s_(interval_s), quiet_(quiet) {
   t0_ = last_ = now_s();
+  tty_ = !quiet_ && ::isatty(2) && log_enabled(LogLevel::kInfo);
 }
 
 Progress::~Progress() {
@@ -60,14 +64,21 @@ void Progress::add(int64_t n, const std::string& extra) {
   done_ += n;
   if (quiet_) return;
   const double t = now_s();
-  if (t - last_ < interval_s_) return;
+  if (t - last_ < (tty_ ? 0.1 : interval_s_)) return;
   last_ = t;
-  LOG_INFO("%s", line(extra));
+  if (tty_) {
+    std::fprintf(stderr, "\r%-110s", line(extra).c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+  } else {
+    LOG_INFO("%s", line(extra));
+  }
 }
 
 void Progress::finish(const std::string& extra) {
   if (finished_) return;
   finished_ = true;
+  if (drawn_) std::fprintf(stderr, "\n");
   if (!quiet_) LOG_INFO("%s", line(extra));
 }
 

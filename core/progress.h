@@ -2,8 +2,10 @@
 // (evaluation sets, VAE encode batches, preprocessing, ODE-pair generation). Counts done of
 // total and logs one line at most every `interval_s` seconds, plus one at the end:
 //   [cv] ... I progress.cpp:NN vae-encode 120/480 (25.0%) 3.2 it/s, eta 1m52s
-// Thread-compatible, not thread-safe: one reporter per loop. Rank-aware through the logger
-// (only ranks that log print). quiet = no output at all (the counts still advance).
+// On a terminal (stderr a tty) the line is redrawn in place on every add() (at most ten times
+// a second) and ended at finish(); otherwise it is logged. Thread-compatible, not
+// thread-safe: one reporter per loop. Rank-aware through the logger (only ranks that log
+// print). quiet = no output at all (the counts still advance).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,8 @@ class Progress {
   int64_t done_ = 0;
   double t0_, last_;
   bool finished_ = false;
+  bool tty_ = false;   // redraw in place on stderr
+  bool drawn_ = false;  // a redrawn line is open (needs its newline)
 };
 
 // "1h02m", "3m05s", "12s".

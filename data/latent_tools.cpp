@@ -10,6 +10,7 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "data/shards.h"
 #include "data/video_io.h"
 
@@ -72,6 +73,7 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
   ToolStats st;
   const auto t0 = std::chrono::steady_clock::now();
   c10::InferenceMode guard;
+  core::Progress progress("vae-encode", plan.items_to_do(rank, world_size, out_dir, o.prefix));
   for (int64_t k : plan.shards_of(rank, world_size)) {
     const auto path = shard_path(out_dir, o.prefix, k);
     if (core::file_exists(path)) {
@@ -93,11 +95,14 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
         rows.push_back(lat[0].to(torch::kCPU, torch::kFloat));
         prompts.push_back(caption_for(captions, v));
         ++st.done;
+        progress.add();
       } catch (const c10::Error& e) {
         ++st.failed;
+        progress.add();
         LOG_WARN("%s: skipped: %s", v, e.what_without_backtrace());
       } catch (const std::exception& e) {
         ++st.failed;
+        progress.add();
         LOG_WARN("%s: skipped: %s", v, e.what());
       }
     }
@@ -107,6 +112,7 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
     LOG_INFO("%s: %d videos, %.2f s/video", path, rows.size(),
              since(t0) / std::max<int64_t>(st.done, 1));
   }
+  progress.finish();
   st.seconds = since(t0);
   return st;
 }

@@ -243,6 +243,14 @@ std::string lmdb_info(const std::string& path) {
 
 namespace causvid::data {
 
+int64_t ShardPlan::items_to_do(int rank, int world_size, const std::string& dir,
+                              const std::string& prefix) const {
+  int64_t n = 0;
+  for (int64_t k : shards_of(rank, world_size))
+    if (!core::file_exists(shard_path(dir, prefix, k))) n += end(k) - begin(k);
+  return n;
+}
+
 std::vector<int64_t> ShardPlan::shards_of(int rank, int world_size) const {
   TORCH_CHECK(shard_size >= 1, "--shard-size: got ", shard_size, ", want >= 1");
   std::vector<int64_t> out;

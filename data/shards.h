@@ -80,6 +80,10 @@ struct ShardPlan {
   int64_t begin(int64_t k) const { return k * shard_size; }
   int64_t end(int64_t k) const { return std::min(num_items, (k + 1) * shard_size); }
   std::vector<int64_t> shards_of(int rank, int world_size) const;
+  // Items of this rank's shards whose file under dir/prefix does not exist yet (the work
+  // left: what a progress line counts).
+  int64_t items_to_do(int rank, int world_size, const std::string& dir,
+                      const std::string& prefix) const;
 };
 // "<dir>/<prefix>_<k, 6 digits>.safetensors"
 std::string shard_path(const std::string& dir, const std::string& prefix, int64_t k);

@@ -15,6 +15,7 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 #include "data/image_io.h"
@@ -132,36 +133,6 @@ std::unique_ptr<models::WanVAEWrapper> load_vae(const std::string& path) {
   vae->load(sd, path);
   vae->model()->eval();
   return vae;
-}
-
-// ------------------------------------------------------------------ progress
-
-ProgressBar::ProgressBar(std::string label, int64_t total)
-    : label_(std::move(label)), total_(total), t0_(now_s()), tty_(::isatty(2)) {}
-
-void ProgressBar::update(int64_t done, const std::string& extra) {
-  const double el = now_s() - t0_;
-  const double eta = done > 0 ? el / done * (total_ - done) : 0;
-  char line[256];
-  const int width = 24;
-  const int fill = total_ > 0 ? static_cast<int>(width * done / total_) : width;
-  std::string bar(fill, '#');
-  bar.resize(width, '.');
-  std::snprintf(line, sizeof(line), "%s [%s] %lld/%lld %.1fs elapsed, ETA %.1fs %s",
-                label_.c_str(), bar.c_str(), (long long)done, (long long)total_, el, eta,
-                extra.c_str());
-  if (tty_) {
-    std::fprintf(stderr, "\r%-110s", line);
-    std::fflush(stderr);
-    open_ = true;
-  } else {
-    LOG_INFO("%s", line);
-  }
-}
-
-void ProgressBar::finish() {
-  if (tty_ && open_) std::fprintf(stderr, "\n");
-  open_ = false;
 }
 
 // ------------------------------------------------------------------ generator
@@ -455,8 +426,7 @@ SampleResult VideoGenerator::run_rollouts(CausalInputs& in, Sinks& sinks, double
   sinks.holdback = R > 1 ? pixel_frames_for(K) : 0;
   sinks.on_first = [&] { res.first_frame_s = now_s() - t0; };
   std::vector<torch::Tensor> kept_latents;
-  std::unique_ptr<ProgressBar> bar;
-  if (!o.quiet) bar = std::make_unique<ProgressBar>("generate", R * blocks_per_rollout);
+  core::Progress bar("generate", R * blocks_per_rollout, 10.0, o.quiet);
   torch::Tensor start_latents;
   int64_t gblock = 0;
   for (int64_t r = 0; r < R; ++r) {
@@ -496,8 +466,7 @@ SampleResult VideoGenerator::run_rollouts(CausalInputs& in, Sinks& sinks, double
       sinks.add(decode(blk));
       res.block_s.push_back(now_s() - tb);
       if (o.on_block) o.on_block(gblock, sinks.frames);
-      if (bar)
-        bar->update(gblock + 1, c10::str("| block ", res.block_s.back(), "s, prompt ", seg));
+      bar.add(1, c10::str("| block ", res.block_s.back(), "s, prompt ", seg));
     }
     res.kv_cache_bytes = std::max(res.kv_cache_bytes, pipe.cache()->bytes());
     auto lat = torch::cat(lat_blocks, 1);  // [1,offset+F,C,h,w]
@@ -509,7 +478,7 @@ SampleResult VideoGenerator::run_rollouts(CausalInputs& in, Sinks& sinks, double
       kept_latents.push_back(lat);
     }
   }
-  if (bar) bar->finish();
+  bar.finish();
   res.latents = torch::cat(kept_latents, 1)[0].cpu().contiguous();
   return res;
 }

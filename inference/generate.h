@@ -109,21 +109,6 @@ void load_generator_weights(models::WanModel& model, const std::string& path,
 // the file, else 0/1.
 std::unique_ptr<models::WanVAEWrapper> load_vae(const std::string& path);
 
-// Progress line with ETA on stderr: a '\r' bar on a TTY, else one log line per update.
-class ProgressBar {
- public:
-  ProgressBar(std::string label, int64_t total);
-  void update(int64_t done, const std::string& extra = "");
-  void finish();
-
- private:
-  std::string label_;
-  int64_t total_;
-  double t0_;
-  bool tty_;
-  bool open_ = false;
-};
-
 // ------------------------------------------------------------------ the generator
 struct GenerateOptions {
   std::string mode = "causal";         // "causal" | "bidirectional" | "teacher"

@@ -16,11 +16,9 @@ std::string generate_device_spec(const GenerateArgs& a) {
   return core::load_config(a.config, a.sets).device;
 }
 
-GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::Device> device) {
-  TORCH_CHECK(!a.config.empty(), "--config: a CausVid YAML config is required");
-  GenerateSetup s;
-  s.config = core::load_config(a.config, a.sets);
-  const auto& c = s.config;
+// The sampler and output options: the config's, overridden by the flags given.
+static GenerateOptions options_from(const GenerateArgs& a, const core::Config& c,
+                                    std::optional<torch::Device> device) {
   GenerateOptions o;
   o.mode = a.mode.empty() ? (c.is_causal() ? "causal" : "bidirectional") : a.mode;
   const auto& shape = c.image_or_video_shape;
@@ -46,7 +44,6 @@ GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::D
   o.resize_image = a.resize_image;
   o.quiet = a.quiet;
   o.codec = a.codec;
-  s.seed = a.seed.value_or(c.seed);
   if (device) {
     o.device = *device;
   } else {
@@ -58,6 +55,17 @@ GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::D
                            : core::parse_dtype(a.dtype, "--dtype");
   TORCH_CHECK(o.dtype != torch::kFloat16, "--dtype: fp16 is not supported (Wan2.1 overflows in "
               "fp16); want fp32 or bf16");
+
+  return o;
+}
+
+GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::Device> device) {
+  TORCH_CHECK(!a.config.empty(), "--config: a CausVid YAML config is required");
+  GenerateSetup s;
+  s.config = core::load_config(a.config, a.sets);
+  const auto& c = s.config;
+  s.seed = a.seed.value_or(c.seed);
+  GenerateOptions o = options_from(a, c, device);
 
   // Model: architecture from the config, weights from the checkpoint.
   auto wc = models::wan_config(c);

@@ -8,6 +8,7 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "data/shards.h"
 #include "inference/causal_pipeline.h"
 
@@ -43,6 +44,7 @@ data::ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
   data::ToolStats st;
   const auto t0 = std::chrono::steady_clock::now();
   c10::InferenceMode guard;
+  core::Progress progress("ode-pairs", plan.items_to_do(rank, world_size, out_dir, o.prefix));
   torch::Tensor uncond;  // the negative prompt, encoded once
   auto keep_t = torch::tensor(keep, torch::kLong);
   for (int64_t k : plan.shards_of(rank, world_size)) {
@@ -68,12 +70,14 @@ data::ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
                          .to(torch::kCPU, torch::kFloat));
       ps.push_back(prompts[i]);
       ++st.done;
+      progress.add();
     }
     data::write_shard(path, ps, torch::stack(rows), o.store_dtype);
     ++st.shards_written;
     LOG_INFO("%s: %d prompts, %.2f s/prompt", path, rows.size(),
              since(t0) / std::max<int64_t>(st.done, 1));
   }
+  progress.finish();
   st.seconds = since(t0);
   return st;
 }
