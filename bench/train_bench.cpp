@@ -71,7 +71,7 @@ double forward_flops(const models::WanConfig& w, int64_t B, int64_t L, int64_t t
 }
 
 // Random latents and ODE pairs (LMDB), 32 prompts and a prompt cache from a random small umT5.
-void write_synthetic_data(const std::filesystem::path& dir, const core::ModelDims& dims,
+void write_synthetic_data(const std::filesystem::path& dir, const models::WanConfig& dims,
                           int64_t B, int64_t F, int64_t S) {
   const int64_t C = dims.in_dim;
   std::vector<std::string> prompts;

@@ -174,10 +174,8 @@ TEST(Config, DefaultsValidateAndDerivedValues) {
 // keys load and are validated like the models' wrap keys.
 TEST(Config, TextEncoderFsdpKeysLoadAndAreChecked) {
   Config c = core::parse_config(std::string(kMinimalOde) +
-                                    "text_encoder_fsdp_wrap_strategy: transformer
-"
-                                    "text_encoder_fsdp_transformer_module: blocks
-",
+                                    "text_encoder_fsdp_wrap_strategy: transformer\n"
+                                    "text_encoder_fsdp_transformer_module: blocks\n",
                                 "m.yaml");
   EXPECT_EQ(c.text_encoder_fsdp_wrap_strategy, "transformer");
   core::apply_overrides(c, {"text_encoder_fsdp_wrap_strategy=layers"});
