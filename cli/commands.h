@@ -28,6 +28,6 @@ struct ToyDataArgs {
 int run_toy_data(const ToyDataArgs& a);
 // `causvid toy run` (cli/toy_run_command.cpp) and `eval toy` (cli/toy_command.cpp).
 void add_toy_run_command(Commands& c, CLI::App* toy);
-void add_eval_toy_command(Commands& c, CLI::App* parent);
+void add_eval_toy_command(Commands& c, CLI::App* parent, const std::string& name);  // "toy" under eval, "eval" under toy
 
 }  // namespace causvid::cli

@@ -271,7 +271,7 @@ void add_generate_commands(Commands& cmds) {
   CLI::App* eval = cmds.add_group(
       "eval", "evaluation: eval vbench (generate + C++ metrics) | eval toy (toy world metric)");
   add_vbench_command(cmds, eval);
-  add_eval_toy_command(cmds, eval);
+  add_eval_toy_command(cmds, eval, "toy");
 }
 
 }  // namespace causvid::cli

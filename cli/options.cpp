@@ -45,6 +45,20 @@ int Commands::run(int argc, char** argv) {
     return 0;
   }
   root_.require_subcommand(1);
+  const std::string first = argv[1];
+  if (first.empty() || first[0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const auto* sub : root_.get_subcommands({})) {
+      known = known || sub->get_name() == first;
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "causvid: unknown command '%s' (commands: %s; causvid --help)\n",
+                   first.c_str(), names.c_str());
+      return 2;
+    }
+  }
   try {
     root_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -279,9 +279,9 @@ void add_toy_preview_command(Commands& cmds, CLI::App* toy) {
 
 }  // namespace
 
-void add_eval_toy_command(Commands& cmds, CLI::App* parent) {
+void add_eval_toy_command(Commands& cmds, CLI::App* parent, const std::string& name) {
   auto e = std::make_shared<EvalToyArgs>();
-  CLI::App* app = cmds.add("toy",
+  CLI::App* app = cmds.add(name,
                            "Score toy-world videos (real, a latent file, or sampled from a "
                            "checkpoint) with the toy metric (docs/toy_world.md).",
                            [e] { return run_eval_toy(*e); }, parent);
@@ -301,7 +301,7 @@ void add_eval_toy_command(Commands& cmds, CLI::App* parent) {
   add_optional(*app, "--guidance", e->guidance,
                "(c) teacher CFG scale (default: the config's real_guidance_scale)");
   add_optional(*app, "--shift", e->shift,
-               "(c) teacher sampling grid shift (default: the config's timestep_shift)");
+               "(c) teacher sampling grid shift (default: the config's scheduler_shift)");
   app->add_option("--frames", e->frames, "(b)(c) latent frames (0 = the config's / the world's)");
   app->add_option("--batch", e->batch, "(c) videos per sampling batch")->check(CLI::PositiveNumber);
   add_seed_option(*app, e->seed, "noise seed (c) / start-position seed (b)");
@@ -322,7 +322,7 @@ void add_toy_commands(Commands& cmds) {
   CLI::App* toy = cmds.add_group("toy", "the CPU toy world: toy run | data | eval | preview");
   add_toy_run_command(cmds, toy);
   add_toy_data_command(cmds, toy);
-  add_eval_toy_command(cmds, toy);
+  add_eval_toy_command(cmds, toy, "eval");
   add_toy_preview_command(cmds, toy);
 }
 
