@@ -42,6 +42,12 @@ std::unique_ptr<TrainModel> build_generator(StageEnv& env) {
   return g;
 }
 
+double GeneratorStage::update_generator(int64_t step) {
+  const double norm = env_.updates.apply(*gen_, step);
+  if (gen_->ema()) gen_->ema()->update(step);
+  return norm;
+}
+
 torch::Tensor Stage::sample(const torch::Tensor& noise, const torch::Tensor& cond,
                             at::Generator& g) {
   auto scope = generator().sharded().gathered();

@@ -88,6 +88,23 @@ class Stage {
 // ema_weight > 0, an EMA, unless it is frozen (generator_grad {model: false}).
 std::unique_ptr<TrainModel> build_generator(StageEnv& env);
 
+// A stage built around the config's generator (build_generator): ode, diffusion, dmd.
+class GeneratorStage : public Stage {
+ public:
+  TrainModel& generator() override { return *gen_; }
+  std::vector<ModelState> checkpoint_states() override {
+    return {gen_->checkpoint_state("generator")};
+  }
+
+ protected:
+  explicit GeneratorStage(StageEnv& env) : Stage(env), gen_(build_generator(env)) {}
+  // After backward: the generator's update (env.updates) and its EMA. Returns the gradient
+  // norm before clipping.
+  double update_generator(int64_t step);
+
+  std::unique_ptr<TrainModel> gen_;
+};
+
 using StageFactory = std::function<std::unique_ptr<Stage>(StageEnv&)>;
 
 // Registers a stage under `name` (an error if the name is taken).

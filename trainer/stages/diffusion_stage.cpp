@@ -14,9 +14,9 @@
 namespace causvid::trainer {
 namespace {
 
-class DiffusionStage : public Stage {
+class DiffusionStage : public GeneratorStage {
  public:
-  explicit DiffusionStage(StageEnv& env) : Stage(env), gen_(build_generator(env)) {}
+  explicit DiffusionStage(StageEnv& env) : GeneratorStage(env) {}
 
   bool needs_latents() const override { return true; }
 
@@ -47,8 +47,7 @@ class DiffusionStage : public Stage {
     loss.backward();
     std::map<std::string, double> m;
     m["generator_loss"] = loss.item<double>();
-    m["generator_grad_norm"] = env_.updates.apply(*gen_, in.step);
-    if (gen_->ema()) gen_->ema()->update(in.step);
+    m["generator_grad_norm"] = update_generator(in.step);
     return m;
   }
 
@@ -65,14 +64,6 @@ class DiffusionStage : public Stage {
                                      cfg ? c.real_guidance_scale : 0.0, c.scheduler_shift)
         .trajectory.select(1, steps);
   }
-
-  TrainModel& generator() override { return *gen_; }
-  std::vector<ModelState> checkpoint_states() override {
-    return {gen_->checkpoint_state("generator")};
-  }
-
- private:
-  std::unique_ptr<TrainModel> gen_;
 };
 
 }  // namespace

@@ -14,12 +14,11 @@
 namespace causvid::trainer {
 namespace {
 
-class DmdStage : public Stage {
+class DmdStage : public GeneratorStage {
  public:
-  explicit DmdStage(StageEnv& env) : Stage(env) {
+  explicit DmdStage(StageEnv& env) : GeneratorStage(env) {
     const auto& c = env.cfg;
     const std::string base = c.dit_file();
-    gen_ = build_generator(env);
     real_ = std::make_unique<TrainModel>(
         c, TrainModelSpec{"real_score", c.real_model() == "causal_wan", base, env.seed + 1, false},
         env.dist);
@@ -54,7 +53,6 @@ class DmdStage : public Stage {
     return m;
   }
 
-  TrainModel& generator() override { return *gen_; }
   std::vector<ModelState> checkpoint_states() override {
     return {gen_->checkpoint_state("generator"), fake_->checkpoint_state("critic")};
   }
@@ -84,12 +82,11 @@ class DmdStage : public Stage {
     auto out = losses::dmd_loss(real_->wrap(), fake_->wrap(), x0, t, noise, in.cond, un, dopt);
     out.loss.backward();
     m["generator_loss"] = out.loss.item<double>();
-    m["generator_grad_norm"] = env_.updates.apply(*gen_, in.step);
+    m["generator_grad_norm"] = update_generator(in.step);
     for (const auto& kv : out.metrics)
       if (kv.first.find("gradient_norm") != std::string::npos) m["dmd_gradient_norm"] = kv.second;
     if (!m.count("dmd_gradient_norm") && out.tensors.count("dmdtrain_gradient_norm"))
       m["dmd_gradient_norm"] = out.tensors.at("dmdtrain_gradient_norm").item<double>();
-    if (gen_->ema()) gen_->ema()->update(in.step);
   }
 
   void critic_step(const StepInput& in, const torch::Tensor& clean,
@@ -109,7 +106,7 @@ class DmdStage : public Stage {
     m["critic_grad_norm"] = env_.updates.apply(*fake_, in.step);
   }
 
-  std::unique_ptr<TrainModel> gen_, real_, fake_;
+  std::unique_ptr<TrainModel> real_, fake_;
 };
 
 }  // namespace

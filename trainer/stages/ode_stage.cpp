@@ -11,9 +11,9 @@
 namespace causvid::trainer {
 namespace {
 
-class OdeStage : public Stage {
+class OdeStage : public GeneratorStage {
  public:
-  explicit OdeStage(StageEnv& env) : Stage(env), gen_(build_generator(env)) {}
+  explicit OdeStage(StageEnv& env) : GeneratorStage(env) {}
 
   bool needs_latents() const override { return true; }
 
@@ -36,18 +36,9 @@ class OdeStage : public Stage {
     out.loss.backward();
     std::map<std::string, double> m;
     m["generator_loss"] = out.loss.item<double>();
-    m["generator_grad_norm"] = env_.updates.apply(*gen_, in.step);
-    if (gen_->ema()) gen_->ema()->update(in.step);
+    m["generator_grad_norm"] = update_generator(in.step);
     return m;
   }
-
-  TrainModel& generator() override { return *gen_; }
-  std::vector<ModelState> checkpoint_states() override {
-    return {gen_->checkpoint_state("generator")};
-  }
-
- private:
-  std::unique_ptr<TrainModel> gen_;
 };
 
 }  // namespace
