@@ -9,16 +9,17 @@
 #include <chrono>
 #include <cstdio>
 
-#include "models/wan/presets.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/latent_tools.h"
-#include "inference/ode_pairs.h"
 #include "data/prompt_cache.h"
+#include "data/text_from_config.h"
+#include "inference/ode_pairs.h"
 #include "models/t5/umt5.h"
+#include "models/wan/presets.h"
 #include "models/wan/wan_config.h"
 #include "models/wan/wan_loader.h"
 
@@ -86,7 +87,8 @@ struct OdePairsArgs {
   std::string dtype = "fp32", compute_dtype = "fp32", device;
   int64_t steps = 50, seed = 0, shard_size = 16;
   std::vector<int64_t> keep = {0, 36, 44, -1};
-  double guidance = 6.0, shift = 8.0;
+  double guidance = 6.0;
+  std::optional<double> shift;  // default: the config's scheduler_shift
 };
 
 std::string keep_str(const std::vector<int64_t>& keep) {
@@ -95,19 +97,13 @@ std::string keep_str(const std::vector<int64_t>& keep) {
   return s;
 }
 
-auto make_text(const OdePairsArgs& a, const core::Config& c, torch::Device device) {
-  data::TextConditionerOptions to;
-  to.cache_dir = a.prompt_cache.empty() ? c.prompt_cache : a.prompt_cache;
-  if (to.cache_dir.empty()) {
-    to.encoder_path = c.text_encoder_file();
-    to.tokenizer_path = c.tokenizer_dir();
-  }
-  to.text_len = models::wan_config(c).text_len;
-  to.device = device;
-  auto text = data::make_text_conditioner(to);
+// The config's text conditioner (text_len, text_dim, prompt_cache or encoder), with
+// --prompt-cache replacing the config's cache.
+auto make_text(const OdePairsArgs& a, core::Config c, torch::Device device) {
+  if (!a.prompt_cache.empty()) c.prompt_cache = a.prompt_cache;
+  auto text = data::text_conditioner_from_config(c, device);
   TORCH_CHECK(text->dim() == models::wan_config(c).text_dim, "text embeddings: dim ", text->dim(),
               ", want the model's text_dim ", models::wan_config(c).text_dim);
-
   return text;
 }
 
@@ -118,7 +114,7 @@ int run_ode_pairs(const OdePairsArgs& a) {
   o.keep = a.keep;
   inference::resolve_keep_indices(o.keep, o.num_steps);  // check before loading anything
   o.guidance_scale = a.guidance;
-  o.shift = a.shift;
+  o.shift = a.shift.value_or(c.scheduler_shift);
   o.seed = a.seed;
   o.shard_size = a.shard_size;
   o.store_dtype = data::parse_embed_dtype("--dtype", a.dtype);
@@ -140,7 +136,8 @@ int run_ode_pairs(const OdePairsArgs& a) {
   models::load_wan_weights(net, tp, a.which);
   net->to(o.device, core::parse_dtype(a.compute_dtype, "--compute-dtype"));
   net->eval();
-  models::WanDiffusionWrapper teacher(net, /*causal=*/false, c.num_frame_per_block);
+  models::WanDiffusionWrapper teacher(net, /*causal=*/false, c.num_frame_per_block,
+                                      c.scheduler_shift);
 
   auto text = make_text(a, c, o.device);
   LOG_INFO("%d prompts, teacher %s, %d steps, guidance %.2f, keep %s, rank %d/%d", prompts.size(),
@@ -191,7 +188,7 @@ void add_teacher_data_commands(Commands& cmds) {
   auto o = std::make_shared<OdePairsArgs>();
   CLI::App* app = cmds.add(
       "ode-pairs",
-      "Sample each prompt with the bidirectional teacher (N-step Euler grid, shift 8, CFG on "
+      "Sample each prompt with the bidirectional teacher (N-step Euler grid, scheduler_shift (8 in CausVid), CFG on "
       "the config's negative_prompt) and store the trajectory points at --keep as rows [S, F, "
       "C, H, W] in shards (<out>/ode_pairs_<k>.safetensors) for `causvid lmdb build`. "
       "Distributed over ranks by shard; noise of prompt i is seeded seed + i; existing shards "
@@ -217,7 +214,8 @@ void add_teacher_data_commands(Commands& cmds) {
       ->allow_extra_args(false)
       ->default_str("0,36,44,-1");
   app->add_option("--guidance", o->guidance, "classifier-free guidance scale");
-  app->add_option("--shift", o->shift, "sampling grid shift");
+  add_optional(*app, "--shift", o->shift,
+               "sampling grid shift (default: the config's scheduler_shift, 8 as CausVid)");
   add_seed_option(*app, o->seed, "base seed (prompt i uses seed + i)");
   app->add_option("--shard-size", o->shard_size, "prompts per shard");
   add_dtype_option(*app, "--dtype", o->dtype, "stored dtype: fp32, fp16 or bf16");

@@ -9,17 +9,17 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "models/wan/presets.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/array_lmdb.h"
-#include "inference/ode_pairs.h"
 #include "data/prompt_cache.h"
-#include "data/text_from_config.h"
 #include "data/shards.h"
+#include "data/text_from_config.h"
+#include "inference/ode_pairs.h"
+#include "models/wan/presets.h"
 #include "models/wan/wan_loader.h"
 #include "models/wan/wan_wrapper.h"
 #include "toy/metric.h"

@@ -8,11 +8,11 @@
 #include <cstdio>
 #include <string>
 
-#include "models/wan/presets.h"
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/log.h"
+#include "models/wan/presets.h"
 #include "models/wan/wan_config.h"
 #include "toy/world.h"
 #include "trainer/fsdp.h"

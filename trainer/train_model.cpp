@@ -1,10 +1,10 @@
 // trainer/train_model.cpp: see train_model.h.
-#include "models/wan/presets.h"
 #include "trainer/train_model.h"
 
 #include <cmath>
 
 #include "core/log.h"
+#include "models/wan/presets.h"
 #include "models/wan/wan_loader.h"
 
 namespace causvid::trainer {

@@ -1,6 +1,5 @@
 // trainer/trainer.cpp: see trainer.h. The loop around a Stage (stage.h): data, text
 // conditioning, step, log, checkpoint, sample sheets. It knows no stage by name.
-#include "models/wan/presets.h"
 #include "trainer/trainer.h"
 
 #include <chrono>
@@ -16,6 +15,7 @@
 #include "data/datasets.h"
 #include "data/image_io.h"
 #include "data/text_from_config.h"
+#include "models/wan/presets.h"
 #include "trainer/checkpoint.h"
 #include "trainer/metrics.h"
 #include "trainer/sharded_text_encoder.h"
