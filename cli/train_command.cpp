@@ -44,8 +44,12 @@ int run_train(const TrainArgs& a) {
   o.resume = a.resume;
   o.num_samples = a.samples;
   o.quiet = a.quiet;
+  o.handle_preemption = true;
   if (c.text_encoder_path == "toy") o.preview = [](const torch::Tensor& l) { return toy::preview_frames(l); };
   auto r = trainer::run_training(c, dist, o);
+  if (r.preempted && dist->is_main())
+    LOG_INFO("train: stopped by signal %d after step %d; checkpoint %s; exit 0", r.stop_signal,
+             r.end_step, r.last_checkpoint);
   if (dist->is_main())
     LOG_INFO("train: steps %d..%d in %.1f s (%.3f s/step, %.2f it/s); last checkpoint %s",
              r.start_step, r.end_step, r.seconds, r.seconds_per_step,

@@ -219,6 +219,8 @@ const std::vector<FieldDef>& fields() {
       field("run", "keep_latest", &C::keep_latest, "checkpoints kept; 0 = all"),
       field("run", "max_nonfinite_skips", &C::max_nonfinite_skips,
             "consecutive updates skipped for a non-finite gradient before the run stops"),
+      field("run", "preempt_grace_s", &C::preempt_grace_s,
+            "SIGTERM/SIGUSR1: seconds to finish the step and checkpoint before exiting 1"),
 
       field("models", "model_name", &C::model_name,
             "wan | causal_wan: default of the three models, and the text encoder/VAE family",

@@ -48,6 +48,9 @@ struct Config {
   // An update whose gradient norm is not finite is skipped (and counted); this many
   // consecutive skips stop the run with an error (the last checkpoint stays intact).
   int max_nonfinite_skips = 10;
+  // SIGTERM / SIGUSR1 (preemption): finish the step, checkpoint, exit 0; a stop that takes
+  // longer than this many seconds exits 1 instead (0 = no limit).
+  double preempt_grace_s = 120;
   // ---------------------------------------------------------------- models
   std::string model_name = "wan";         // "wan" | "causal_wan"; text encoder/VAE family
   std::string generator_name;             // "" = model_name

@@ -96,6 +96,8 @@ void Config::check_run() const {
               ", want >= 0 (0 = all)");
   TORCH_CHECK(max_nonfinite_skips >= 1, src, ": key 'max_nonfinite_skips': got ",
               max_nonfinite_skips, ", want >= 1");
+  TORCH_CHECK(std::isfinite(preempt_grace_s) && preempt_grace_s >= 0, src,
+              ": key 'preempt_grace_s': got ", preempt_grace_s, ", want >= 0");
   TORCH_CHECK(!output_path.empty(), src, ": key 'output_path': got \"\", want a directory");
 }
 

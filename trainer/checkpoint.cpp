@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "core/checksum.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/safetensors.h"
@@ -209,6 +210,52 @@ void load_model(const ModelFiles& mf, const ModelState& ms) {
   if (ms.optimizer) ms.optimizer->set_step_count(jm.value("optimizer_step", int64_t(0)));
 }
 
+// Size and CRC-32C of every file of the checkpoint being written in `tmp`, as a JSON map by
+// path relative to it (collective). Each rank checksums what it wrote (its shards, its rng
+// file), the results meet in one sum over fixed slots (model m shard k; rng of rank r; a
+// slot holds bytes + 1, 0 = not written), and rank 0 adds the files it writes itself.
+json shard_checksums(core::DistContext& dist, const fs::path& tmp,
+                     const std::vector<ModelState>& models, bool rng_written) {
+  std::vector<std::string> names;
+  std::vector<int64_t> slots;
+  for (const auto& ms : models) {
+    const int S = ms.module->shard_group().size(), k = ms.module->shard_group().rank();
+    for (int i = 0; i < S; ++i) names.push_back(shard_file(ms.name, i, S));
+    slots.resize(2 * names.size(), 0);
+    if (ms.module->replica_group().rank() == 0) {
+      const size_t slot = names.size() - S + k;
+      const auto c = core::checksum_file((tmp / names[slot]).string());
+      slots[2 * slot] = c.bytes + 1;
+      slots[2 * slot + 1] = c.crc32c;
+    }
+  }
+  for (int r = 0; r < dist.world_size(); ++r)
+    names.push_back("rng/rank" + std::to_string(r) + ".bin");
+  slots.resize(2 * names.size(), 0);
+  if (rng_written) {
+    const size_t slot = names.size() - dist.world_size() + dist.rank();
+    const auto c = core::checksum_file((tmp / names[slot]).string());
+    slots[2 * slot] = c.bytes + 1;
+    slots[2 * slot + 1] = c.crc32c;
+  }
+  const auto all = dist.world().sum(slots);
+  json files = json::object();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (all[2 * i] > 0) files[names[i]] = {{"bytes", all[2 * i] - 1}, {"crc32c", all[2 * i + 1]}};
+  return files;
+}
+
+// Adds the files under tmp that `files` does not list yet (rank 0's own: model.pt, config.yaml).
+void checksum_rest(const fs::path& tmp, json& files) {
+  for (const auto& e : fs::recursive_directory_iterator(tmp)) {
+    if (!e.is_regular_file()) continue;
+    const std::string rel = fs::relative(e.path(), tmp).string();
+    if (rel == "trainer_state.json" || files.contains(rel)) continue;
+    const auto c = core::checksum_file(e.path().string());
+    files[rel] = {{"bytes", c.bytes}, {"crc32c", c.crc32c}};
+  }
+}
+
 }  // namespace
 
 std::string checkpoint_name(int64_t step) {
@@ -242,8 +289,11 @@ std::string save_checkpoint(const std::string& root, int64_t step,
     core::write_file_atomic((tmp / "rng" / ("rank" + std::to_string(dist.rank()) + ".bin")).string(),
                             contents.rng_state);
   dist.world().barrier();  // every shard and rng file on disk
+  json files = shard_checksums(dist, tmp, contents.models, !contents.rng_state.empty());
   if (dist.is_main()) {
     if (contents.write_rank0) contents.write_rank0(tmp.string());
+    checksum_rest(tmp, files);
+    state["files"] = files;
     core::write_file_atomic((tmp / "trainer_state.json").string(), state.dump(2) + "\n");
     if (fs::exists(final_dir, ec)) discard(final_dir);
     fs::rename(tmp, final_dir, ec);
@@ -283,6 +333,76 @@ std::string latest_checkpoint(const std::string& root) {
     }
   }
   return best_dir;
+}
+
+std::string verify_checkpoint(const std::string& dir) {
+  json st;
+  try {
+    st = read_checkpoint_state(dir);
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  if (!st.contains("files")) return "";
+  for (const auto& [rel, want] : st["files"].items()) {
+    const std::string f = dir + "/" + rel;
+    if (!core::file_exists(f)) return f + ": missing (listed in trainer_state.json)";
+    core::FileChecksum got;
+    try {
+      got = core::checksum_file(f);
+    } catch (const c10::Error& e) {
+      return e.what_without_backtrace();
+    }
+    if (got.bytes != want.at("bytes").get<int64_t>())
+      return f + ": " + std::to_string(got.bytes) + " bytes, trainer_state.json says " +
+             std::to_string(want.at("bytes").get<int64_t>());
+    if (got.crc32c != want.at("crc32c").get<uint32_t>())
+      return f + ": CRC-32C mismatch (the file changed after the checkpoint was written)";
+  }
+  return "";
+}
+
+std::string latest_verified_checkpoint(const std::string& root) {
+  std::error_code ec;
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (fs::is_directory(root, ec))
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      std::smatch m;
+      const std::string name = e.path().filename().string();
+      if (e.is_directory() && std::regex_match(name, m, checkpoint_re()) &&
+          fs::exists(e.path() / "trainer_state.json", ec))
+        found.push_back({std::stoll(m[1].str()), e.path().string()});
+    }
+  std::sort(found.rbegin(), found.rend());
+  for (const auto& [step, dir] : found) {
+    const std::string problem = verify_checkpoint(dir);
+    if (problem.empty()) return dir;
+    LOG_WARN("resume: skipping damaged checkpoint %s: %s", dir, problem);
+  }
+  return "";
+}
+
+std::string resolve_resume(const std::string& resume, const std::string& root,
+                           core::DistContext& dist) {
+  if (resume.empty()) return "";
+  if (resume == "auto") {
+    int64_t step1 = 0;  // rank 0's choice: step + 1, 0 = none
+    if (dist.is_main()) {
+      const std::string dir = latest_verified_checkpoint(root);
+      if (!dir.empty()) step1 = read_checkpoint_state(dir).at("step").get<int64_t>() + 1;
+    }
+    step1 = dist.world().sum({step1})[0];
+    if (step1 == 0) {
+      LOG_INFO("resume auto: no complete checkpoint under %s, starting fresh", root);
+      return "";
+    }
+    return (fs::path(root) / checkpoint_name(step1 - 1)).string();
+  }
+  std::string problem;
+  if (dist.is_main()) problem = verify_checkpoint(resume);
+  const bool bad = dist.world().sum({problem.empty() ? 0 : 1})[0] > 0;
+  TORCH_CHECK(!bad, "--resume ", resume, ": ",
+              problem.empty() ? std::string("rank 0 found the checkpoint damaged") : problem);
+  return resume;
 }
 
 json read_checkpoint_state(const std::string& dir) {

@@ -60,6 +60,19 @@ std::string save_checkpoint(const std::string& root, int64_t step,
 // The newest complete checkpoint directory under root, or "" if none.
 std::string latest_checkpoint(const std::string& root);
 
+// "" when every file trainer_state.json lists under "files" exists with its size and CRC-32C
+// (checkpoints written before the list: trainer_state.json alone is checked); else what is
+// wrong, naming the file. Reads every byte of the checkpoint.
+std::string verify_checkpoint(const std::string& dir);
+// The newest checkpoint under root that is complete and verifies; a damaged one is skipped
+// with a warning naming the problem. "" if none.
+std::string latest_verified_checkpoint(const std::string& root);
+// Collective: where a run resumes from. resume "auto" = latest_verified_checkpoint(root), a
+// directory = that one (an error if it does not verify), "" = nowhere (""). Rank 0 reads and
+// checksums; every rank gets its answer.
+std::string resolve_resume(const std::string& resume, const std::string& root,
+                           core::DistContext& dist);
+
 // trainer_state.json of a checkpoint; throws naming the directory when it is not a complete
 // checkpoint.
 nlohmann::json read_checkpoint_state(const std::string& dir);

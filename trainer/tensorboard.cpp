@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "core/checksum.h"
 #include "core/fs.h"
 
 namespace causvid::trainer {
@@ -53,25 +54,8 @@ void put_u32(std::string& o, uint32_t v) { o.append(reinterpret_cast<const char*
 
 }  // namespace
 
-uint32_t crc32c(const void* data, size_t n) {
-  static uint32_t table[256] = {};
-  static bool init = [] {
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-      table[i] = c;
-    }
-    return true;
-  }();
-  (void)init;
-  uint32_t c = 0xFFFFFFFFu;
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
-
 uint32_t masked_crc32c(const void* data, size_t n) {
-  const uint32_t c = crc32c(data, n);
+  const uint32_t c = core::crc32c(data, n);
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 

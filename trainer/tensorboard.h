@@ -14,8 +14,7 @@
 
 namespace causvid::trainer {
 
-// CRC-32C (Castagnoli) and TensorFlow's mask of it.
-uint32_t crc32c(const void* data, size_t n);
+// TensorFlow's mask of the CRC-32C (core/checksum.h) of a record.
 uint32_t masked_crc32c(const void* data, size_t n);
 
 class EventWriter {

@@ -2,13 +2,16 @@
 // conditioning, step, log, checkpoint, sample sheets. It knows no stage by name.
 #include "trainer/trainer.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/preempt.h"
 #include "core/random.h"
 #include "core/state_dict.h"
 #include "core/tensor_io.h"
@@ -59,6 +62,35 @@ std::string progress_line(int64_t step, int64_t end, const std::map<std::string,
                                                       int64_t(eta) % 60));
 }
 
+// Exits the process (code 1) when a stop request has lasted longer than grace_s: a
+// preempted job must not hang past its notice. Runs until destroyed.
+class StopWatchdog {
+ public:
+  explicit StopWatchdog(double grace_s) : grace_s_(grace_s) {
+    if (grace_s_ > 0) thread_ = std::thread([this] { watch(); });
+  }
+  ~StopWatchdog() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void watch() {
+    while (!done_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (core::stop_signal() != 0 && core::seconds_since_stop_request() > grace_s_) {
+        LOG_ERROR("preemption: no checkpoint within preempt_grace_s %.0f s of signal %d; "
+                  "exiting 1 (the last complete checkpoint is intact)",
+                  grace_s_, core::stop_signal());
+        std::_Exit(1);
+      }
+    }
+  }
+  double grace_s_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
 class Trainer {
  public:
   Trainer(const core::Config& cfg, std::shared_ptr<core::DistContext> dist, const TrainOptions& o)
@@ -72,6 +104,7 @@ class Trainer {
   std::map<std::string, double> train_step();
   void save_checkpoint();
   void write_samples();
+  bool stop_requested() const;  // collective: any rank got SIGTERM / SIGUSR1
 
   core::Config c_;
   std::shared_ptr<core::DistContext> dist_;
@@ -220,13 +253,17 @@ void Trainer::write_samples() {
                   static_cast<int>(grid.size(2)));
 }
 
+bool Trainer::stop_requested() const {
+  return dist_->world().sum({core::stop_signal() != 0 ? 1 : 0})[0] > 0;
+}
+
 TrainResult Trainer::run() {
+  if (opts_.handle_preemption) core::install_stop_signals();
+  std::unique_ptr<StopWatchdog> watchdog;
+  if (opts_.handle_preemption) watchdog = std::make_unique<StopWatchdog>(c_.preempt_grace_s);
   setup();
-  std::string from = opts_.resume.empty() ? c_.resume : opts_.resume;
-  if (from == "auto") {
-    from = latest_checkpoint(c_.checkpoint_root());
-    if (from.empty()) LOG_INFO("resume auto: no checkpoint under %s, starting fresh", c_.checkpoint_root());
-  }
+  const std::string from = resolve_resume(opts_.resume.empty() ? c_.resume : opts_.resume,
+                                          c_.checkpoint_root(), *dist_);
   const int64_t data_position = from.empty() ? 0 : resume(from);
   data::LoaderOptions lo;
   lo.batch_size = c_.batch_size;
@@ -264,12 +301,20 @@ TrainResult Trainer::run() {
     const bool log_line = step_ % c_.log_iters == 0 || step_ == r.start_step + 1 || step_ == end;
     if (!opts_.quiet && dist_->is_main() && log_line)
       LOG_INFO("%s", progress_line(step_, end, m, ema_dt));
-    if (step_ % c_.save_every() == 0 || step_ == end) {
+    const bool stop = opts_.handle_preemption && stop_requested();
+    if (step_ % c_.save_every() == 0 || step_ == end || stop) {
       save_checkpoint();
-      write_samples();
+      if (!stop) write_samples();
       if (dist_->is_main()) metrics_->write_plot(c_.output_path + "/loss_curves.png");
       LOG_INFO("checkpoint %s", last_ckpt_);
       last = std::chrono::steady_clock::now();
+    }
+    if (stop) {
+      r.preempted = true;
+      r.stop_signal = core::stop_signal();
+      LOG_WARN("preemption: signal %d after step %d: checkpoint %s written; stopping (resume "
+               "with --resume auto)", r.stop_signal, step_, last_ckpt_);
+      break;
     }
   }
   r.end_step = step_;

@@ -48,6 +48,10 @@ struct TrainOptions {
   PreviewFn preview;        // default: first three latent channels, scaled
   int teacher_sample_steps = 50;  // diffusion stage: steps of the sample previews' sampler
   bool quiet = false;       // no per-step progress line (metrics.jsonl is still written)
+  // SIGTERM / SIGUSR1 (core/preempt.h): every rank finishes its step, a checkpoint is written
+  // and run_training returns with preempted = true (within the config's preempt_grace_s, else
+  // the process exits 1). `causvid train` turns it on.
+  bool handle_preemption = false;
 };
 
 struct TrainResult {
@@ -56,6 +60,8 @@ struct TrainResult {
   double seconds = 0;           // wall time of the run
   double seconds_per_step = 0;  // mean time of a training step (checkpoints excluded)
   std::map<std::string, double> last_metrics;
+  bool preempted = false;  // stopped by SIGTERM / SIGUSR1 after checkpointing end_step
+  int stop_signal = 0;
 };
 
 // Runs the stage the config describes until max_iters (collective over `dist`).

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "core/dist.h"
+#include "core/fs.h"
 #include "tests/test_util.h"
 
 namespace causvid {
@@ -120,11 +121,14 @@ std::string fake_srun_path(const testing::TempDir& dir) {
        "echo \"FAKE_SRUN args: $* MASTER_PORT=$MASTER_PORT\"\n"
        "while [[ \"$1\" == --* ]]; do shift; done\n"
        "n=${SLURM_NTASKS:-1}; pids=()\n"
+       "trap 'kill -USR1 \"${pids[@]}\"' USR1; trap 'kill -TERM \"${pids[@]}\"' TERM\n"
        "for ((i = 0; i < n; i++)); do\n"
        "  SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NODEID=0 SLURM_NTASKS_PER_NODE=$n \"$@\" &\n"
        "  pids+=($!)\n"
        "done\n"
-       "rc=0; for p in \"${pids[@]}\"; do wait $p || rc=$?; done; exit $rc\n";
+       "rc=0; for p in \"${pids[@]}\"; do\n"
+       "  while kill -0 $p 2>/dev/null; do wait $p; done; wait $p || rc=$?\n"
+       "done; exit $rc\n";
   f.close();
   testing::run_command("chmod +x " + dir.file("srun"));
   return "PATH=" + dir.path() + ":$PATH ";
@@ -163,6 +167,37 @@ TEST(DistLaunch, SlurmBatchScript) {
     EXPECT_NE(out.find("WORKER_OK rank " + std::to_string(r) + " of 2 launcher slurm"),
               std::string::npos)
         << out;
+}
+
+// A preemption notice to the batch script reaches the ranks, the job is requeued, and the
+// script exits with the ranks' status (0: they checkpointed and stopped).
+TEST(DistLaunch, SlurmScriptForwardsNoticeAndRequeues) {
+  const std::string script = testing::source_dir() + "/launch/slurm.sbatch";
+  testing::TempDir dir;
+  const std::string path = fake_srun_path(dir);
+  {
+    std::ofstream f(dir.file("scontrol"));  // records the requeue
+    f << "#!/usr/bin/env bash\necho \"$*\" > " << dir.file("scontrol.log") << "\n";
+  }
+  {
+    std::ofstream f(dir.file("rank.sh"));  // a rank: waits for the notice, then exits 0
+    f << "#!/usr/bin/env bash\n"
+         "trap 'echo got-usr1-$SLURM_PROCID >> " << dir.file("ranks.log") << "; exit 0' USR1\n"
+         "touch " << dir.file("started") << "-$SLURM_PROCID\n"
+         "for i in $(seq 300); do sleep 0.1; done; exit 3\n";
+  }
+  testing::run_command("chmod +x " + dir.file("scontrol") + " " + dir.file("rank.sh"));
+  const std::string cmd =
+      path + "SLURM_JOB_ID=77 SLURM_NTASKS=2 bash " + script + " " + dir.file("rank.sh") +
+      " & pid=$!; for i in $(seq 100); do [ -e " + dir.file("started") + "-1 ] && break; " +
+      "sleep 0.1; done; kill -USR1 $pid; wait $pid";
+  std::string out;
+  EXPECT_EQ(testing::run_command("bash -c '" + cmd + "'", &out), 0) << out;
+  EXPECT_NE(out.find("SIGUSR1: forwarding to the ranks"), std::string::npos) << out;
+  EXPECT_EQ(core::read_file(dir.file("scontrol.log")), "requeue 77\n");
+  const std::string ranks = core::read_file(dir.file("ranks.log"));
+  EXPECT_NE(ranks.find("got-usr1-0"), std::string::npos) << ranks;
+  EXPECT_NE(ranks.find("got-usr1-1"), std::string::npos) << ranks;
 }
 
 TEST(DistLaunch, ScriptsDocumentThemselves) {
