@@ -11,12 +11,11 @@
 // launch_distributed_job has one timeout (1800 s) for all of this; torch's TCPStore waits for
 // its workers with no word on which are missing, which is what the rendezvous phase replaces
 // (the store is created with waitWorkers = false).
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
 #include <thread>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "core/dist.h"
 #include "core/log.h"
@@ -30,6 +29,12 @@ using Clock = std::chrono::steady_clock;
 double secs(Ms t) { return double(t.count()) / 1000.0; }
 double secs_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The message without the C++ backtrace that c10::Error::what() appends.
+std::string what_of(const std::exception& e) {
+  const auto* ce = dynamic_cast<const c10::Error*>(&e);
+  return ce ? ce->what_without_backtrace() : e.what();
 }
 
 std::string arrived_key(int r) { return "startup/arrived/" + std::to_string(r); }
@@ -56,10 +61,10 @@ std::optional<std::vector<int>> missing_ranks(c10d::Store& store, const std::str
   }
 }
 
-[[noreturn]] void startup_fail(const std::string& phase, const DistEnv& env,
-                               Clock::time_point t0, Ms timeout, const std::string& what) {
-  TORCH_CHECK(false, "dist start-up: phase '", phase, "' failed on ", startup_where(env),
-              " after ", secs_since(t0), " s (start-up timeout ", secs(timeout),
+[[noreturn]] void startup_fail(const std::string& phase, const DistEnv& env, Clock::time_point t0,
+                               Ms timeout, const std::string& what) {
+  TORCH_CHECK(false, "dist start-up: phase '", phase, "' failed on ", startup_where(env), " after ",
+              secs_since(t0), " s (start-up timeout ", secs(timeout),
               " s; CAUSVID_STARTUP_TIMEOUT sets it): ", what);
   std::abort();  // not reached
 }
@@ -79,7 +84,7 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistEnv& env, Ms timeout) {
                  std::string(env.rank == 0 ? "rank 0 could not host the store (port in use?)"
                                            : "could not reach the store hosted by rank 0 (did "
                                              "rank 0 start? is MASTER_ADDR/PORT right?)") +
-                     ": " + e.what());
+                     ": " + what_of(e));
   }
 }
 
@@ -116,7 +121,7 @@ c10::intrusive_ptr<c10d::Store> startup_rendezvous(const DistEnv& env, Ms timeou
     store->add("startup/arrived_count", 1);
   } catch (const std::exception& e) {
     startup_fail("rendezvous", env, t0, timeout,
-                 std::string("the store (hosted by rank 0) went away: ") + e.what());
+                 std::string("the store (hosted by rank 0) went away: ") + what_of(e));
   }
   auto next_log = t0 + std::chrono::seconds(10);
   auto poll = Ms(10);
@@ -127,14 +132,15 @@ c10::intrusive_ptr<c10d::Store> startup_rendezvous(const DistEnv& env, Ms timeou
     } catch (const std::exception& e) {
       startup_fail("rendezvous", env, t0, timeout,
                    std::string("the store went away (rank 0, which hosts it, died or gave "
-                               "up): ") + e.what());
+                               "up): ") +
+                       what_of(e));
     }
     if (n >= W) break;
     const auto now = Clock::now();
     if (now - t0 >= timeout || now >= next_log) {
       auto m = missing_ranks(*store, "startup/arrived/", W);
-      const std::string who = m ? "ranks " + rank_list(*m) + " did not arrive"
-                                : "the store went away (rank 0 died?)";
+      const std::string who =
+          m ? "ranks " + rank_list(*m) + " did not arrive" : "the store went away (rank 0 died?)";
       if (now - t0 >= timeout || !m)
         startup_fail("rendezvous (waiting for all ranks)", env, t0, timeout,
                      who + " (not started, died during start-up, or given another master)");
@@ -174,8 +180,8 @@ void DistContext::create_groups(int S) {
             : m->empty() ? "all ranks began this phase (one may have died in it); "
                          : "ranks " + rank_list(*m) + " did not begin this phase; ";
     }
-    startup_fail("process-group creation (backend " + backend_ + ")", env_, t0,
-                 startup_timeout_, who + e.what());
+    startup_fail("process-group creation (backend " + backend_ + ")", env_, t0, startup_timeout_,
+                 who + what_of(e));
   }
 }
 
@@ -184,7 +190,7 @@ void DistContext::first_barrier() {
   try {
     world_.with_timeout(startup_timeout_).barrier();
   } catch (const std::exception& e) {
-    startup_fail("first barrier", env_, t0, startup_timeout_, e.what());
+    startup_fail("first barrier", env_, t0, startup_timeout_, what_of(e));
   }
   if (store_) store_->setTimeout(timeout_);  // start-up is over: the collective timeout
 }

@@ -79,8 +79,8 @@ std::vector<ItemFailure> report_failures(const DistGroup& world, const std::stri
     for (size_t i = 0; i < all.size() && i < 10; ++i)
       LOG_ERROR("%s: failed: %s: %s", tool, all[i].item, all[i].reason);
     if (!all.empty())
-      LOG_ERROR("%s: %d items failed; the list is in %s (a rerun skips the finished items)",
-                tool, all.size(), path);
+      LOG_ERROR("%s: %d items failed; the list is in %s (a rerun skips the finished items)", tool,
+                all.size(), path);
   }
   return all;
 }

@@ -110,17 +110,13 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
         rows.push_back(lat[0].to(torch::kCPU, torch::kFloat));
         prompts.push_back(caption_for(captions, v));
         ++st.done;
-        progress.add();
-      } catch (const c10::Error& e) {
-        failed.push_back({v, e.what_without_backtrace()});
       } catch (const std::exception& e) {
-        failed.push_back({v, e.what()});
-      }
-      if (!failed.empty() && failed.back().item == v) {
+        const auto* ce = dynamic_cast<const c10::Error*>(&e);
+        failed.push_back({v, ce ? ce->what_without_backtrace() : e.what()});
         ++st.failed;
-        progress.add();
         LOG_WARN("%s: failed: %s", v, failed.back().reason);
       }
+      progress.add();
     }
     st.failures.insert(st.failures.end(), failed.begin(), failed.end());
     if (rows.empty()) continue;  // no shard: a rerun retries all of its videos

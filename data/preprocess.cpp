@@ -59,6 +59,13 @@ PreprocessResult preprocess_video(const std::string& input, const std::string& o
     r.reason = "output exists";
     return r;
   }
+  std::error_code link_ec;
+  fs::status(input, link_ec);
+  if (link_ec) {  // a symlink loop or a dangling link: say so rather than "no such file"
+    r.status = PreprocessStatus::kFailed;
+    r.reason = "cannot resolve the path: " + link_ec.message();
+    return r;
+  }
   try {
     auto info = probe_video(input);
     if (!is_aspect_16_9(info.width, info.height, o.aspect_tolerance)) {

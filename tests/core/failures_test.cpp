@@ -1,11 +1,12 @@
 // tests/core/failures_test.cpp: core/failures.h, the failure list of the batch tools: the
 // file format, atomic write / removal on a clean run, and the gather over ranks.
+#include "core/failures.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <mutex>
 
-#include "core/failures.h"
 #include "core/fs.h"
 #include "tests/core/dist_util.h"
 #include "tests/test_util.h"
@@ -39,7 +40,8 @@ TEST(Failures, ReportGathersEveryRankAndRankZeroWrites) {
   testing::run_ranks(3, [&](std::shared_ptr<core::DistContext> ctx) {
     std::vector<core::ItemFailure> mine;
     if (ctx->rank() != 1)  // rank 1 had none
-      mine.push_back({"item" + std::to_string(2 - ctx->rank()), "rank " + std::to_string(ctx->rank())});
+      mine.push_back(
+          {"item" + std::to_string(2 - ctx->rank()), "rank " + std::to_string(ctx->rank())});
     auto all = core::report_failures(ctx->world(), d.path(), mine, "test");
     std::lock_guard<std::mutex> g(mu);
     seen.push_back(all.size());
