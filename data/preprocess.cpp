@@ -60,7 +60,7 @@ PreprocessResult preprocess_video(const std::string& input, const std::string& o
     return r;
   }
   std::error_code link_ec;
-  fs::status(input, link_ec);
+  (void)fs::status(input, link_ec);
   if (link_ec) {  // a symlink loop or a dangling link: say so rather than "no such file"
     r.status = PreprocessStatus::kFailed;
     r.reason = "cannot resolve the path: " + link_ec.message();
