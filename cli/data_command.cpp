@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
+#include "core/failures.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/latent_tools.h"
@@ -81,12 +82,11 @@ int run_preprocess(const PreprocessArgs& a) {
   if (dist->is_main())
     std::printf("processed %ld, skipped %ld, failed %ld (of %zu videos)\n", static_cast<long>(c[0]),
                 static_cast<long>(c[1]), static_cast<long>(c[2]), files.size());
-  if (c[2] > 0) {
-    LOG_ERROR("preprocess: %d of %d videos failed (their errors are logged above); the others "
-              "are written, and a rerun skips them", c[2], files.size());
-    return 1;
-  }
-  return 0;
+  std::vector<core::ItemFailure> failed;
+  for (const auto& r : s.results)
+    if (r.status == data::PreprocessStatus::kFailed) failed.push_back({r.input, r.reason});
+  const auto all = core::report_failures(dist->world(), a.output, failed, "preprocess");
+  return all.empty() ? 0 : 1;  // the others are written, and a rerun skips them
 }
 
 struct EncodeArgs {
@@ -131,14 +131,12 @@ int run_encode(const EncodeArgs& a) {
       dist->rank(), st.done, st.failed, st.shards_written, st.shards_existing, st.seconds,
       st.seconds / std::max<int64_t>(st.done, 1));
   const auto counts = dist->world().sum({st.done, st.failed});
-  TORCH_CHECK(counts[0] > 0 || st.shards_existing > 0, a.videos,
-              ": no video could be encoded (", counts[1],
-              " failed; see the warnings above)");
+  const auto all = core::report_failures(dist->world(), a.out, st.failures, "encode");
   if (dist->is_main())
     std::printf("encoded %ld, failed %ld (of %zu videos) -> %s\n",
                 static_cast<long>(counts[0]),
                 static_cast<long>(counts[1]), files.size(), a.out.c_str());
-  return 0;
+  return all.empty() ? 0 : 1;
 }
 
 void add_lmdb_commands(Commands& cmds) {

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
+#include "core/failures.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/latent_tools.h"
@@ -147,11 +148,13 @@ int run_ode_pairs(const OdePairsArgs& a) {
   LOG_INFO("rank %d: %d prompts, %d shards written, %d existing, %.2f s (%.3f s/prompt)",
            dist->rank(), st.done, st.shards_written, st.shards_existing, st.seconds,
            st.seconds / std::max<int64_t>(st.done, 1));
-  const auto counts = dist->world().sum({st.done});
+  const auto counts = dist->world().sum({st.done, st.failed});
+  const auto all = core::report_failures(dist->world(), a.out, st.failures, "ode-pairs");
   if (dist->is_main())
-    std::printf("ode pairs for %ld prompts (of %zu) -> %s\n",
-                static_cast<long>(counts[0]), prompts.size(), a.out.c_str());
-  return 0;
+    std::printf("ode pairs for %ld prompts, failed %ld (of %zu) -> %s\n",
+                static_cast<long>(counts[0]), static_cast<long>(counts[1]), prompts.size(),
+                a.out.c_str());
+  return all.empty() ? 0 : 1;
 }
 
 void add_embed_prompts_command(Commands& cmds) {

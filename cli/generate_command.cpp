@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/dist.h"
+#include "core/failures.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "data/prompt_cache.h"
@@ -152,9 +153,12 @@ struct VbenchArgs {
   bool metrics_only = false;
 };
 
-void generate_vbench(inference::VideoGenerator& gen,
-                     const std::vector<inference::VbenchItem>& items, const std::string& out,
-                     const core::DistContext& dist) {
+// This rank's items; a failed item is recorded (no file is left: writes are atomic) and the
+// others go on; a rerun skips the complete ones and retries the rest.
+std::vector<core::ItemFailure> generate_vbench(inference::VideoGenerator& gen,
+                                               const std::vector<inference::VbenchItem>& items,
+                                               const std::string& out,
+                                               const core::DistContext& dist) {
   gen.options_mut().stream = false;  // atomic: temp file + rename, never a partial final file
   gen.options_mut().quiet = true;
   const auto& o = gen.options();
@@ -162,6 +166,7 @@ void generate_vbench(inference::VideoGenerator& gen,
   auto mine = inference::split_for_rank(items, dist.rank(), dist.world_size());
   core::Progress bar(c10::str("vbench rank ", dist.rank()), static_cast<int64_t>(mine.size()));
   int64_t skipped = 0;
+  std::vector<core::ItemFailure> failed;
   for (const auto& it : mine) {
     const std::string path = out + "/" + it.file;
     if (inference::video_complete(path, min_frames)) {
@@ -171,13 +176,22 @@ void generate_vbench(inference::VideoGenerator& gen,
       s.prompt = it.prompt;
       s.seed = it.seed;
       s.out_path = path;
-      gen.generate(s);
+      try {
+        gen.generate(s);
+      } catch (const c10::Error& e) {
+        failed.push_back({it.file, e.what_without_backtrace()});
+      } catch (const std::exception& e) {
+        failed.push_back({it.file, e.what()});
+      }
     }
-    bar.add(1, c10::str("(", skipped, " already done)"));
+    bar.add(1, c10::str("(", skipped, " already done, ", failed.size(), " failed)"));
   }
   bar.finish();
-  LOG_INFO("rank %d: %lld videos, %lld generated, %lld skipped (complete)", dist.rank(),
-           (long long)mine.size(), (long long)(mine.size() - skipped), (long long)skipped);
+  LOG_INFO("rank %d: %lld videos, %lld generated, %lld skipped (complete), %lld failed",
+           dist.rank(), (long long)mine.size(),
+           (long long)(mine.size() - skipped - failed.size()), (long long)skipped,
+           (long long)failed.size());
+  return failed;
 }
 
 int run_vbench(const VbenchArgs& a) {
@@ -204,10 +218,24 @@ int run_vbench(const VbenchArgs& a) {
     seed = setup->seed;
   }
   const auto items = inference::vbench_items(prompts, names, a.samples, seed, a.naming);
-  if (setup) generate_vbench(*setup->generator, items, out, *dist);
-  if (dist->world_size() > 1) dist->world().barrier();
+  std::vector<core::ItemFailure> mine;
+  if (setup) mine = generate_vbench(*setup->generator, items, out, *dist);
+  // Collective (and the barrier before the metrics): every rank's generation failures.
+  auto failed = core::report_failures(dist->world(), out, mine, "eval vbench");
   if (dist->is_main()) {
     auto j = inference::vbench_metrics(out, items);
+    // Videos that could not be scored, and (metrics only) those missing, are failures too.
+    std::vector<core::ItemFailure> more;
+    for (const auto& f : j["failed"])
+      more.push_back({f["file"].get<std::string>(), f["reason"].get<std::string>()});
+    if (a.metrics_only)
+      for (const auto& m : j["missing"]) more.push_back({m.get<std::string>(), "missing"});
+    if (!more.empty()) {
+      failed.insert(failed.end(), more.begin(), more.end());
+      core::write_failures(out + "/" + core::kFailuresFile, failed);
+      LOG_ERROR("eval vbench: %d videos missing or unreadable; the list is in %s/%s",
+                more.size(), out, core::kFailuresFile);
+    }
     j["prompts"] = a.prompts;
     j["samples_per_prompt"] = a.samples;
     const std::string path = a.summary.empty() ? out + "/causvid_vbench_summary.json" : a.summary;
@@ -217,7 +245,7 @@ int run_vbench(const VbenchArgs& a) {
              (long long)j["temporal_flickering"]["num_videos"].get<int64_t>(), j["missing"].size());
     std::printf("%s\n", path.c_str());
   }
-  return 0;
+  return failed.empty() ? 0 : 1;
 }
 
 void add_vbench_command(Commands& cmds, CLI::App* eval) {

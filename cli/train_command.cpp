@@ -27,6 +27,7 @@ struct TrainArgs {
   std::optional<int64_t> max_iters;
   int samples = 4;
   double timeout = 1800;
+  double startup_timeout = 0;  // 0: CAUSVID_STARTUP_TIMEOUT, else 300 s
   bool quiet = false;
 };
 
@@ -38,6 +39,9 @@ int run_train(const TrainArgs& a) {
   core::Config c = core::load_config(a.config.path, overrides);
   core::DistOptions dopt;
   dopt.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000));
+  if (a.startup_timeout > 0)
+    dopt.startup_timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(a.startup_timeout * 1000));
   dopt.device = c.device;  // chosen once, before the process group exists
   auto dist = core::DistContext::init_from_env(dopt);
   trainer::TrainOptions o;
@@ -187,6 +191,9 @@ void add_train_commands(Commands& cmds) {
   app->add_option("--output", tr->output, "override output_path");
   app->add_option("--samples", tr->samples, "sample previews per checkpoint (0 = none)");
   app->add_option("--timeout", tr->timeout, "collective timeout in seconds (CausVid: 1800)");
+  app->add_option("--startup-timeout", tr->startup_timeout,
+                  "bound on each start-up phase (store connect, rendezvous, process groups, "
+                  "first barrier) in seconds; 0 = env CAUSVID_STARTUP_TIMEOUT, else 300");
   add_device_option(*app, tr->device);
   app->add_flag("--quiet", tr->quiet, "no per-step progress line");
 

@@ -4,7 +4,6 @@
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
 #include <optional>
@@ -298,6 +297,12 @@ std::vector<int64_t> DistGroup::sum(const std::vector<int64_t>& counts) const {
   return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
 }
 
+DistGroup DistGroup::with_timeout(std::chrono::milliseconds timeout) const {
+  DistGroup g = *this;
+  g.timeout_ = timeout;
+  return g;
+}
+
 void DistGroup::barrier() const {
   if (size_ == 1) return;
   // An all-reduce of one element: Gloo's barrier ignores the timeout in some versions.
@@ -338,12 +343,18 @@ DistGroup DistContext::new_group(const std::vector<int>& ranks, const std::strin
 #if defined(CAUSVID_WITH_NCCL)
   if (backend_ == "nccl") pg = make_nccl_group(prefixed, r, n, timeout_, device_.index());
 #endif
-  if (!pg) pg = make_gloo(prefixed, r, n, timeout_, env_.master_addr);
+  if (!pg) {
+    // Gloo connects its full mesh in the constructor: bounded by the start-up timeout, then
+    // the collective timeout for everything after.
+    pg = make_gloo(prefixed, r, n, std::min(startup_timeout_, timeout_), env_.master_addr);
+    pg->setTimeout(timeout_);
+  }
   return DistGroup(pg, r, n, timeout_, name, device_);
 }
 
 void DistContext::setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions& opts) {
   timeout_ = opts.timeout;
+  startup_timeout_ = startup_timeout(opts);
   store_ = store;
   device_ = resolve_device(opts.device, env_.local_rank, env_.local_world_size);
   backend_ = opts.backend == "auto" ? (device_.is_cuda() ? "nccl" : "gloo") : opts.backend;
@@ -365,17 +376,8 @@ void DistContext::setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions
     world_ = shard_ = replica_ = DistGroup({}, 0, 1, timeout_, "world", device_);
     return;
   }
-  std::vector<int> all(W);
-  for (int i = 0; i < W; ++i) all[i] = i;
-  world_ = new_group(all, "world");
-  // Shard groups: [k*S, (k+1)*S); replica groups: {j, j+S, j+2S, ...}.
-  const int k = env_.rank / S, j = env_.rank % S;
-  std::vector<int> sg, rg;
-  for (int i = 0; i < S; ++i) sg.push_back(k * S + i);
-  for (int i = 0; i < W / S; ++i) rg.push_back(i * S + j);
-  shard_ = S == W ? world_ : new_group(sg, "shard" + std::to_string(k));
-  replica_ = W / S == 1 ? DistGroup({}, 0, 1, timeout_, "replica", device_)
-                        : new_group(rg, "replica" + std::to_string(j));
+  create_groups(S);  // start-up phases 3 and 4: core/dist_startup.cpp
+  first_barrier();
   LOG_INFO("dist: rank %d/%d (local %d/%d, node %d/%d) backend %s, shard group %d, replica group "
            "%d, master %s:%d",
            env_.rank, W, env_.local_rank, env_.local_world_size, env_.node_rank, env_.num_nodes,
@@ -395,20 +397,7 @@ std::shared_ptr<DistContext> DistContext::init_with_store(c10::intrusive_ptr<c10
 std::shared_ptr<DistContext> DistContext::init(const DistEnv& env, const DistOptions& opts) {
   set_log_rank(env.rank);  // one process per rank here (tests with thread ranks skip this)
   if (env.world_size == 1) return init_with_store({}, env, opts);
-  c10d::TCPStoreOptions so;
-  so.port = uint16_t(env.master_port);
-  so.isServer = env.rank == 0;
-  so.numWorkers = size_t(env.world_size);
-  so.waitWorkers = true;
-  so.timeout = opts.timeout;
-  c10::intrusive_ptr<c10d::Store> store;
-  try {
-    store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-  } catch (const std::exception& e) {
-    TORCH_CHECK(false, "dist: rendezvous with ", env.master_addr, ":", env.master_port,
-                " failed (rank ", env.rank, " of ", env.world_size, ", timeout ",
-                opts.timeout.count() / 1000.0, " s): ", e.what());
-  }
+  auto store = startup_rendezvous(env, startup_timeout(opts));  // phases 1 and 2
   return init_with_store(store, env, opts);
 }
 

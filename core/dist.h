@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,8 @@ class DistGroup {
   // in: [size * n] -> this rank's slice of the elementwise sum, [n].
   torch::Tensor reduce_scatter(const torch::Tensor& in) const;
   void barrier() const;
+  // The same communicator with another collective timeout (the start-up barrier).
+  DistGroup with_timeout(std::chrono::milliseconds timeout) const;
   // Elementwise sum of small counters over the group (moved to the backend's device and
   // back), e.g. the done / failed totals of the batch tools.
   std::vector<int64_t> sum(const std::vector<int64_t>& counts) const;
@@ -98,6 +101,11 @@ class DistGroup {
 
 struct DistOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // CausVid: 1800 s
+  // Bound on each start-up phase (store connect, rendezvous of all ranks, process-group
+  // creation, first barrier); unset = env CAUSVID_STARTUP_TIMEOUT (seconds), else 300 s. The
+  // effective bound is min(startup_timeout, timeout). On expiry the error names the phase, the
+  // rank, the world size, the master address and, where known, the ranks that did not arrive.
+  std::optional<std::chrono::milliseconds> startup_timeout;
   std::string backend = "auto";  // "auto" (nccl when `device` is CUDA) | "gloo" | "nccl"
   // The compute device chosen before the process group exists: "cpu", "cuda" (=
   // cuda:LOCAL_RANK) or "cuda:N"; "auto" = cuda when a GPU is visible, else cpu.
@@ -138,6 +146,11 @@ class DistContext {
 
  private:
   void setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions& opts);
+  void create_groups(int shard_group_size);
+  // Start-up phase 4 (core/dist_startup.cpp): one world barrier bounded by the start-up
+  // timeout.
+  void first_barrier();
+  std::chrono::milliseconds startup_timeout_{std::chrono::minutes(5)};
   DistEnv env_;
   c10::intrusive_ptr<c10d::Store> store_;
   DistGroup world_, shard_, replica_;
@@ -145,6 +158,16 @@ class DistContext {
   std::string backend_ = "gloo";
   torch::Device device_ = torch::kCPU;
 };
+
+// The effective start-up bound of `opts` (see DistOptions::startup_timeout).
+std::chrono::milliseconds startup_timeout(const DistOptions& opts);
+// Start-up phases 1-2 (core/dist_startup.cpp): connects to (rank 0: hosts) the TCPStore at
+// env.master_addr:master_port, then sets "startup/arrived/<rank>" and waits until every rank's
+// key is there. Throws naming the phase, rank, world size, master and the missing ranks.
+c10::intrusive_ptr<c10d::Store> startup_rendezvous(const DistEnv& env,
+                                                   std::chrono::milliseconds timeout);
+// "rank 1 of 2, master 127.0.0.1:29500": the context of every start-up error.
+std::string startup_where(const DistEnv& env);
 
 // CausVid's seed rule: seed 0 -> rank 0 draws a random seed and broadcasts it; returns the
 // shared base seed (each rank then seeds its generators with base + rank).

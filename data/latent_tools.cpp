@@ -50,6 +50,17 @@ std::string caption_for(const std::map<std::string, std::string>& captions,
   return it == captions.end() ? std::string() : it->second;
 }
 
+std::string shard_failures_path(const std::string& shard_path) {
+  fs::path p(shard_path);
+  return (p.parent_path() / (p.stem().string() + ".failures.txt")).string();
+}
+
+std::vector<core::ItemFailure> earlier_shard_failures(const std::string& shard_path) {
+  auto f = core::read_failures(shard_failures_path(shard_path));
+  for (auto& x : f) x.reason = "(earlier run; delete " + shard_path + " to retry) " + x.reason;
+  return f;
+}
+
 ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::string>& videos,
                         const std::map<std::string, std::string>& captions,
                         const std::string& out_dir, const EncodeOptions& o, int rank,
@@ -78,10 +89,14 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
     const auto path = shard_path(out_dir, o.prefix, k);
     if (core::file_exists(path)) {
       ++st.shards_existing;
+      auto earlier = earlier_shard_failures(path);
+      st.failed += static_cast<int64_t>(earlier.size());
+      st.failures.insert(st.failures.end(), earlier.begin(), earlier.end());
       continue;
     }
     std::vector<std::string> prompts;
     std::vector<torch::Tensor> rows;
+    std::vector<core::ItemFailure> failed;
     for (int64_t i = plan.begin(k); i < plan.end(k); ++i) {
       const auto& v = videos[i];
       try {
@@ -95,18 +110,17 @@ ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::strin
         rows.push_back(lat[0].to(torch::kCPU, torch::kFloat));
         prompts.push_back(caption_for(captions, v));
         ++st.done;
-        progress.add();
-      } catch (const c10::Error& e) {
-        ++st.failed;
-        progress.add();
-        LOG_WARN("%s: skipped: %s", v, e.what_without_backtrace());
       } catch (const std::exception& e) {
+        const auto* ce = dynamic_cast<const c10::Error*>(&e);
+        failed.push_back({v, ce ? ce->what_without_backtrace() : e.what()});
         ++st.failed;
-        progress.add();
-        LOG_WARN("%s: skipped: %s", v, e.what());
+        LOG_WARN("%s: failed: %s", v, failed.back().reason);
       }
+      progress.add();
     }
-    if (rows.empty()) continue;
+    st.failures.insert(st.failures.end(), failed.begin(), failed.end());
+    if (rows.empty()) continue;  // no shard: a rerun retries all of its videos
+    core::write_failures(shard_failures_path(path), failed);  // before the shard (the commit)
     write_shard(path, prompts, torch::stack(rows), o.store_dtype);
     ++st.shards_written;
     LOG_INFO("%s: %d videos, %.2f s/video", path, rows.size(),

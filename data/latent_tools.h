@@ -8,7 +8,8 @@
 // Errors vs skips: a video without a caption is an error before any encoding (a wrong
 // captions file must not silently drop data); an unreadable or wrong-length video is
 // skipped, logged with its reason and counted as failed (one corrupt file in a crawl must
-// not stop a long run); the command reports the counts.
+// not stop a long run); the command reports the counts, lists the failed videos in
+// <out>/failures.txt and exits non-zero.
 //
 // generate_ode_pairs (`causvid ode-pairs`), which needs the teacher sampler, is in
 // inference/ode_pairs.h.
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/failures.h"
 #include "models/t5/text_conditioner.h"
 #include "models/vae/wan_vae.h"
 
@@ -43,7 +45,17 @@ struct EncodeOptions {
 struct ToolStats {
   int64_t done = 0, failed = 0, shards_written = 0, shards_existing = 0;
   double seconds = 0;
+  // This rank's failed items (file or prompt, reason), including those an earlier run
+  // recorded beside a shard that is now skipped (see shard_failures_path).
+  std::vector<core::ItemFailure> failures;
 };
+
+// A shard written with some items failed keeps them in "<shard stem>.failures.txt" beside it
+// (written before the shard, which is the commit): a rerun skips the shard, so its finished
+// items are not redone, but still reports the failed ones (delete the shard to retry them).
+std::string shard_failures_path(const std::string& shard_path);
+// The failures recorded beside an existing shard, each reason saying how to retry.
+std::vector<core::ItemFailure> earlier_shard_failures(const std::string& shard_path);
 
 ToolStats encode_videos(models::WanVAEWrapper& vae, const std::vector<std::string>& videos,
                         const std::map<std::string, std::string>& captions,

@@ -34,7 +34,11 @@ std::vector<std::string> list_videos(const std::string& dir) {
   static const char* kExt[] = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"};
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
+    // A symlink loop or a dangling link with a video name is listed and then fails as one
+    // item (its probe names the error) instead of aborting the listing.
+    std::error_code st_ec;
+    const bool regular = e.is_regular_file(st_ec);
+    if (!regular && !(st_ec && e.is_symlink(st_ec))) continue;
     auto ext = e.path().extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -53,6 +57,13 @@ PreprocessResult preprocess_video(const std::string& input, const std::string& o
   if (!o.overwrite && core::file_exists(output)) {
     r.status = PreprocessStatus::kSkipped;
     r.reason = "output exists";
+    return r;
+  }
+  std::error_code link_ec;
+  (void)fs::status(input, link_ec);
+  if (link_ec) {  // a symlink loop or a dangling link: say so rather than "no such file"
+    r.status = PreprocessStatus::kFailed;
+    r.reason = "cannot resolve the path: " + link_ec.message();
     return r;
   }
   try {

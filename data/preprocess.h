@@ -47,7 +47,8 @@ struct PreprocessSummary {
 };
 
 // Video files of a folder (.mp4 .mov .m4v .mkv .avi .webm, case-insensitive), sorted.
-// A missing folder is an error.
+// A missing folder is an error. Links whose target cannot be resolved (a loop, a dangling
+// link) are listed too, so that they fail as items rather than abort the listing.
 std::vector<std::string> list_videos(const std::string& dir);
 
 // One file: probe, aspect check, decode + resize + resample + cut, write. Never throws for

@@ -17,6 +17,24 @@ namespace {
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+// The kept trajectory points [S, F, C, H, W] of prompt i (noise from a generator seeded
+// seed + i, so rows do not depend on ranks or resuming).
+torch::Tensor ode_pair_row(const models::WanDiffusionWrapper& teacher,
+                           models::TextConditioner& text, const std::string& prompt,
+                           const torch::Tensor& uncond, const torch::Tensor& keep_t,
+                           const OdePairOptions& o, int64_t i) {
+  auto cond = text.encode({prompt}).to(o.device);
+  auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(o.seed + i));
+  std::vector<int64_t> shape = {1};
+  shape.insert(shape.end(), o.shape_FCHW.begin(), o.shape_FCHW.end());
+  auto noise = torch::randn(shape, gen, torch::kFloat).to(o.device);
+  auto tr = sample_teacher(teacher, noise, cond, uncond, o.num_steps, o.guidance_scale, o.shift);
+  // trajectory [1, N+1, F, C, H, W] -> the kept points [S, F, C, H, W]
+  return tr.trajectory[0]
+      .index_select(0, keep_t.to(tr.trajectory.device()))
+      .to(torch::kCPU, torch::kFloat);
+}
+
 }  // namespace
 
 std::vector<int64_t> resolve_keep_indices(const std::vector<int64_t>& keep, int64_t num_steps) {
@@ -51,27 +69,34 @@ data::ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
     const auto path = data::shard_path(out_dir, o.prefix, k);
     if (core::file_exists(path)) {
       ++st.shards_existing;
+      auto earlier = data::earlier_shard_failures(path);
+      st.failed += static_cast<int64_t>(earlier.size());
+      st.failures.insert(st.failures.end(), earlier.begin(), earlier.end());
       continue;
     }
     if (!uncond.defined()) uncond = text.encode({o.negative_prompt}).to(o.device);
     std::vector<std::string> ps;
     std::vector<torch::Tensor> rows;
+    std::vector<core::ItemFailure> failed;
     for (int64_t i = plan.begin(k); i < plan.end(k); ++i) {
-      auto cond = text.encode({prompts[i]}).to(o.device);
-      auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(o.seed + i));
-      std::vector<int64_t> shape = {1};
-      shape.insert(shape.end(), o.shape_FCHW.begin(), o.shape_FCHW.end());
-      auto noise = torch::randn(shape, gen, torch::kFloat).to(o.device);
-      auto tr = sample_teacher(teacher, noise, cond, uncond, o.num_steps,
-                                          o.guidance_scale, o.shift);
-      // trajectory [1, N+1, F, C, H, W] -> the kept points [S, F, C, H, W]
-      rows.push_back(tr.trajectory[0]
-                         .index_select(0, keep_t.to(tr.trajectory.device()))
-                         .to(torch::kCPU, torch::kFloat));
-      ps.push_back(prompts[i]);
-      ++st.done;
+      try {
+        rows.push_back(ode_pair_row(teacher, text, prompts[i], uncond, keep_t, o, i));
+        ps.push_back(prompts[i]);
+        ++st.done;
+      } catch (const std::exception& e) {
+        // One prompt's failure (a bad prompt for the encoder, a non-finite sample) is
+        // recorded and the rest go on; out-of-memory and the like repeat and show in the list.
+        const auto* ce = dynamic_cast<const c10::Error*>(&e);
+        failed.push_back({"prompt " + std::to_string(i) + ": " + prompts[i],
+                          ce ? ce->what_without_backtrace() : e.what()});
+        ++st.failed;
+        LOG_WARN("ode-pairs: %s: failed: %s", failed.back().item, failed.back().reason);
+      }
       progress.add();
     }
+    st.failures.insert(st.failures.end(), failed.begin(), failed.end());
+    if (rows.empty()) continue;  // no shard: a rerun retries all of its prompts
+    core::write_failures(data::shard_failures_path(path), failed);  // before the shard
     data::write_shard(path, ps, torch::stack(rows), o.store_dtype);
     ++st.shards_written;
     LOG_INFO("%s: %d prompts, %.2f s/prompt", path, rows.size(),

@@ -8,7 +8,9 @@
 // of the N+1 points, noise first) are stored as one row [S, F, C, H, W]. The noise of prompt
 // i comes from a CPU generator seeded seed + i, so the data do not depend on the number of
 // ranks or on resuming. Deliberate difference: one shard per `shard_size` prompts (the
-// reference writes one .pt per prompt) and existing shards are skipped (resumable).
+// reference writes one .pt per prompt) and existing shards are skipped (resumable); a prompt
+// that fails is recorded (ToolStats::failures, the shard's failure file) and the others go
+// on, where the reference's loop stops at the first exception.
 // The teacher runs in float32 whatever mixed_precision says (the reference samples in
 // bf16 on GPU); TODO(data): a bf16 teacher once sample_teacher is checked in bf16.
 #pragma once

@@ -81,7 +81,8 @@ bool video_complete(const std::string& path, int64_t min_frames) {
 }
 
 nlohmann::json vbench_metrics(const std::string& dir, const std::vector<VbenchItem>& items) {
-  nlohmann::json videos = nlohmann::json::array(), missing = nlohmann::json::array();
+  nlohmann::json videos = nlohmann::json::array(), missing = nlohmann::json::array(),
+                 failed = nlohmann::json::array();
   double sum = 0;
   int64_t n = 0;
   core::Progress progress("vbench metrics", static_cast<int64_t>(items.size()));
@@ -92,7 +93,14 @@ nlohmann::json vbench_metrics(const std::string& dir, const std::vector<VbenchIt
       missing.push_back(it.file);
       continue;
     }
-    const double s = temporal_flickering_file(path);
+    double s = 0;
+    try {
+      s = temporal_flickering_file(path);
+    } catch (const std::exception& e) {
+      const auto* ce = dynamic_cast<const c10::Error*>(&e);
+      failed.push_back({{"file", it.file}, {"reason", ce ? ce->what_without_backtrace() : e.what()}});
+      continue;
+    }
     videos.push_back({{"file", it.file}, {"prompt", it.prompt}, {"score", s}});
     sum += s;
     ++n;
@@ -106,6 +114,7 @@ nlohmann::json vbench_metrics(const std::string& dir, const std::vector<VbenchIt
        "on 8-bit frames; VBench's RAFT static filter is not applied"},
       {"videos", videos}};
   j["missing"] = missing;
+  j["failed"] = failed;
   j["num_items"] = items.size();
   return j;
 }

@@ -49,7 +49,8 @@ double temporal_flickering_file(const std::string& path);
 bool video_complete(const std::string& path, int64_t min_frames);
 
 // Metrics over the items' files in `dir`: {"temporal_flickering": {"score", "num_videos",
-// "videos": [{"file", "prompt", "score"}]}, "missing": [files], ...}.
+// "videos": [{"file", "prompt", "score"}]}, "missing": [files], "failed": [{"file", "reason"}]
+// (unreadable videos, left out of the score), ...}.
 nlohmann::json vbench_metrics(const std::string& dir, const std::vector<VbenchItem>& items);
 
 }  // namespace causvid::inference

@@ -2,10 +2,11 @@
 // CausVid's .pt), `causvid lmdb build` with CausVid's prompt deduplication, `causvid lmdb
 // info`, `causvid preprocess` on generated videos, `causvid encode` with a tiny random VAE,
 // `causvid ode-pairs` with the tiny DiT preset (single process and 2 ranks), and the bad
-// inputs of issue #5.
+// inputs of issue #5; the failure lists of issue #14 (failures.txt, symlink loops).
 #include <filesystem>
 #include <fstream>
 
+#include "core/failures.h"
 #include "core/fs.h"
 #include "core/safetensors.h"
 #include "core/state_dict.h"
@@ -210,14 +211,21 @@ TEST(Preprocess, KeepsSixteenByNineAndCounts) {
   make_video(dir.file("in/square.mp4"), 48, 36, 25, 1.2);             // 4:3: skipped
   make_video(dir.file("in/short.mp4"), 64, 36, 25, 0.2);              // 16:9 but too short
   core::write_file_atomic(dir.file("in/broken.mp4"), "not a video");  // failed
+  fs::create_symlink("loop.mp4", dir.file("in/loop.mp4"));  // a symlink loop: one failure
   std::string out;
   const std::string cmd = bin() + " preprocess --input " + dir.file("in") + " --output " +
                           dir.file("out") + " --width 32 --height 18 --fps 16 --frames 9 --jobs 2";
-  // One video failed: a non-zero exit (the others are written).
+  // Two videos failed: a non-zero exit (the others are written) and the list beside the output.
   int rc = testing::run_command(cmd, &out);
   ASSERT_EQ(rc, 1) << out;
-  EXPECT_TRUE(contains(out, "processed 1, skipped 2, failed 1 (of 4 videos)")) << out;
-  EXPECT_TRUE(contains(out, "1 of 4 videos failed")) << out;
+  EXPECT_TRUE(contains(out, "processed 1, skipped 2, failed 2 (of 5 videos)")) << out;
+  EXPECT_TRUE(contains(out, "2 items failed; the list is in " + dir.file("out/failures.txt")))
+      << out;
+  auto failures = core::read_failures(dir.file("out/failures.txt"));
+  ASSERT_EQ(failures.size(), 2u) << out;
+  EXPECT_EQ(failures[0].item, dir.file("in/broken.mp4"));
+  EXPECT_EQ(failures[1].item, dir.file("in/loop.mp4"));
+  EXPECT_TRUE(contains(failures[1].reason, "symbolic links")) << failures[1].reason;
   EXPECT_TRUE(contains(out, "not 16:9 (48x36)")) << out;
   EXPECT_TRUE(contains(out, "too short")) << out;
   auto info = data::probe_video(dir.file("out/wide.mp4"));
@@ -226,10 +234,18 @@ TEST(Preprocess, KeepsSixteenByNineAndCounts) {
   EXPECT_NEAR(info.fps, 16.0, 1e-6);
   EXPECT_EQ(data::read_video(dir.file("out/wide.mp4")).size(0), 9);
   EXPECT_FALSE(fs::exists(dir.file("out/square.mp4")));
-  // Rerun: the existing output is skipped (resumable).
+  // Rerun: the existing output is skipped (resumable), the failures are listed again.
   rc = testing::run_command(cmd, &out);
   ASSERT_EQ(rc, 1) << out;
-  EXPECT_TRUE(contains(out, "processed 0, skipped 3, failed 1")) << out;
+  EXPECT_TRUE(contains(out, "processed 0, skipped 3, failed 2")) << out;
+  EXPECT_EQ(core::read_failures(dir.file("out/failures.txt")).size(), 2u);
+  // The bad inputs removed: a clean rerun exits 0 and removes the stale list.
+  fs::remove(dir.file("in/broken.mp4"));
+  fs::remove(dir.file("in/loop.mp4"));
+  rc = testing::run_command(cmd, &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_TRUE(contains(out, "processed 0, skipped 3, failed 0")) << out;
+  EXPECT_FALSE(fs::exists(dir.file("out/failures.txt")));
   // Missing input folder.
   rc = testing::run_command(
       bin() + " preprocess --input " + dir.file("nope") + " --output " + dir.file("o2"), &out);
@@ -244,49 +260,11 @@ models::WanVAEConfig tiny_vae_config() {
   return c;
 }
 
-TEST(Encode, TinyVaeShardsAndLmdb) {
-  testing::TempDir dir;
-  OneThread one;
-  torch::manual_seed(3);
-  auto cfg = tiny_vae_config();
-  models::WanVAEWrapper vae(cfg, torch::zeros({4}), torch::ones({4}));
-  core::save_safetensors(dir.file("vae.safetensors"), core::state_dict(*vae.model()));
-  core::make_dirs(dir.file("videos"));
-  for (int i = 0; i < 3; ++i)
-    data::write_video(dir.file("videos/v" + std::to_string(i) + ".mp4"),
-                      torch::randint(0, 256, {9, 3, 16, 16}, torch::kUInt8));
-  core::write_file_atomic(dir.file("videos/v9.mp4"), "garbage");  // unreadable: skipped
-  core::write_file_atomic(dir.file("caps.json"),
-                          R"({"v0.mp4": "zero", "v1.mp4": "one", "v2": "two", "v9.mp4": "nine"})");
-  const std::string cmd = bin() + " encode --videos " + dir.file("videos") + " --captions " +
-                          dir.file("caps.json") + " --config " + testing::source_dir() +
-                          "/configs/tiny_ode.yaml --out " + dir.file("lat") + " --vae " +
-                          dir.file("vae.safetensors") +
-                          " --vae-dim 4 --vae-z-dim 4 --frames 9 --shard-size 2";
+// The bad inputs of `causvid encode` (issue #5), on the videos, VAE and captions of
+// Encode.TinyVaeShardsAndLmdb.
+void expect_encode_bad_inputs(const testing::TempDir& dir) {
   std::string out;
-  int rc = testing::run_command(cmd, &out);
-  ASSERT_EQ(rc, 0) << out;
-  EXPECT_TRUE(contains(out, "encoded 3, failed 1 (of 4 videos)")) << out;
-  auto s0 = data::read_shard(dir.file("lat/latents_000000.safetensors"));
-  auto s1 = data::read_shard(dir.file("lat/latents_000001.safetensors"));
-  EXPECT_EQ(s0.prompts, (std::vector<std::string>{"zero", "one"}));
-  EXPECT_EQ(s1.prompts, (std::vector<std::string>{"two"}));  // by stem; v9 failed
-  ASSERT_EQ(s0.latents.sizes(), (std::vector<int64_t>{2, 3, 4, 2, 2}));
-  // Same as encoding the decoded video directly.
-  auto px = data::read_video_float(dir.file("videos/v1.mp4"));
-  auto want = vae.encode_to_latent(px.permute({1, 0, 2, 3}).unsqueeze(0))[0];
-  EXPECT_TRUE(torch::allclose(s0.latents[1], want, 1e-5, 1e-5));
-  // Into an LMDB of clean latents [N, F, C, H, W].
-  rc = testing::run_command(bin() + " lmdb build --shards " + dir.file("lat") + " --out " +
-                                dir.file("db") + " && " + bin() + " lmdb info " + dir.file("db"),
-                            &out);
-  ASSERT_EQ(rc, 0) << out;
-  EXPECT_TRUE(contains(out, "latents: shape [3, 3, 4, 2, 2]")) << out;
-  // Rerun: shards exist, nothing is redone.
-  rc = testing::run_command(cmd, &out);
-  ASSERT_EQ(rc, 0) << out;
-  EXPECT_TRUE(contains(out, "2 existing")) << out;
-
+  int rc = 0;
   // A video without a caption: an error before any work, naming the file.
   core::write_file_atomic(dir.file("caps2.json"), R"({"v0.mp4": "zero"})");
   rc = testing::run_command(bin() + " encode --videos " + dir.file("videos") + " --captions " +
@@ -312,6 +290,75 @@ TEST(Encode, TinyVaeShardsAndLmdb) {
   core::write_file_atomic(dir.file("caps3.json"), R"(["v0.mp4"])");
   testing::expect_error_contains([&] { data::read_captions(dir.file("caps3.json")); },
                                  {dir.file("caps3.json"), "want an object"});
+}
+
+TEST(Encode, TinyVaeShardsAndLmdb) {
+  testing::TempDir dir;
+  OneThread one;
+  torch::manual_seed(3);
+  auto cfg = tiny_vae_config();
+  models::WanVAEWrapper vae(cfg, torch::zeros({4}), torch::ones({4}));
+  core::save_safetensors(dir.file("vae.safetensors"), core::state_dict(*vae.model()));
+  core::make_dirs(dir.file("videos"));
+  for (int i = 0; i < 3; ++i)
+    data::write_video(dir.file("videos/v" + std::to_string(i) + ".mp4"),
+                      torch::randint(0, 256, {9, 3, 16, 16}, torch::kUInt8));
+  core::write_file_atomic(dir.file("videos/v9.mp4"), "garbage");  // unreadable: skipped
+  core::write_file_atomic(dir.file("caps.json"),
+                          R"({"v0.mp4": "zero", "v1.mp4": "one", "v2": "two", "v9.mp4": "nine"})");
+  const std::string cmd = bin() + " encode --videos " + dir.file("videos") + " --captions " +
+                          dir.file("caps.json") + " --config " + testing::source_dir() +
+                          "/configs/tiny_ode.yaml --out " + dir.file("lat") + " --vae " +
+                          dir.file("vae.safetensors") +
+                          " --vae-dim 4 --vae-z-dim 4 --frames 9 --shard-size 2";
+  std::string out;
+  int rc = testing::run_command(cmd, &out);
+  ASSERT_EQ(rc, 1) << out;  // one video failed
+  EXPECT_TRUE(contains(out, "encoded 3, failed 1 (of 4 videos)")) << out;
+  auto failures = core::read_failures(dir.file("lat/failures.txt"));
+  ASSERT_EQ(failures.size(), 1u) << out;
+  EXPECT_EQ(failures[0].item, dir.file("videos/v9.mp4"));
+  // The shard holding v9 records it beside itself, so a rerun that skips the shard still
+  // reports it.
+  EXPECT_EQ(core::read_failures(dir.file("lat/latents_000001.failures.txt")).size(), 1u);
+  EXPECT_FALSE(fs::exists(dir.file("lat/latents_000000.failures.txt")));
+  auto s0 = data::read_shard(dir.file("lat/latents_000000.safetensors"));
+  auto s1 = data::read_shard(dir.file("lat/latents_000001.safetensors"));
+  EXPECT_EQ(s0.prompts, (std::vector<std::string>{"zero", "one"}));
+  EXPECT_EQ(s1.prompts, (std::vector<std::string>{"two"}));  // by stem; v9 failed
+  ASSERT_EQ(s0.latents.sizes(), (std::vector<int64_t>{2, 3, 4, 2, 2}));
+  // Same as encoding the decoded video directly.
+  auto px = data::read_video_float(dir.file("videos/v1.mp4"));
+  auto want = vae.encode_to_latent(px.permute({1, 0, 2, 3}).unsqueeze(0))[0];
+  EXPECT_TRUE(torch::allclose(s0.latents[1], want, 1e-5, 1e-5));
+  // Into an LMDB of clean latents [N, F, C, H, W].
+  rc = testing::run_command(bin() + " lmdb build --shards " + dir.file("lat") + " --out " +
+                                dir.file("db") + " && " + bin() + " lmdb info " + dir.file("db"),
+                            &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_TRUE(contains(out, "latents: shape [3, 3, 4, 2, 2]")) << out;
+  // Rerun: shards exist, nothing is redone, the earlier failure is still reported.
+  const auto shard0_time = fs::last_write_time(dir.file("lat/latents_000000.safetensors"));
+  rc = testing::run_command(cmd, &out);
+  ASSERT_EQ(rc, 1) << out;
+  EXPECT_TRUE(contains(out, "2 existing")) << out;
+  failures = core::read_failures(dir.file("lat/failures.txt"));
+  ASSERT_EQ(failures.size(), 1u) << out;
+  EXPECT_TRUE(contains(failures[0].reason, "(earlier run; delete ")) << failures[0].reason;
+  EXPECT_EQ(fs::last_write_time(dir.file("lat/latents_000000.safetensors")), shard0_time);
+  // The bad video fixed (removed) and its shard deleted: only that shard is redone, exit 0,
+  // and the stale lists are gone.
+  fs::remove(dir.file("videos/v9.mp4"));
+  fs::remove(dir.file("lat/latents_000001.safetensors"));
+  rc = testing::run_command(cmd, &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_TRUE(contains(out, "encoded 1, failed 0 (of 3 videos)")) << out;
+  EXPECT_FALSE(fs::exists(dir.file("lat/failures.txt")));
+  EXPECT_FALSE(fs::exists(dir.file("lat/latents_000001.failures.txt")));
+  EXPECT_EQ(fs::last_write_time(dir.file("lat/latents_000000.safetensors")), shard0_time);
+  core::write_file_atomic(dir.file("videos/v9.mp4"), "garbage");  // as the tests below expect
+
+  expect_encode_bad_inputs(dir);
 }
 
 struct TinyOdeSetup {
@@ -386,7 +433,7 @@ TEST(OdePairs, TinyTeacherTrajectoriesResumableAndRankIndependent) {
           t.cmd(t.dir.file("ode2")).substr(bin().size() - testing::causvid_binary().size()),
       &out);
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_TRUE(contains(out, "ode pairs for 3 prompts (of 3)")) << out;
+  EXPECT_TRUE(contains(out, "ode pairs for 3 prompts, failed 0 (of 3)")) << out;
   for (const char* f : {"ode_pairs_000000.safetensors", "ode_pairs_000001.safetensors"})
     EXPECT_EQ(core::read_file(t.dir.file(std::string("ode2/") + f)),
               core::read_file(t.dir.file(std::string("ode/") + f)))
@@ -420,6 +467,25 @@ TEST(OdePairs, FlagsAndBadInputs) {
                             &out);
   EXPECT_EQ(rc, 1);
   EXPECT_TRUE(contains(out, "'unknown'")) << out;
+  // A prompt that fails (not in the cache) is listed; the others are written (issue #14).
+  core::write_file_atomic(t.dir.file("p2.txt"), "a red ball\nnot cached\n");
+  const std::string cmd5 = bin() + " ode-pairs --config " + testing::source_dir() +
+                           "/configs/tiny_ode.yaml --set negative_prompt=blurry --prompts " +
+                           t.dir.file("p2.txt") + " --out " + t.dir.file("o5") + " --teacher " +
+                           t.teacher + " --prompt-cache " + t.cache + " --steps 2 --keep 0";
+  rc = testing::run_command(cmd5, &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_TRUE(contains(out, "ode pairs for 1 prompts, failed 1 (of 2)")) << out;
+  auto failures = core::read_failures(t.dir.file("o5/failures.txt"));
+  ASSERT_EQ(failures.size(), 1u) << out;
+  EXPECT_EQ(failures[0].item, "prompt 1: not cached");
+  EXPECT_EQ(data::read_shard(t.dir.file("o5/ode_pairs_000000.safetensors")).prompts,
+            (std::vector<std::string>{"a red ball"}));
+  rc = testing::run_command(cmd5, &out);  // resumed: the shard is kept, the failure reported
+  EXPECT_EQ(rc, 1) << out;
+  failures = core::read_failures(t.dir.file("o5/failures.txt"));
+  ASSERT_EQ(failures.size(), 1u) << out;
+  EXPECT_TRUE(contains(failures[0].reason, "(earlier run; delete ")) << failures[0].reason;
   // Teacher of another size.
   rc = testing::run_command(t.cmd(t.dir.file("o4"), "--set model_dim=32 --steps 2 --keep 0"), &out);
   EXPECT_EQ(rc, 1);

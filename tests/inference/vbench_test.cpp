@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/failures.h"
 #include "core/fs.h"
 #include "core/safetensors.h"
 #include "core/state_dict.h"
@@ -97,6 +98,16 @@ TEST(VBench, CliGeneratesResumesAndSummarizes) {
   ASSERT_EQ(testing::run_command(cmd, &out), 0) << out;
   EXPECT_NE(out.find("4 skipped"), std::string::npos) << out;
   EXPECT_EQ(std::filesystem::last_write_time(d.file("vb/a cat.-0.mp4")), t0);
+  EXPECT_FALSE(std::filesystem::exists(d.file("vb/failures.txt")));
+  // An unreadable video: metrics-only exits 1 and lists it (and the missing ones); a full run
+  // regenerates it, exits 0 and removes the list.
+  core::write_file_atomic(d.file("vb/A dog, running-1.mp4"), "garbage");
+  ASSERT_EQ(testing::run_command(cmd + " --metrics-only", &out), 1) << out;
+  auto failures = core::read_failures(d.file("vb/failures.txt"));
+  ASSERT_EQ(failures.size(), 1u) << out;
+  EXPECT_EQ(failures[0].item, "A dog, running-1.mp4");
+  ASSERT_EQ(testing::run_command(cmd, &out), 0) << out;
+  EXPECT_FALSE(std::filesystem::exists(d.file("vb/failures.txt"))) << out;
   // No temporary leftovers under the output directory.
   for (const auto& e : std::filesystem::directory_iterator(d.file("vb")))
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();

@@ -2,7 +2,7 @@
 // (DistWorker.Main, skipped unless CAUSVID_DIST_WORKER is set) under launch/local.sh and
 // torchrun, OpenMPI's mpirun (if installed) and the SLURM batch script (with a stand-in srun
 // that starts the tasks with SLURM's variables, since SLURM cannot run here); a rank that
-// dies mid-step makes the others exit with a clear error in time.
+// dies mid-step, or during start-up, makes the others exit with a clear error in time.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -29,6 +29,13 @@ TEST(DistWorker, Main) {
   core::DistOptions o;
   const char* to = std::getenv("CAUSVID_DIST_TIMEOUT_MS");
   o.timeout = std::chrono::milliseconds(to ? std::atol(to) : 20000);
+  if (std::string(mode) == "die-at-start") {
+    const auto env = core::parse_dist_env(core::process_env());
+    if (env.rank == env.world_size - 1) {
+      std::fprintf(stderr, "rank %d: exiting before start-up on purpose\n", env.rank);
+      std::_Exit(5);
+    }
+  }
   try {
     auto ctx = core::DistContext::init_from_env(o);
     const int W = ctx->world_size(), r = ctx->rank();
@@ -80,6 +87,54 @@ TEST(DistLaunch, RankDeathIsAClearErrorWithinTimeout) {
   EXPECT_NE(out.find("WORKER_ERROR"), std::string::npos) << out;
   EXPECT_NE(out.find("a peer rank died"), std::string::npos) << out;
   EXPECT_LT(s, 25.0) << out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Issue #14: a rank that dies during start-up made the others wait for the collective timeout
+// (or torch's 300 s) and then say only "Socket Timeout". Now rank 0 names the phase and the
+// missing rank within the start-up timeout (CAUSVID_STARTUP_TIMEOUT, 3 s here).
+TEST(DistLaunch, RankDeadAtStartupIsNamedWithinStartupTimeout) {
+  std::string out;
+  auto t0 = std::chrono::steady_clock::now();
+  int rc = testing::run_command("CAUSVID_STARTUP_TIMEOUT=3 " + worker_cmd("die-at-start") +
+                                    testing::source_dir() + "/launch/local.sh -n 2 --grace 60 -- " +
+                                    worker_prog(),
+                                &out);
+  const double s = seconds_since(t0);
+  std::printf("start-up failure (rank 1 exits at once, start-up timeout 3 s): rank 0 exited "
+              "after %.2f s\n", s);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("[rank 0] WORKER_ERROR dist start-up: phase 'rendezvous (waiting for all "
+                     "ranks)' failed on rank 0 of 2, master 127.0.0.1:"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("ranks 1 did not arrive"), std::string::npos) << out;
+  EXPECT_LT(s, 15.0) << out;  // 3 s + process start; the grace (60 s) never runs out
+}
+
+TEST(DistLaunch, NoStoreAtStartupIsNamedWithinStartupTimeout) {
+  // Rank 1 alone: rank 0 (which hosts the store) never starts.
+  const int port = 20000 + int(::getpid() % 20000);
+  std::string out;
+  auto t0 = std::chrono::steady_clock::now();
+  int rc = testing::run_command(
+      "CAUSVID_STARTUP_TIMEOUT=3 RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 LOCAL_WORLD_SIZE=2 "
+      "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " + worker_cmd("ok") +
+          worker_prog(),
+      &out);
+  const double s = seconds_since(t0);
+  std::printf("start-up failure (rank 0 never starts, start-up timeout 3 s): rank 1 exited "
+              "after %.2f s\n", s);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("WORKER_ERROR dist start-up: phase 'store connect' failed on rank 1 of 2, "
+                     "master 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("could not reach the store hosted by rank 0"), std::string::npos) << out;
+  EXPECT_LT(s, 15.0) << out;
 }
 
 TEST(DistLaunch, Torchrun) {
