@@ -111,6 +111,15 @@ std::string walk_entries(const std::string& file, MDB_txn* txn, MDB_dbi dbi, con
       break;
     }
     prev.assign(key);
+    // Readers look rows up by key: the lookup must reach this same entry (a damaged branch
+    // key or child pointer sends it elsewhere; the cursor walk alone would not notice).
+    MDB_val lk{prev.size(), prev.data()}, lv;
+    const int lrc = mdb_get(txn, dbi, &lk, &lv);
+    if (lrc != MDB_SUCCESS || lv.mv_data != v.mv_data || lv.mv_size != v.mv_size) {
+      err = file + ": corrupt LMDB file (a lookup of key " + show_key(key) + " does not reach "
+            "its entry: " + (lrc != MDB_SUCCESS ? mdb_strerror(lrc) : "another value") + ")";
+      break;
+    }
     std::string array;
     int64_t index = 0;
     const std::string_view shape_suffix = "_shape";
