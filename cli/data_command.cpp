@@ -57,12 +57,12 @@ struct LmdbVerifyArgs {
 };
 
 // Exit 0 and the summary on stdout when sound; exit 1 and the error (naming the file and the
-// key) on stderr otherwise. A reader crash or hang stays inside the checking child.
+// key) logged otherwise. A reader crash or hang stays inside the checking child.
 int run_lmdb_verify(const LmdbVerifyArgs& a) {
   TORCH_CHECK(a.timeout_s > 0, "--timeout: got ", a.timeout_s, ", want > 0");
   auto v = data::verify_array_lmdb(a.dir, a.timeout_s);
   if (!v.ok()) {
-    std::fprintf(stderr, "error: %s\n", v.error.c_str());
+    LOG_ERROR("lmdb verify: %s", v.error);
     return 1;
   }
   std::printf("%s/data.mdb: sound (%ld entries, checked in %.3f s)\n%s", a.dir.c_str(),
