@@ -23,8 +23,8 @@ struct Row {
 };
 
 struct Walk {
-  std::map<std::string, std::string> shapes;            // array -> "<array>_shape" value
-  std::map<std::string, std::vector<Row>> rows;         // array -> its "<array>_<i>_data"
+  std::map<std::string, std::string> shapes;     // array -> "<array>_shape" value
+  std::map<std::string, std::vector<Row>> rows;  // array -> its "<array>_<i>_data"
   int64_t entries = 0, other_keys = 0;
 };
 
@@ -36,8 +36,7 @@ bool parse_row_key(std::string_view k, std::string* array, int64_t* index) {
   const size_t us = k.rfind('_');
   if (us == std::string_view::npos || us == 0) return false;
   std::string_view digits = k.substr(us + 1);
-  if (digits.empty() || digits.size() > 18 || (digits.size() > 1 && digits[0] == '0'))
-    return false;
+  if (digits.empty() || digits.size() > 18 || (digits.size() > 1 && digits[0] == '0')) return false;
   int64_t v = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return false;
@@ -116,8 +115,9 @@ std::string walk_entries(const std::string& file, MDB_txn* txn, MDB_dbi dbi, con
     MDB_val lk{prev.size(), prev.data()}, lv;
     const int lrc = mdb_get(txn, dbi, &lk, &lv);
     if (lrc != MDB_SUCCESS || lv.mv_data != v.mv_data || lv.mv_size != v.mv_size) {
-      err = file + ": corrupt LMDB file (a lookup of key " + show_key(key) + " does not reach "
-            "its entry: " + (lrc != MDB_SUCCESS ? mdb_strerror(lrc) : "another value") + ")";
+      err = file + ": corrupt LMDB file (a lookup of key " + show_key(key) +
+            " does not reach its entry: " +
+            (lrc != MDB_SUCCESS ? mdb_strerror(lrc) : "another value") + ")";
       break;
     }
     std::string array;
@@ -140,8 +140,8 @@ std::string walk_entries(const std::string& file, MDB_txn* txn, MDB_dbi dbi, con
   }
   mdb_cursor_close(cur);
   if (!err.empty()) return err;
-  if (rc != MDB_NOTFOUND) return file + ": corrupt LMDB file (cursor walk: " +
-                                 std::string(mdb_strerror(rc)) + ")";
+  if (rc != MDB_NOTFOUND)
+    return file + ": corrupt LMDB file (cursor walk: " + std::string(mdb_strerror(rc)) + ")";
   if (w->entries != num_entries)
     return file + ": corrupt LMDB file (the walk sees " + std::to_string(w->entries) +
            " entries, the tree records " + std::to_string(num_entries) + ")";
@@ -162,8 +162,8 @@ std::string parse_shape(const std::string& file, const std::string& array, const
              ", want space-separated non-negative integers";
     const int64_t d = std::stoll(tok);
     if (!shape->empty() && d > 0 && bytes > max_bytes / static_cast<uint64_t>(d))
-      return file + ": key " + key + " holds " + show_key(s) + ": a row of that shape is larger "
-             "than the file";
+      return file + ": key " + key + " holds " + show_key(s) +
+             ": a row of that shape is larger than the file";
     if (!shape->empty()) bytes *= static_cast<uint64_t>(d);
     shape->push_back(d);
     if (shape->size() > 16) return file + ": key " + key + ": more than 16 dimensions";
@@ -208,8 +208,8 @@ std::string shape_str(const std::vector<int64_t>& s) {
 // Checks the layout of the walked entries; "S<summary>" or "E<error>".
 std::string check_layout(const std::string& file, const Walk& w, uint64_t size) {
   if (w.shapes.empty())
-    return "E" + file + ": no \"<array>_shape\" key: not a CausVid array LMDB (want e.g. "
-           "latents_shape)";
+    return "E" + file +
+           ": no \"<array>_shape\" key: not a CausVid array LMDB (want e.g. latents_shape)";
   std::ostringstream sum;
   int64_t extra = w.other_keys;
   for (const auto& [array, value] : w.shapes) {
@@ -223,8 +223,10 @@ std::string check_layout(const std::string& file, const Walk& w, uint64_t size) 
                         &extra);
     if (!err.empty()) return "E" + err;
     sum << "  " << array << ": shape " << shape_str(shape) << ", rows " << shape[0];
-    if (row_bytes < 0) sum << ", strings\n";
-    else sum << ", float16 rows of " << row_bytes << " bytes\n";
+    if (row_bytes < 0)
+      sum << ", strings\n";
+    else
+      sum << ", float16 rows of " << row_bytes << " bytes\n";
   }
   for (const auto& [array, rows] : w.rows)
     if (!w.shapes.count(array)) extra += static_cast<int64_t>(rows.size());
@@ -253,8 +255,8 @@ std::string walk_array_lmdb(const std::string& dir, uint64_t file_size) {
   const Ranges maps = ::stat(file.c_str(), &fst) == 0 ? file_maps(fst.st_ino) : Ranges{};
   if (maps.empty()) return "E" + file + ": cannot find the LMDB map in /proc/self/maps";
   Walk w;
-  std::string err = walk_entries(file, txn, dbi, maps, file_size,
-                                 static_cast<int64_t>(st.ms_entries), &w);
+  std::string err =
+      walk_entries(file, txn, dbi, maps, file_size, static_cast<int64_t>(st.ms_entries), &w);
   mdb_txn_abort(txn);
   mdb_env_close(env);
   if (!err.empty()) return "E" + err;

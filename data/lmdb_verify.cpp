@@ -24,9 +24,9 @@ namespace {
 
 constexpr uint32_t kMdbMagic = 0xBEEFC0DE;
 constexpr uint32_t kMdbDataVersion = 1;
-constexpr uint16_t kPageMeta = 0x08;       // P_META
-constexpr uint64_t kInvalidPage = ~0ull;   // P_INVALID: an empty tree
-constexpr size_t kMetaBytes = 152;         // page header (16) + MDB_meta (136)
+constexpr uint16_t kPageMeta = 0x08;      // P_META
+constexpr uint64_t kInvalidPage = ~0ull;  // P_INVALID: an empty tree
+constexpr size_t kMetaBytes = 152;        // page header (16) + MDB_meta (136)
 
 template <typename T>
 T load(const unsigned char* p, size_t off) {
@@ -150,14 +150,22 @@ namespace {
 
 std::string signal_name(int sig) {
   switch (sig) {
-    case SIGBUS: return "SIGBUS";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGKILL: return "SIGKILL";
-    case SIGALRM: return "SIGALRM";
-    default: return "signal " + std::to_string(sig);
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGILL:
+      return "SIGILL";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGALRM:
+      return "SIGALRM";
+    default:
+      return "signal " + std::to_string(sig);
   }
 }
 
@@ -172,7 +180,7 @@ void write_all(int fd, const std::string& s) {
 }
 
 [[noreturn]] void child_main(const std::function<std::string()>& fn, int out_fd, int err_fd) {
-  struct rlimit no_core {0, 0};
+  const struct rlimit no_core = {0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);  // a crash on a corrupt file leaves no core file
   for (int sig : {SIGBUS, SIGSEGV, SIGABRT, SIGFPE, SIGILL}) ::signal(sig, SIG_DFL);
   ::dup2(err_fd, STDERR_FILENO);
@@ -289,9 +297,8 @@ VerifyResult verify_array_lmdb(const std::string& dir, double timeout_s) {
     std::string tail = r.stderr_tail;
     while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
     if (!tail.empty()) v.error += "; its last message: " + tail.substr(tail.rfind('\n') + 1);
-    return finish(r.outcome == GuardedRun::Outcome::kTimedOut
-                      ? VerifyResult::Status::kTimedOut
-                      : VerifyResult::Status::kCrashed);
+    return finish(r.outcome == GuardedRun::Outcome::kTimedOut ? VerifyResult::Status::kTimedOut
+                                                              : VerifyResult::Status::kCrashed);
   }
   if (r.answer[0] == 'E') {
     v.error = r.answer.substr(1);

@@ -39,7 +39,7 @@ struct VerifyResult {
   std::string error;    // "DIR/data.mdb: ..." unless sound
   std::string summary;  // one line per array when sound
   int64_t num_entries = 0;
-  double seconds = 0;   // wall time of the whole verification
+  double seconds = 0;  // wall time of the whole verification
   bool ok() const { return status == Status::kSound; }
 };
 
@@ -48,8 +48,7 @@ struct VerifyResult {
 std::string check_lmdb_file(const std::string& dir);
 
 // Both checks (2. above). Never throws for a bad file; never signals or hangs the caller.
-VerifyResult verify_array_lmdb(const std::string& dir,
-                               double timeout_s = kDefaultVerifyTimeoutS);
+VerifyResult verify_array_lmdb(const std::string& dir, double timeout_s = kDefaultVerifyTimeoutS);
 
 // verify_array_lmdb, throwing c10::Error with its error unless the LMDB is sound. Every
 // reader of an array LMDB (training datasets, lmdb info, toy preview) calls this first.

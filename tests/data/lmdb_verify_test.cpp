@@ -4,6 +4,8 @@
 // this process, and either accept (then every row is read through the training dataset, in
 // this process) or reject with an error naming data.mdb. Also: the truncated file, a folder
 // without data.mdb, the guarded child's crash and timeout paths, and `causvid lmdb verify`.
+#include "data/lmdb_verify.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,7 +17,6 @@
 
 #include "data/array_lmdb.h"
 #include "data/datasets.h"
-#include "data/lmdb_verify.h"
 #include "tests/test_util.h"
 
 namespace causvid {
@@ -29,7 +30,8 @@ using Status = data::VerifyResult::Status;
 void make_tiny(const std::string& path, int64_t n = 200) {
   data::ArrayLmdbWriter w(path);
   // Fixed values: the file's bytes, so the counts below, are the same on every run.
-  w.put_tensor_rows("latents", 0, torch::arange(n * 16, torch::kFloat32).div(64).view({n, 2, 2, 2, 2}));
+  auto rows = torch::arange(n * 16, torch::kFloat32).div(64).view({n, 2, 2, 2, 2});
+  w.put_tensor_rows("latents", 0, rows);
   std::vector<std::string> prompts;
   for (int64_t i = 0; i < n; ++i) prompts.push_back("prompt number " + std::to_string(i));
   w.put_string_rows("prompts", 0, prompts);
@@ -65,8 +67,12 @@ std::string mutate(std::string b, int variant) {
       for (size_t j = 0; j < 4; ++j) b[at + j] = static_cast<char>(rng());
       break;
     }
-    case 3: b.resize(rng() % b.size()); break;           // truncated anywhere
-    default: b.resize((rng() % pages) * page); break;    // truncated at a page boundary
+    case 3:
+      b.resize(rng() % b.size());
+      break;  // truncated anywhere
+    default:
+      b.resize((rng() % pages) * page);
+      break;  // truncated at a page boundary
   }
   return b;
 }
@@ -79,7 +85,8 @@ TEST(LmdbVerify, AcceptsValidLmdbAndSummarises) {
   ASSERT_TRUE(v.ok()) << v.error;
   EXPECT_EQ(v.num_entries, 42);
   EXPECT_NE(v.summary.find("latents: shape [20, 2, 2, 2, 2], rows 20, float16 rows of 32 bytes"),
-            std::string::npos) << v.summary;
+            std::string::npos)
+      << v.summary;
   EXPECT_NE(v.summary.find("prompts: shape [20], rows 20, strings"), std::string::npos);
   EXPECT_TRUE(data::check_lmdb_file(path).empty());
 }
@@ -137,10 +144,19 @@ TEST(LmdbVerify, FolderWithoutDataMdb) {
 }
 
 TEST(LmdbVerify, GuardedChildCrashAndTimeout) {
-  auto r = data::run_guarded([]() -> std::string { ::raise(SIGBUS); return "S"; }, 30);
+  auto r = data::run_guarded(
+      []() -> std::string {
+        ::raise(SIGBUS);
+        return "S";
+      },
+      30);
   EXPECT_EQ(r.outcome, data::GuardedRun::Outcome::kCrashed);
   EXPECT_EQ(r.what, "the reader died with SIGBUS");
-  r = data::run_guarded([]() -> std::string { for (;;) ::pause(); }, 0.3);
+  r = data::run_guarded(
+      []() -> std::string {
+        for (;;) ::pause();
+      },
+      0.3);
   EXPECT_EQ(r.outcome, data::GuardedRun::Outcome::kTimedOut);
   EXPECT_EQ(r.what, "did not finish in 0.3 s");
   r = data::run_guarded([] { return std::string("Sfine"); }, 30);
@@ -201,8 +217,7 @@ TEST(LmdbVerify, CommandExitStatus) {
   EXPECT_EQ(testing::run_command(testing::causvid_binary() + " lmdb verify " + cut, &out), 1)
       << out;
   EXPECT_NE(out.find(cut + "/data.mdb: corrupt"), std::string::npos) << out;
-  EXPECT_EQ(testing::run_command(testing::causvid_binary() + " lmdb info " + cut, &out), 1)
-      << out;
+  EXPECT_EQ(testing::run_command(testing::causvid_binary() + " lmdb info " + cut, &out), 1) << out;
   EXPECT_NE(out.find(cut + "/data.mdb"), std::string::npos) << out;
 }
 
