@@ -3,6 +3,7 @@
 //   causvid preprocess   process_mixkit.py: videos -> 16:9, 832x480, 16 fps, 81 frames
 //   causvid encode       compute_vae_latent.py: videos + captions -> VAE latent shards
 //   causvid lmdb info PATH / lmdb build --shards .. --out ..   create_lmdb_iterative.py
+//   causvid lmdb verify DIR   walks a CausVid array LMDB in a guarded child (lmdb_verify.h)
 #include <chrono>
 #include <cstdio>
 
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/latent_tools.h"
+#include "data/lmdb_verify.h"
 #include "data/preprocess.h"
 #include "data/prompt_cache.h"
 #include "data/shards.h"
@@ -47,6 +49,25 @@ int run_lmdb_build(const LmdbBuildArgs& a) {
       st.shards, st.rows_read, st.duplicates, st.rows_written, shape, s,
       st.rows_written / std::max(s, 1e-9));
   std::printf("%s\n", a.out.c_str());
+  return 0;
+}
+
+struct LmdbVerifyArgs {
+  std::string dir;
+  double timeout_s = data::kDefaultVerifyTimeoutS;
+};
+
+// Exit 0 and the summary on stdout when sound; exit 1 and the error (naming the file and the
+// key) logged otherwise. A reader crash or hang stays inside the checking child.
+int run_lmdb_verify(const LmdbVerifyArgs& a) {
+  TORCH_CHECK(a.timeout_s > 0, "--timeout: got ", a.timeout_s, ", want > 0");
+  auto v = data::verify_array_lmdb(a.dir, a.timeout_s);
+  if (!v.ok()) {
+    LOG_ERROR("lmdb verify: %s", v.error);
+    return 1;
+  }
+  std::printf("%s/data.mdb: sound (%ld entries, checked in %.3f s)\n%s", a.dir.c_str(),
+              static_cast<long>(v.num_entries), v.seconds, v.summary.c_str());
   return 0;
 }
 
@@ -141,7 +162,7 @@ int run_encode(const EncodeArgs& a) {
 
 void add_lmdb_commands(Commands& cmds) {
   CLI::App* lmdb = cmds.add_group(
-      "lmdb", "LMDB info / build from latent shards (create_lmdb_iterative)");
+      "lmdb", "LMDB info / verify / build from latent shards (create_lmdb_iterative)");
   auto path = std::make_shared<std::string>();
   CLI::App* app = cmds.add("info",
                            "Print the arrays of a CausVid-layout LMDB (shape, row count, row "
@@ -152,6 +173,18 @@ void add_lmdb_commands(Commands& cmds) {
                            },
                            lmdb);
   app->add_option("PATH", *path, "LMDB folder (holds data.mdb)")->required();
+
+  auto ver = std::make_shared<LmdbVerifyArgs>();
+  app = cmds.add("verify",
+                 "Check a CausVid array LMDB before trusting it: data.mdb's size and meta "
+                 "pages, then a walk of every key in a forked child (a crash or hang of "
+                 "liblmdb on a corrupt file stays there), every row's byte count against its "
+                 "\"<array>_shape\". Exit 0 when sound, 1 with an error naming the file and "
+                 "the key otherwise. Not a checksum: flipped bits inside a row's values pass.",
+                 [ver] { return run_lmdb_verify(*ver); }, lmdb);
+  app->add_option("DIR", ver->dir, "LMDB folder (holds data.mdb)")->required();
+  app->add_option("--timeout", ver->timeout_s, "seconds the walk may take before it counts "
+                  "as a hang");
 
   auto b = std::make_shared<LmdbBuildArgs>();
   app = cmds.add("build",

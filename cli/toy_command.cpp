@@ -34,6 +34,7 @@
 #include "core/log.h"
 #include "core/safetensors.h"
 #include "data/array_lmdb.h"
+#include "data/lmdb_verify.h"
 #include "data/prompt_cache.h"
 #include "toy/metric.h"
 #include "toy/sampling.h"
@@ -142,6 +143,7 @@ int run_toy_preview(const ToyPreviewArgs& a) {
     TORCH_CHECK(m.count("latents"), a.latents, ": no tensor 'latents'");
     lat = m.at("latents").to(torch::kFloat32);
   } else {
+    data::check_array_lmdb(a.lmdb);  // a corrupt file: an error naming it, not a signal
     data::ArrayLmdb db(a.lmdb);
     std::vector<torch::Tensor> rows;
     for (int64_t i = 0; i < std::min(num, db.rows("latents")); ++i) rows.push_back(db.tensor_row("latents", i));

@@ -5,6 +5,7 @@
 
 #include "core/dist.h"
 #include "data/array_lmdb.h"
+#include "data/lmdb_verify.h"
 #include "data/prompt_cache.h"
 
 namespace causvid::data {
@@ -79,7 +80,12 @@ std::shared_ptr<TrainDataset> open_train_dataset(const std::string& path,
   std::error_code ec;
   TORCH_CHECK(!path.empty(), "key 'data_path': empty, want a prompt .txt file or an LMDB dir");
   TORCH_CHECK(fs::exists(path, ec), "key 'data_path': ", path, ": no such file or directory");
-  if (fs::is_directory(path, ec)) return std::make_shared<LatentLmdbDataset>(path, frame_shape, max_rows);
+  if (fs::is_directory(path, ec)) {
+    // LMDB pages carry no checksum: a corrupt file is rejected here with an error naming it,
+    // instead of a signal inside liblmdb later (data/lmdb_verify.h).
+    check_array_lmdb(path);
+    return std::make_shared<LatentLmdbDataset>(path, frame_shape, max_rows);
+  }
   return std::make_shared<PromptFileDataset>(path);
 }
 

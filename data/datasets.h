@@ -38,7 +38,9 @@ class TrainDataset {
   virtual std::string describe() const = 0;
 };
 
-// A prompt .txt file (data::read_prompt_file rules) or a CausVid array LMDB directory.
+// A prompt .txt file (data::read_prompt_file rules) or a CausVid array LMDB directory, which
+// is verified first (check_array_lmdb, data/lmdb_verify.h: a corrupt file is an error naming
+// it, never a signal).
 // frame_shape: the expected [F, C, H, W] of latent rows (empty: not checked).
 std::shared_ptr<TrainDataset> open_train_dataset(const std::string& path,
                                                  const std::vector<int64_t>& frame_shape,

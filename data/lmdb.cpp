@@ -8,6 +8,7 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "data/lmdb_verify.h"
 
 namespace causvid::data {
 
@@ -54,6 +55,12 @@ LmdbEnv::LmdbEnv(const std::string& path, Mode mode, size_t map_size) : path_(pa
     TORCH_CHECK(::stat(path.c_str(), &st) == 0, path, ": LMDB not found (want a directory ",
                 "holding data.mdb)");
     TORCH_CHECK(S_ISDIR(st.st_mode), path, ": not a directory (want an LMDB environment dir)");
+    // The cheap meta-page checks (no mmap): a truncated or foreign data.mdb is an error here,
+    // not a SIGBUS in liblmdb. The full walk is check_array_lmdb (data/lmdb_verify.h).
+    if (::stat((path + "/data.mdb").c_str(), &st) == 0) {
+      const std::string err = check_lmdb_file(path);
+      TORCH_CHECK(err.empty(), err);
+    }
   } else {
     core::make_dirs(path);
   }

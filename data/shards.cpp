@@ -16,6 +16,7 @@
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 #include "data/array_lmdb.h"
+#include "data/lmdb_verify.h"
 
 namespace causvid::data {
 namespace fs = std::filesystem;
@@ -212,6 +213,7 @@ LmdbBuildStats build_lmdb_from_shards(
 
 std::string lmdb_info(const std::string& path) {
   TORCH_CHECK(fs::is_directory(path), path, ": LMDB folder not found");
+  check_array_lmdb(path);  // a corrupt file: an error naming it, not a signal in liblmdb
   ArrayLmdb db(path);
   std::ostringstream o;
   o << path << "\n";

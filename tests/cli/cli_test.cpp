@@ -16,7 +16,7 @@ std::string bin() { return testing::causvid_binary(); }
 TEST(Cli, EverySubcommandHelpExitsZero) {
   const std::vector<std::string> cmds = {
       "smoke", "inspect", "check-fixtures", "config", "embed-prompts", "plan", "train",
-      "export", "lmdb", "lmdb info", "lmdb build", "preprocess", "encode", "ode-pairs",
+      "export", "lmdb", "lmdb info", "lmdb verify", "lmdb build", "preprocess", "encode", "ode-pairs",
       "generate", "eval", "eval vbench", "eval toy", "toy", "toy run", "toy data", "toy eval",
       "toy preview", "bench", "bench dit", "bench video", "bench vae", "bench t5",
       "bench train", "bench fsdp", "bench generate"};
