@@ -316,23 +316,27 @@ std::string save_checkpoint(const std::string& root, int64_t step,
   return final_dir.string();
 }
 
-std::string latest_checkpoint(const std::string& root) {
+// The complete checkpoints under root (trainer_state.json present), newest first.
+static std::vector<std::string> complete_checkpoints(const std::string& root) {
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) return "";
-  int64_t best = -1;
-  std::string best_dir;
-  for (const auto& e : fs::directory_iterator(root, ec)) {
-    std::smatch m;
-    const std::string name = e.path().filename().string();
-    if (!e.is_directory() || !std::regex_match(name, m, checkpoint_re())) continue;
-    if (!fs::exists(e.path() / "trainer_state.json", ec)) continue;
-    const int64_t step = std::stoll(m[1].str());
-    if (step > best) {
-      best = step;
-      best_dir = e.path().string();
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (fs::is_directory(root, ec))
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      std::smatch m;
+      const std::string name = e.path().filename().string();
+      if (e.is_directory() && std::regex_match(name, m, checkpoint_re()) &&
+          fs::exists(e.path() / "trainer_state.json", ec))
+        found.push_back({std::stoll(m[1].str()), e.path().string()});
     }
-  }
-  return best_dir;
+  std::sort(found.rbegin(), found.rend());
+  std::vector<std::string> dirs;
+  for (auto& f : found) dirs.push_back(std::move(f.second));
+  return dirs;
+}
+
+std::string latest_checkpoint(const std::string& root) {
+  const auto dirs = complete_checkpoints(root);
+  return dirs.empty() ? "" : dirs.front();
 }
 
 std::string verify_checkpoint(const std::string& dir) {
@@ -362,18 +366,7 @@ std::string verify_checkpoint(const std::string& dir) {
 }
 
 std::string latest_verified_checkpoint(const std::string& root) {
-  std::error_code ec;
-  std::vector<std::pair<int64_t, std::string>> found;
-  if (fs::is_directory(root, ec))
-    for (const auto& e : fs::directory_iterator(root, ec)) {
-      std::smatch m;
-      const std::string name = e.path().filename().string();
-      if (e.is_directory() && std::regex_match(name, m, checkpoint_re()) &&
-          fs::exists(e.path() / "trainer_state.json", ec))
-        found.push_back({std::stoll(m[1].str()), e.path().string()});
-    }
-  std::sort(found.rbegin(), found.rend());
-  for (const auto& [step, dir] : found) {
+  for (const auto& dir : complete_checkpoints(root)) {
     const std::string problem = verify_checkpoint(dir);
     if (problem.empty()) return dir;
     LOG_WARN("resume: skipping damaged checkpoint %s: %s", dir, problem);

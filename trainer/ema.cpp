@@ -3,7 +3,7 @@
 
 namespace causvid::trainer {
 
-ShardedEma::ShardedEma(const ShardedModule& module, double weight, int64_t start_step)
+ShardedEma::ShardedEma(ShardedModule& module, double weight, int64_t start_step)
     : module_(module), weight_(weight), start_step_(start_step) {
   TORCH_CHECK(weight > 0 && weight < 1, "ema_weight: got ", weight, ", want (0, 1)");
   for (size_t i = 0; i < module.units().size(); ++i) shards_.push_back(module.shard(i).clone());
@@ -30,10 +30,8 @@ void ShardedEma::reset_shard(size_t i) {
   shards_.at(i).copy_(module_.shard(i));
 }
 
-std::map<std::string, torch::Tensor> ShardedEma::full_state_dict_rank0(
-    ShardedModule& module) const {
-  TORCH_CHECK(&module == &module_, "ShardedEma: full_state_dict of another module");
-  return module.full_state_dict(/*rank0_only=*/true, &shards_);
+std::map<std::string, torch::Tensor> ShardedEma::full_state_dict_rank0() const {
+  return module_.full_state_dict(/*rank0_only=*/true, &shards_);
 }
 
 }  // namespace causvid::trainer

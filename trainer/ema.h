@@ -16,7 +16,7 @@ namespace causvid::trainer {
 
 class ShardedEma {
  public:
-  ShardedEma(const ShardedModule& module, double weight, int64_t start_step);
+  ShardedEma(ShardedModule& module, double weight, int64_t start_step);
 
   // After an update of the module's weights; `step` = updates done before this one.
   void update(int64_t step);
@@ -24,10 +24,10 @@ class ShardedEma {
   void load_shard(size_t i, const torch::Tensor& values);  // checkpoint resume
   void reset_shard(size_t i);                              // := the module's weights
   // Collective: the average as a full state dict (module's parameter names) on rank 0.
-  std::map<std::string, torch::Tensor> full_state_dict_rank0(ShardedModule& module) const;
+  std::map<std::string, torch::Tensor> full_state_dict_rank0() const;
 
  private:
-  const ShardedModule& module_;
+  ShardedModule& module_;
   double weight_;
   int64_t start_step_;
   std::vector<torch::Tensor> shards_;

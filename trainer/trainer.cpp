@@ -211,7 +211,7 @@ void Trainer::save_checkpoint() {
   std::vector<std::pair<std::string, std::map<std::string, torch::Tensor>>> groups;
   for (auto& ms : cc.models) groups.push_back({ms.name, ms.module->full_state_dict(true)});
   for (auto& ms : cc.models)
-    if (ms.ema) groups.push_back({ms.name + "_ema", ms.ema->full_state_dict_rank0(*ms.module)});
+    if (ms.ema) groups.push_back({ms.name + "_ema", ms.ema->full_state_dict_rank0()});
   cc.write_rank0 = [&](const std::string& dir) {
     std::vector<std::pair<std::string, c10::IValue>> items;
     for (const auto& [name, sd] : groups) {

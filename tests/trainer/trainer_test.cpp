@@ -145,56 +145,56 @@ TEST(Trainer, BidirectionalDmdWithBackwardSimulation) {
   EXPECT_TRUE(std::isfinite(r.last_metrics.at("critic_loss")));
 }
 
-TEST(Trainer, ResumeEqualsUninterrupted) {
+// A 4-step causal DMD run (EMA on, generator every 2nd step) straight through, and the same run
+// stopped at its step-2 checkpoint; `between` may alter that checkpoint before the second run
+// resumes it with --resume auto. Returns {straight, resumed}.
+std::pair<trainer::TrainResult, trainer::TrainResult> straight_and_resumed(
+    const std::string& name, const std::function<void(const std::string&)>& between = {}) {
   const auto& w = world();
   std::vector<std::string> o = {"data_path=" + w.latents(), "num_frame_per_block=3",
                                 "save_iters=2", "ema_weight=0.5", "dfake_gen_update_ratio=2"};
   auto straight = o, split = o;
   straight.push_back("max_iters=4");
   split.push_back("max_iters=2");
-  auto a = train(w.config("tiny_dmd.yaml", "straight", straight));
-  train(w.config("tiny_dmd.yaml", "split", split));
-  auto resumed = split;
-  resumed.back() = "max_iters=4";
-  auto b = train(w.config("tiny_dmd.yaml", "split", resumed), "auto");
+  auto a = train(w.config("tiny_dmd.yaml", name + "_straight", straight));
+  auto half = train(w.config("tiny_dmd.yaml", name + "_split", split));
+  if (between) between(half.last_checkpoint);
+  split.back() = "max_iters=4";
+  return {a, train(w.config("tiny_dmd.yaml", name + "_split", split), "auto")};
+}
+
+TEST(Trainer, ResumeEqualsUninterrupted) {
+  const auto& w = world();
+  auto [a, b] = straight_and_resumed("resume");
   EXPECT_EQ(b.start_step, 2);
   EXPECT_EQ(b.end_step, 4);
   expect_same_weights(a.last_checkpoint + "/model.pt", b.last_checkpoint + "/model.pt");
-  EXPECT_EQ(count_lines(w.out("split") + "/metrics.jsonl"), 4);
+  EXPECT_EQ(count_lines(w.out("resume_split") + "/metrics.jsonl"), 4);
 }
 
 // Checkpoints written before the single scheme (shards nested in state_<model>/step-N/ with
 // their own meta.json, no shard layout in trainer_state.json) still resume, bit-identically.
 TEST(Trainer, ResumesTheOldNestedCheckpointLayout) {
-  const auto& w = world();
-  std::vector<std::string> o = {"data_path=" + w.latents(), "num_frame_per_block=3",
-                                "save_iters=2", "ema_weight=0.5", "dfake_gen_update_ratio=2"};
-  auto straight = o, split = o;
-  straight.push_back("max_iters=4");
-  split.push_back("max_iters=2");
-  auto a = train(w.config("tiny_dmd.yaml", "old_straight", straight));
-  auto half = train(w.config("tiny_dmd.yaml", "old_split", split));
-  // Rewrite the step-2 checkpoint into the old layout.
-  const fs::path dir = half.last_checkpoint;
-  auto st = nlohmann::json::parse(core::read_file((dir / "trainer_state.json").string()));
-  for (const auto& [name, layout] : st["models"].items()) {
-    const fs::path sub = dir / ("state_" + name) / "step-2";
-    fs::create_directories(sub);
-    for (const auto& e : fs::directory_iterator(dir))
-      if (e.path().filename().string().rfind(name + ".shard-", 0) == 0)
-        fs::rename(e.path(), sub / e.path().filename());
-    nlohmann::json meta = {{"format", "causvid-sharded-v1"},
-                           {"step", 2},
-                           {"optimizer_step", layout["optimizer_step"]},
-                           {"modules", {{name, layout}}}};
-    core::write_file_atomic((sub / "meta.json").string(), meta.dump());
-  }
-  st.erase("models");
-  st.erase("files");  // checkpoints of that time had no checksum list either
-  core::write_file_atomic((dir / "trainer_state.json").string(), st.dump());
-  auto resumed = split;
-  resumed.back() = "max_iters=4";
-  auto b = train(w.config("tiny_dmd.yaml", "old_split", resumed), "auto");
+  auto [a, b] = straight_and_resumed("old", [](const std::string& half) {
+    // Rewrite the step-2 checkpoint into the old layout.
+    const fs::path dir = half;
+    auto st = nlohmann::json::parse(core::read_file((dir / "trainer_state.json").string()));
+    for (const auto& [name, layout] : st["models"].items()) {
+      const fs::path sub = dir / ("state_" + name) / "step-2";
+      fs::create_directories(sub);
+      for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().filename().string().rfind(name + ".shard-", 0) == 0)
+          fs::rename(e.path(), sub / e.path().filename());
+      nlohmann::json meta = {{"format", "causvid-sharded-v1"},
+                             {"step", 2},
+                             {"optimizer_step", layout["optimizer_step"]},
+                             {"modules", {{name, layout}}}};
+      core::write_file_atomic((sub / "meta.json").string(), meta.dump());
+    }
+    st.erase("models");
+    st.erase("files");  // checkpoints of that time had no checksum list either
+    core::write_file_atomic((dir / "trainer_state.json").string(), st.dump());
+  });
   EXPECT_EQ(b.start_step, 2);
   expect_same_weights(a.last_checkpoint + "/model.pt", b.last_checkpoint + "/model.pt");
 }
