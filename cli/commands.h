@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/options.h"
+#include "toy/world.h"
 
 namespace causvid::cli {
 
@@ -22,7 +23,8 @@ void add_toy_commands(Commands& c);       // cli/toy_command.cpp: toy data|eval|
 // `causvid toy data`, also run by `causvid toy run` (cli/toy_run_command.cpp).
 struct ToyDataArgs {
   std::string out;
-  int64_t num = 4096, seed = 0, frames = 6, height = 12, width = 12, speed = 1, align = 2;
+  int64_t num = 4096, seed = 0, frames = toy::WorldSpec{}.frames, height = toy::WorldSpec{}.height,
+          width = toy::WorldSpec{}.width, speed = toy::WorldSpec{}.speed, align = toy::WorldSpec{}.align;
   bool overwrite = false;
 };
 int run_toy_data(const ToyDataArgs& a);

@@ -163,7 +163,8 @@ struct EvalToyArgs {
   std::string prompts, latents, checkpoint, which = "generator", sampler, device = "cpu";
   std::string corrupt, name, json, save_latents, preview, mp4;
   ConfigArgs config;
-  int64_t num = 0, steps = 50, frames = 0, batch = 16, seed = 0, speed = 1;
+  int64_t num = 0, steps = 50, frames = 0, batch = 16, seed = 0, speed = toy::WorldSpec{}.speed;
+  int64_t window = -1, sink = 0;
   std::optional<double> guidance, shift;
   bool real = false, no_header = false;
 };
@@ -198,6 +199,8 @@ torch::Tensor load_or_sample(const EvalToyArgs& a, const std::vector<std::string
     s.guidance = a.guidance.value_or(-1);
     s.shift = a.shift.value_or(0);
     s.frames = a.frames;
+    s.window_frames = a.window;
+    s.sink_frames = a.sink;
     s.batch = a.batch;
     s.seed = a.seed;
     s.device = a.device;
@@ -305,6 +308,9 @@ void add_eval_toy_command(Commands& cmds, CLI::App* parent, const std::string& n
   add_optional(*app, "--shift", e->shift,
                "(c) teacher sampling grid shift (default: the config's scheduler_shift)");
   app->add_option("--frames", e->frames, "(b)(c) latent frames (0 = the config's / the world's)");
+  app->add_option("--window", e->window,
+                  "(c) causal sampler: rolling KV cache of this many latent frames (-1: all)");
+  app->add_option("--sink", e->sink, "(c) causal sampler: sink frames the rolling cache keeps");
   app->add_option("--batch", e->batch, "(c) videos per sampling batch")->check(CLI::PositiveNumber);
   add_seed_option(*app, e->seed, "noise seed (c) / start-position seed (b)");
   add_device_option(*app, e->device, "(c) auto, cpu, cuda or cuda:N (noise is drawn on the CPU)");

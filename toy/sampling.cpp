@@ -55,17 +55,19 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
     auto noise = core::randn({b1 - b0, F, C, H, W}, gen, torch::TensorOptions().device(dev));
     torch::Tensor video;
     if (a.sampler == "teacher") {
-      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
+      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.scheduler_shift);
       auto un = text->encode({cfg.negative_prompt}).to(dev, torch::kFloat32).expand_as(ctx).contiguous();
       video = inference::sample_teacher(w, noise, ctx, un, a.steps, g, shift).trajectory.select(1, -1);
     } else if (a.sampler == "bidirectional") {
-      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.timestep_shift);
+      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.scheduler_shift);
       video = inference::sample_bidirectional(w, noise, ctx, steps, gen);
     } else if (a.sampler == "causal") {
-      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb, cfg.timestep_shift);
+      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb, cfg.scheduler_shift);
       inference::CausalSamplerOptions so;
       so.denoising_step_list = steps;
       so.num_frame_per_block = nfpb;
+      so.window_frames = a.window_frames;
+      so.sink_frames = a.sink_frames;
       inference::CausalPipeline pipe(w, so);
       video = pipe.generate(noise, ctx, {}, gen);
     } else {

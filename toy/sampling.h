@@ -15,6 +15,9 @@ struct SampleArgs {
   std::vector<std::string> sets;  // config overrides
   int64_t steps = 50, frames = 0, batch = 16, seed = 0;
   double guidance = -1, shift = 0;
+  // Causal sampler: rolling KV cache of window_frames latent frames (< 0: the whole video)
+  // with sink_frames kept (inference/causal_pipeline.h).
+  int64_t window_frames = -1, sink_frames = 0;
   std::string device = "cpu";  // auto | cpu | cuda | cuda:N (noise is drawn on the CPU)
   bool quiet = false;          // no progress lines (core/progress.h)
 };
