@@ -5,6 +5,7 @@
 // at 50 and 3 steps, every student, and the causal DMD student rolled out to 4x length.
 // Every stage is the same library code the real commands run (trainer::run_training,
 // inference::generate_ode_pairs, toy::sample_from_checkpoint); configs come from configs/toy/.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -49,6 +50,15 @@ struct ToyRunArgs {
   std::string out = "outputs/toy", configs = "configs/toy", teacher = "assets/toy_teacher.safetensors";
   int64_t teacher_steps = 2400, bidirectional_dmd_steps = 150, ode_pairs = 192;
   int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
+  int64_t seeds = 1;         // student stages (and their ODE pairs) repeated with seeds 0..n-1
+  int64_t long_window = -1;  // the 4x rollout's rolling KV cache in latent frames (-1: all)
+  int64_t long_sink = 0;     // and its sink frames
+};
+
+// One seed's students: checkpoints and scores.
+struct Students {
+  std::string bidmd, code, cdmd;
+  std::vector<std::pair<std::string, toy::SetScore>> rows;
 };
 
 // The pipeline's stages in order; each appends its row of the stage-time table.
@@ -66,40 +76,53 @@ class ToyPipeline {
     make_data();
     teacher_ = a_.teacher;
     if (a_.teacher == "train") {
-      teacher_ = train("teacher", "teacher", {"data_path=" + lmdb_}, a_.teacher_steps);
+      teacher_ = train("teacher", "teacher", a_.out + "/teacher", {"data_path=" + lmdb_},
+                       a_.teacher_steps, 0);
     } else {
       TORCH_CHECK(fs::exists(a_.teacher), "--teacher: ", a_.teacher, ": no such file (pass "
                   "--teacher train to train one, about 20 minutes here)");
       rows_.push_back({"teacher (shipped)", 0, 0, 0});
     }
-    bidmd_ = train("bidirectional_dmd", "bidirectional_dmd",
-                   {"data_path=" + lmdb_, "dit_path=" + teacher_}, a_.bidirectional_dmd_steps);
-    const std::string ode_lmdb = a_.out + "/ode_lmdb";
-    make_ode_pairs(ode_lmdb);
-    code_ = train("causal_ode", "causal_ode", {"data_path=" + ode_lmdb, "dit_path=" + teacher_},
-                  a_.causal_ode_steps);
-    cdmd_ = train("causal_dmd", "causal_dmd",
-                  {"data_path=" + lmdb_, "dit_path=" + teacher_, "generator_ckpt=" + code_},
-                  a_.causal_dmd_steps);
+    TORCH_CHECK(a_.seeds >= 1, "--seeds: got ", a_.seeds, ", want >= 1");
+    for (int64_t s = 0; s < a_.seeds; ++s) students_.push_back(train_students(s));
     evaluate();
     report();
     return 0;
   }
 
  private:
+  // Stages 1-4 with seed offset s (outputs in <out>/<stage>, or <out>/seed<s>/<stage>).
+  Students train_students(int64_t s) {
+    const std::string dir = a_.seeds > 1 ? a_.out + "/seed" + std::to_string(s) : a_.out;
+    const std::string tag = a_.seeds > 1 ? " (seed " + std::to_string(s) + ")" : "";
+    Students st;
+    st.bidmd = train("bidirectional_dmd" + tag, "bidirectional_dmd", dir + "/bidirectional_dmd",
+                     {"data_path=" + lmdb_, "dit_path=" + teacher_}, a_.bidirectional_dmd_steps, s);
+    const std::string ode_lmdb = dir + "/ode_lmdb";
+    make_ode_pairs(dir, ode_lmdb, s, tag);
+    st.code = train("causal_ode" + tag, "causal_ode", dir + "/causal_ode",
+                    {"data_path=" + ode_lmdb, "dit_path=" + teacher_}, a_.causal_ode_steps, s);
+    st.cdmd = train("causal_dmd" + tag, "causal_dmd", dir + "/causal_dmd",
+                    {"data_path=" + lmdb_, "dit_path=" + teacher_, "generator_ckpt=" + st.code},
+                    a_.causal_dmd_steps, s);
+    return st;
+  }
+
   std::string cfg_path(const std::string& name) const {
     const std::string f = a_.configs + "/" + name + ".yaml";
     TORCH_CHECK(fs::exists(f), f, ": missing stage config (run from the repository root or pass --configs)");
     return f;
   }
 
-  std::string train(const std::string& name, const std::string& cfg_name,
-                    std::vector<std::string> sets, int64_t steps) {
-    sets.push_back("output_path=" + a_.out + "/" + name);
+  // Trains one stage; its config's seed is offset by 1000 * seed_offset.
+  std::string train(const std::string& name, const std::string& cfg_name, const std::string& out,
+                    std::vector<std::string> sets, int64_t steps, int64_t seed_offset) {
+    sets.push_back("output_path=" + out);
     sets.push_back("max_iters=" + std::to_string(steps));
     sets.push_back("save_iters=" + std::to_string(steps));
     sets.push_back("keep_latest=1");
     auto c = core::load_config(cfg_path(cfg_name), sets);
+    c.seed += 1000 * seed_offset;
     LOG_INFO("toy run: stage %s (%d steps)", name, steps);
     Timer t;
     auto r = trainer::run_training(c, dist_, options_);
@@ -122,7 +145,8 @@ class ToyPipeline {
   }
 
   // Stage 2: the teacher's 50-step trajectories of the first --ode-pairs training prompts.
-  void make_ode_pairs(const std::string& ode_lmdb) {
+  void make_ode_pairs(const std::string& dir, const std::string& ode_lmdb, int64_t seed_offset,
+                      const std::string& tag) {
     Timer t;
     auto tc = core::load_config(cfg_path("bidirectional_dmd"), {"dit_path=" + teacher_});
     models::WanModel net(models::wan_config(tc));
@@ -140,9 +164,9 @@ class ToyPipeline {
     o.shape_FCHW = {tc.image_or_video_shape[1], tc.image_or_video_shape[2],
                     tc.image_or_video_shape[3], tc.image_or_video_shape[4]};
     o.negative_prompt = tc.negative_prompt;
-    o.seed = 7;
+    o.seed = 7 + 1000 * seed_offset;
     o.shard_size = 64;
-    const std::string shards = a_.out + "/ode_shards";
+    const std::string shards = dir + "/ode_shards";
     {
       std::error_code ec2;
       fs::remove_all(shards, ec2);  // a fresh set (the tool itself resumes by skipping shards)
@@ -150,7 +174,7 @@ class ToyPipeline {
       inference::generate_ode_pairs(w, *text, ps, shards, o);
     }
     write_ode_lmdb(shards, ode_lmdb);
-    rows_.push_back({"ode_pairs (" + std::to_string(n) + " x 50 steps)", t.seconds(), 0, 0});
+    rows_.push_back({"ode_pairs (" + std::to_string(n) + " x 50 steps)" + tag, t.seconds(), 0, 0});
   }
 
   // One row per sampled prompt (the toy prompts repeat: no dedup here, unlike `causvid lmdb
@@ -177,43 +201,56 @@ class ToyPipeline {
     fs::rename(tmp, ode_lmdb);
   }
 
+  struct EvalRow {
+    std::string name, cfg, ckpt, sampler;
+    int64_t steps = 0, frames = 0, window = -1, sink = 0;
+  };
+
+  toy::SetScore score(const EvalRow& e, const std::vector<std::string>& prompts,
+                      const toy::WorldSpec& spec) {
+    toy::SampleArgs sa;
+    sa.config = cfg_path(e.cfg);
+    sa.sets = {"dit_path=" + teacher_};
+    sa.checkpoint = e.ckpt;
+    sa.which = "generator";
+    sa.sampler = e.sampler;
+    sa.steps = e.steps > 0 ? e.steps : 50;
+    sa.frames = e.frames;
+    sa.window_frames = e.window;
+    sa.sink_frames = e.sink;
+    sa.batch = a_.eval_batch;
+    sa.seed = 4242;
+    auto s = toy::evaluate(toy::sample_from_checkpoint(sa, prompts), prompts, spec);
+    LOG_INFO("toy run: %s", toy::format_set_score(e.name, s));
+    return s;
+  }
+
   void evaluate() {
-    struct EvalRow {
-      std::string name, cfg, ckpt, sampler;
-      int64_t steps = 50, frames = 0;
-    };
     const auto base = core::load_config(cfg_path("causal_dmd"), {"dit_path=" + teacher_});
     const int64_t F = base.image_or_video_shape[1];
-    const std::vector<EvalRow> evals = {
-        {"teacher, 50 steps (CFG)", "bidirectional_dmd", teacher_, "teacher", 50, F},
-        {"teacher, 3 steps (naive)", "bidirectional_dmd", teacher_, "teacher", 3, F},
-        {"bidirectional DMD, 3 steps", "bidirectional_dmd", bidmd_, "bidirectional", 0, F},
-        {"causal ODE, 3 steps", "causal_ode", code_, "causal", 0, F},
-        {"causal DMD, 3 steps", "causal_dmd", cdmd_, "causal", 0, F},
-        {"causal DMD, 4x length", "causal_dmd", cdmd_, "causal", 0, 4 * F},
-    };
     const auto eval_prompts = data::read_prompt_file(data_dir_ + "/eval_prompts.txt");
     toy::WorldSpec spec;
     spec.frames = F;
     Timer te;
     auto real = toy::generate_for_prompts(eval_prompts, 99, spec, F);
     table_.push_back({"real data", toy::evaluate(real, eval_prompts, spec)});
-    for (const auto& e : evals) {
-      toy::SampleArgs sa;
-      sa.config = cfg_path(e.cfg);
-      sa.sets = {"dit_path=" + teacher_};
-      sa.checkpoint = e.ckpt;
-      sa.which = "generator";
-      sa.sampler = e.sampler;
-      sa.steps = e.steps;
-      sa.frames = e.frames;
-      sa.batch = a_.eval_batch;
-      sa.seed = 4242;
-      auto lat = toy::sample_from_checkpoint(sa, eval_prompts);
-      table_.push_back({e.name, toy::evaluate(lat, eval_prompts, spec)});
-      LOG_INFO("toy run: %s", toy::format_set_score(e.name, table_.back().second));
+    for (const EvalRow& e : {EvalRow{"teacher, 50 steps (CFG)", "bidirectional_dmd", teacher_, "teacher", 50, F},
+                             EvalRow{"teacher, 3 steps (naive)", "bidirectional_dmd", teacher_, "teacher", 3, F}})
+      table_.push_back({e.name, score(e, eval_prompts, spec)});
+    for (size_t s = 0; s < students_.size(); ++s) {
+      auto& st = students_[s];
+      const std::string tag = students_.size() > 1 ? " s" + std::to_string(s) : "";
+      const std::vector<EvalRow> rows = {
+          {"bidirectional DMD, 3 steps" + tag, "bidirectional_dmd", st.bidmd, "bidirectional", 0, F},
+          {"causal ODE, 3 steps" + tag, "causal_ode", st.code, "causal", 0, F},
+          {"causal DMD, 3 steps" + tag, "causal_dmd", st.cdmd, "causal", 0, F},
+          {"causal DMD, 4x length" + tag, "causal_dmd", st.cdmd, "causal", 0, 4 * F,
+           a_.long_window, a_.long_sink},
+      };
+      for (const auto& e : rows) st.rows.push_back({e.name, score(e, eval_prompts, spec)});
     }
-    rows_.push_back({"evaluation (7 sets)", te.seconds(), 0, 0});
+    rows_.push_back({"evaluation (" + std::to_string(2 + 4 * students_.size()) + " sets)",
+                     te.seconds(), 0, 0});
   }
 
   void report() const {
@@ -226,13 +263,37 @@ class ToyPipeline {
     std::printf("%-34s %10.1f\n", "total", total_.seconds());
     std::printf("\n== toy metric (96 eval prompts; docs/toy_world.md) ==\n%s\n",
                 toy::set_score_header().c_str());
-    for (const auto& [name, s] : table_)
-      std::printf("%s\n", toy::format_set_score(name, s).c_str());
+    for (const auto& [name, s] : table_) std::printf("%s\n", toy::format_set_score(name, s).c_str());
+    for (const auto& st : students_)
+      for (const auto& [name, s] : st.rows)
+        std::printf("%s\n", toy::format_set_score(name, s).c_str());
+    // Per student row: mean and spread of the overall score over the seeds.
     const double t50 = table_[1].second.overall, t3 = table_[2].second.overall;
-    const double cd = table_[5].second.overall;
-    std::printf("\ncausal DMD (3 steps) vs teacher 50 steps: %.1f vs %.1f (%+.1f%%); vs naive "
-                "3-step teacher %.1f\n",
-                cd, t50, 100.0 * (cd - t50) / std::max(1e-9, t50), t3);
+    const auto overall = [&](size_t row) {
+      std::vector<double> v;
+      for (const auto& st : students_) v.push_back(st.rows[row].second.overall);
+      return v;
+    };
+    const auto mean = [](const std::vector<double>& v) {
+      double m = 0;
+      for (double x : v) m += x;
+      return m / v.size();
+    };
+    std::printf("\n== students over %zu seed(s): overall mean [min, max] ==\n", students_.size());
+    const char* names[] = {"bidirectional DMD, 3 steps", "causal ODE, 3 steps",
+                           "causal DMD, 3 steps", "causal DMD, 4x length"};
+    for (size_t r = 0; r < 4; ++r) {
+      auto v = overall(r);
+      std::printf("%-34s %6.1f [%5.1f, %5.1f]  %5.1f%% of the 50-step teacher, %+5.1f vs naive 3-step\n",
+                  names[r], mean(v), *std::min_element(v.begin(), v.end()),
+                  *std::max_element(v.begin(), v.end()), 100.0 * mean(v) / std::max(1e-9, t50),
+                  mean(v) - t3);
+    }
+    const double cd = mean(overall(2)), cd4 = mean(overall(3));
+    std::printf("\nteacher 50 steps %.1f, naive 3 steps %.1f (gap %.1f); causal DMD %.1f (%.1f%% "
+                "of the teacher, %+.1f vs naive); 4x length keeps %.1f%% of 1x\n",
+                t50, t3, t50 - t3, cd, 100.0 * cd / std::max(1e-9, t50), cd - t3,
+                100.0 * cd4 / std::max(1e-9, cd));
   }
 
   const ToyRunArgs& a_;
@@ -241,8 +302,9 @@ class ToyPipeline {
   std::shared_ptr<core::DistContext> dist_ = std::make_shared<core::DistContext>();
   trainer::TrainOptions options_;
   std::vector<StageRow> rows_;
-  std::vector<std::pair<std::string, toy::SetScore>> table_;
-  std::string teacher_, bidmd_, code_, cdmd_;
+  std::vector<std::pair<std::string, toy::SetScore>> table_;  // real data and the teacher
+  std::vector<Students> students_;
+  std::string teacher_;
 };
 
 int run_toy_run(const ToyRunArgs& a) { return ToyPipeline(a).run(); }
@@ -267,6 +329,10 @@ void add_toy_run_command(Commands& cmds, CLI::App* toy) {
   app->add_option("--causal-dmd-steps", r->causal_dmd_steps, "stage 4 steps");
   app->add_option("--num-videos", r->num_videos, "toy training videos");
   app->add_option("--eval-batch", r->eval_batch, "videos per sampling batch in the evaluation");
+  app->add_option("--seeds", r->seeds, "run the student stages with this many seeds (mean and spread)");
+  app->add_option("--long-window", r->long_window,
+                  "4x rollout: rolling KV cache of this many latent frames (-1: all)");
+  app->add_option("--long-sink", r->long_sink, "4x rollout: sink frames of the rolling cache");
 }
 
 }  // namespace causvid::cli
