@@ -57,8 +57,8 @@ std::vector<torch::Tensor> recorded_draws(const Fixture& f) {
 void load_initial_weights(const Fixture& f, trainer::Stage& stage) {
   for (auto& [role, model] : stage.models()) {
     auto sd = f.weights_with_prefix(role + ".");
-    TORCH_CHECK(!sd.empty(), f.dir, "/weights.safetensors: no '", role, ".' weights for the stage's ",
-                role);
+    TORCH_CHECK(!sd.empty(), f.dir, "/weights.safetensors: no '", role,
+                ".' weights for the stage's ", role);
     const auto own = model->sharded().module().named_parameters();
     for (const auto& kv : sd)
       TORCH_CHECK(own.contains(kv.first), f.dir, "/weights.safetensors: '", role, ".", kv.first,
@@ -75,7 +75,8 @@ void compare_weights(const Fixture& f, FixtureReport& r, trainer::Stage& stage) 
       const std::string out = "out." + role + "." + key;
       if (f.has(out)) {
         r.compare(out, value);
-      } else if (!torch::equal(value.cpu(), f.weights->tensor(role + "." + key).to(torch::kFloat32))) {
+      } else if (!torch::equal(value.cpu(),
+                               f.weights->tensor(role + "." + key).to(torch::kFloat32))) {
         r.fail(role + "." + key + ": changed by the step, but the reference leaves it unchanged");
       }
     }
@@ -92,9 +93,10 @@ void check_train_step(const Fixture& f, FixtureReport& r) {
   core::ReplaySource draws(recorded_draws(f), f.dir + " (in.draw.*)");
   FixtureText text(f.in("in.uncond").to(torch::kFloat32), cfg.negative_prompt);
   const auto& shape = cfg.image_or_video_shape;
+  const std::vector<int64_t> frame_shape(shape.begin() + 1, shape.end());
+  const auto seed = static_cast<uint64_t>(cfg.seed);
   trainer::UpdateRule updates(cfg);
-  trainer::StageEnv env{cfg,  dist, f.place.device, static_cast<uint64_t>(cfg.seed), draws, text,
-                        std::vector<int64_t>(shape.begin() + 1, shape.end()), updates};
+  trainer::StageEnv env{cfg, dist, f.place.device, seed, draws, text, frame_shape, updates};
   auto stage = trainer::make_stage(cfg.distillation_loss, env);
   load_initial_weights(f, *stage);
 

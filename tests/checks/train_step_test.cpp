@@ -73,7 +73,8 @@ TEST(TrainStepFixture, PerturbedNoiseDrawFails) {
 
 TEST(TrainStepFixture, WrongLearningRateFailsOnTheWeightsAlone) {
   FixtureCopy f(kOde);
-  f.edit_meta([](nlohmann::json& m) { m["config"]["lr"] = m["config"]["lr"].get<double>() * 1.05; });
+  f.edit_meta(
+      [](nlohmann::json& m) { m["config"]["lr"] = m["config"]["lr"].get<double>() * 1.05; });
   auto r = checks::run_fixture(f.dir);
   EXPECT_EQ(r.status, checks::FixtureStatus::kFail) << r.message;
   EXPECT_TRUE(compared_ok(r, "out.metric.generator_loss"));  // the loss is before the update
@@ -91,7 +92,8 @@ TEST(TrainStepFixture, MissingOrMisshapenDrawIsAnErrorNamingIt) {
   }
   {
     FixtureCopy f(kOde);
-    f.edit_io([](core::TensorMap& io) { io["in.draw.0"] = io["in.draw.0"].narrow(1, 0, 2).clone(); });
+    f.edit_io(
+        [](core::TensorMap& io) { io["in.draw.0"] = io["in.draw.0"].narrow(1, 0, 2).clone(); });
     auto r = checks::run_fixture(f.dir);
     EXPECT_EQ(r.status, checks::FixtureStatus::kError);
     for (const char* s : {"draw 0", "[2, 3]", "recorded draw has shape [2, 2]"})

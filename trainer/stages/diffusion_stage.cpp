@@ -33,7 +33,8 @@ class DiffusionStage : public GeneratorStage {
       cond = torch::where(drop.view({B, 1, 1}), env_.uncond(B), in.cond);
     }
     const auto& grid = g.scheduler().timesteps;
-    auto idx = env_.rng.randint(0, grid.size(0), {B, F}, torch::TensorOptions().dtype(torch::kLong));
+    auto idx =
+        env_.rng.randint(0, grid.size(0), {B, F}, torch::TensorOptions().dtype(torch::kLong));
     idx = losses::process_timestep(idx, c.generator_task, c.num_frame_per_block);
     auto t = grid.index({idx.flatten()}).view({B, F}).to(env_.device);
     auto noise = env_.randn(x0.sizes());
