@@ -18,6 +18,7 @@ const std::vector<KindInfo>& fixture_kinds() {
       {"umt5_encoder", check_umt5_encoder, "#3"},
       {"umt5_tokenizer", check_umt5_tokenizer, "#3"},
       {"wan_vae", check_wan_vae, "#3"},
+      {"train_step", check_train_step, "#12"},
       {"umt5_encoder", nullptr, "#3"},
       {"umt5_tokenizer", nullptr, "#3"},
       {"dmd_loss", nullptr, "#5"},

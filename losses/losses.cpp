@@ -17,15 +17,15 @@ torch::Tensor process_timestep(const torch::Tensor& t, const std::string& type, 
 
 torch::Tensor sample_dmd_timestep(int64_t B, int64_t F, const std::string& type, int64_t nfpb,
                                   double shift, double min_step, double max_step,
-                                  at::Generator gen, int64_t T) {
-  auto raw = at::randint(0, T, {B, F}, gen, torch::TensorOptions().dtype(torch::kInt64));
+                                  core::RandomSource& rng, int64_t T) {
+  auto raw = rng.randint(0, T, {B, F}, torch::TensorOptions().dtype(torch::kInt64));
   raw = process_timestep(raw, type, nfpb);
   return models::shift_timestep(raw, shift, min_step, max_step, T);
 }
 
 torch::Tensor sample_ode_index(int64_t B, int64_t F, int64_t S, const std::string& type,
-                               int64_t nfpb, at::Generator gen) {
-  auto raw = at::randint(0, S, {B, F}, gen, torch::TensorOptions().dtype(torch::kInt64));
+                               int64_t nfpb, core::RandomSource& rng) {
+  auto raw = rng.randint(0, S, {B, F}, torch::TensorOptions().dtype(torch::kInt64));
   return process_timestep(raw, type, nfpb);
 }
 

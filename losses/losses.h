@@ -3,7 +3,7 @@
 // critic_loss), causvid/loss.py (denoising losses) and causvid/ode_regression.py
 // (ODERegression._prepare_generator_input, generator_loss).
 // Random draws (timesteps, noise, indices) are separate functions so that the fixtures can
-// feed the reference's draws; the trainers call the samplers with their seeded generator.
+// feed the reference's draws; the samplers draw from the stage's core::RandomSource.
 #pragma once
 
 #include <torch/torch.h>
@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "core/random.h"
 #include "models/wan/wan_wrapper.h"
 
 namespace causvid::losses {
@@ -30,7 +31,7 @@ torch::Tensor process_timestep(const torch::Tensor& t_BF, const std::string& tas
 // [min_step, max_step] (float32).
 torch::Tensor sample_dmd_timestep(int64_t B, int64_t F, const std::string& task_type,
                                   int64_t num_frame_per_block, double timestep_shift,
-                                  double min_step, double max_step, at::Generator gen,
+                                  double min_step, double max_step, core::RandomSource& rng,
                                   int64_t num_train_timestep = 1000);
 
 struct DmdOptions {
@@ -62,6 +63,6 @@ LossOutput ode_loss(const models::WanDiffusionWrapper& generator, const torch::T
 
 // ODE indices: randint(0, S) [B,F], processed per task type.
 torch::Tensor sample_ode_index(int64_t B, int64_t F, int64_t S, const std::string& task_type,
-                               int64_t num_frame_per_block, at::Generator gen);
+                               int64_t num_frame_per_block, core::RandomSource& rng);
 
 }  // namespace causvid::losses

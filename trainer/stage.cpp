@@ -18,7 +18,7 @@ torch::Tensor StageEnv::uncond(int64_t B) {
 }
 
 torch::Tensor StageEnv::randn(at::IntArrayRef shape) {
-  return core::randn(shape, rng, torch::TensorOptions(torch::kFloat32).device(device));
+  return rng.randn(shape, torch::TensorOptions(torch::kFloat32).device(device));
 }
 
 std::vector<int64_t> StageEnv::batch_shape(int64_t B) const {

@@ -20,24 +20,28 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/config.h"
 #include "core/dist.h"
+#include "core/random.h"
 #include "data/datasets.h"
 #include "models/t5/text_conditioner.h"
 #include "trainer/train_model.h"
 
 namespace causvid::trainer {
 
-// What a stage gets from the runtime. Every random draw of training comes from `rng` (a CPU
-// generator, seeded per rank; core/random.h moves draws to `device`).
+// What a stage gets from the runtime. Every random draw of a step goes through `rng`: in
+// training a core::GeneratorSource over the rank's CPU generator (seeded per rank;
+// core/random.h moves draws to `device`), in the train_step fixtures a core::ReplaySource of
+// the reference's recorded draws.
 struct StageEnv {
   const core::Config& cfg;
   std::shared_ptr<core::DistContext> dist;
   torch::Device device;
   uint64_t seed;                    // the run's resolved seed (models' init)
-  at::Generator& rng;
+  core::RandomSource& rng;
   models::TextConditioner& text;
   std::vector<int64_t> frame_shape;  // [F, C, H, W] of one sample
   UpdateRule& updates;
@@ -73,6 +77,10 @@ class Stage {
   virtual TrainModel& generator() = 0;
   // Every trained model with its checkpoint name, the generator first.
   virtual std::vector<ModelState> checkpoint_states() = 0;
+  // Every model of the stage, trained or frozen, under its CausVid role (generator,
+  // real_score, fake_score), the generator first: what the train_step fixtures load their
+  // weights into and read back after a step.
+  virtual std::vector<std::pair<std::string, TrainModel*>> models() = 0;
   // Samples [N, F, C, H, W] from `noise` for the sample sheets (no grad; collective).
   // Default: the generator's few-step sampler (causal pipeline or bidirectional).
   virtual torch::Tensor sample(const torch::Tensor& noise, const torch::Tensor& cond,
@@ -94,6 +102,9 @@ class GeneratorStage : public Stage {
   TrainModel& generator() override { return *gen_; }
   std::vector<ModelState> checkpoint_states() override {
     return {gen_->checkpoint_state("generator")};
+  }
+  std::vector<std::pair<std::string, TrainModel*>> models() override {
+    return {{"generator", gen_.get()}};
   }
 
  protected:

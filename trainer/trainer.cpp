@@ -112,6 +112,7 @@ class Trainer {
   UpdateRule updates_;
   int64_t seed_ = 0;
   at::Generator rng_;  // CPU generator: every random draw of training
+  core::GeneratorSource draws_{rng_};  // the stage's view of rng_ (StageEnv::rng)
   std::unique_ptr<models::TextConditioner> text_;
   std::unique_ptr<StageEnv> env_;
   std::unique_ptr<Stage> stage_;
@@ -144,7 +145,7 @@ void Trainer::setup() {
                                                dist_);
   TORCH_CHECK(text_->dim() == d.text_dim, "text encoder dim ", text_->dim(), " != model text_dim ",
               d.text_dim);
-  env_.reset(new StageEnv{c_, dist_, dev, static_cast<uint64_t>(seed_), rng_, *text_, frame_shape,
+  env_.reset(new StageEnv{c_, dist_, dev, static_cast<uint64_t>(seed_), draws_, *text_, frame_shape,
                           updates_, opts_.teacher_sample_steps});
   stage_ = make_stage(c.distillation_loss, *env_);
 

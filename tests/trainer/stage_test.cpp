@@ -18,6 +18,7 @@ struct StageRig {
   core::Config cfg;
   std::shared_ptr<core::DistContext> dist = std::make_shared<core::DistContext>();
   at::Generator rng = at::make_generator<at::CPUGeneratorImpl>(7);
+  core::GeneratorSource draws{rng};
   std::unique_ptr<models::TextConditioner> text;
   std::unique_ptr<trainer::UpdateRule> updates;
   std::unique_ptr<trainer::StageEnv> env;
@@ -28,7 +29,7 @@ struct StageRig {
     std::vector<int64_t> fs(cfg.image_or_video_shape.begin() + 1, cfg.image_or_video_shape.end());
     text = data::text_conditioner_from_config(cfg, torch::kCPU);
     updates = std::make_unique<trainer::UpdateRule>(cfg);
-    env.reset(new trainer::StageEnv{cfg, dist, torch::kCPU, 0, rng, *text, fs, *updates, 4});
+    env.reset(new trainer::StageEnv{cfg, dist, torch::kCPU, 0, draws, *text, fs, *updates, 4});
     stage = trainer::make_stage(cfg.distillation_loss, *env);
     ds = data::open_train_dataset(cfg.data_path, fs);
   }

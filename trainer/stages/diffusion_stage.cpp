@@ -28,13 +28,13 @@ class DiffusionStage : public GeneratorStage {
     auto x0 = lat.select(1, lat.size(1) - 1);
     auto cond = in.cond;
     if (c.text_dropout > 0) {
-      auto drop = core::rand({B}, env_.rng, torch::TensorOptions().device(env_.device)) <
+      auto drop = env_.rng.rand({B}, torch::TensorOptions().device(env_.device)) <
                   c.text_dropout;
       cond = torch::where(drop.view({B, 1, 1}), env_.uncond(B), in.cond);
     }
     const auto& grid = g.scheduler().timesteps;
-    auto idx = at::randint(0, grid.size(0), {B, F}, env_.rng,
-                           torch::TensorOptions().dtype(torch::kLong));
+    auto idx =
+        env_.rng.randint(0, grid.size(0), {B, F}, torch::TensorOptions().dtype(torch::kLong));
     idx = losses::process_timestep(idx, c.generator_task, c.num_frame_per_block);
     auto t = grid.index({idx.flatten()}).view({B, F}).to(env_.device);
     auto noise = env_.randn(x0.sizes());

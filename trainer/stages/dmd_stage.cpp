@@ -57,6 +57,10 @@ class DmdStage : public GeneratorStage {
     return {gen_->checkpoint_state("generator"), fake_->checkpoint_state("critic")};
   }
 
+  std::vector<std::pair<std::string, TrainModel*>> models() override {
+    return {{"generator", gen_.get()}, {"real_score", real_.get()}, {"fake_score", fake_.get()}};
+  }
+
  private:
   torch::Tensor sample_t(int64_t B, const std::string& task) {
     const auto& c = env_.cfg;

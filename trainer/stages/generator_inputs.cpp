@@ -7,8 +7,10 @@
 namespace causvid::trainer {
 namespace {
 
-// Inputs from the generator's own sampler: input i = the sample re-noised to step i (the
-// last = the clean output when the list ends with 0).
+// Inputs from the generator's own sampler (CausVid's BidirectionalInferenceWrapper.
+// inference_with_trajectory): input 0 = noise, input i = the prediction at step i-1 re-noised
+// to step i, with fresh noise even when step i is 0 (add_noise at t = 0 uses the grid's last
+// sigma, 0.0079, as the reference does; it never returns the bare prediction).
 std::vector<torch::Tensor> simulate_inputs(StageEnv& env, models::WanDiffusionWrapper& g,
                                            const torch::Tensor& cond, const torch::Tensor& steps,
                                            const std::vector<int64_t>& shape) {
@@ -26,14 +28,10 @@ std::vector<torch::Tensor> simulate_inputs(StageEnv& env, models::WanDiffusionWr
     if (i + 1 == S) break;
     auto pred = g.forward(x, torch::full({B, F}, ti, f32), cond);
     const double tn = steps[i + 1].item<double>();
-    if (tn == 0) {
-      x = pred;
-    } else {
-      auto flat = pred.flatten(0, 1);
-      x = g.scheduler()
-              .add_noise(flat, env.randn(flat.sizes()), torch::full({B * F}, tn, f32))
-              .view(pred.sizes());
-    }
+    auto flat = pred.flatten(0, 1);
+    x = g.scheduler()
+            .add_noise(flat, env.randn(flat.sizes()), torch::full({B * F}, tn, f32))
+            .view(pred.sizes());
   }
   return inputs;
 }
@@ -78,7 +76,7 @@ torch::Tensor run_generator(StageEnv& env, TrainModel& gen, const torch::Tensor&
                                  : noised_inputs(env, g, clean, steps, shape);
   }
   auto stacked = torch::stack(inputs, 1);  // [B,S,F,C,H,W]
-  auto index = at::randint(0, S, {B, F}, env.rng, torch::TensorOptions().dtype(torch::kLong));
+  auto index = env.rng.randint(0, S, {B, F}, torch::TensorOptions().dtype(torch::kLong));
   index = losses::process_timestep(index, c.generator_task, c.num_frame_per_block);
   auto gidx = index.to(env.device)
                   .view({B, 1, F, 1, 1, 1})
