@@ -18,7 +18,7 @@ void add_data_commands(Commands& c);      // cli/data_command.cpp: lmdb, preproc
 void add_teacher_data_commands(Commands& c);  // cli/embed_command.cpp: embed-prompts, ode-pairs
 // cli/generate_command.cpp: generate, eval (vbench here; eval toy from cli/toy_command.cpp)
 void add_generate_commands(Commands& c);
-void add_toy_commands(Commands& c);       // cli/toy_command.cpp: toy data|eval|preview|run
+void add_toy_commands(Commands& c);       // cli/toy_command.cpp: toy data|eval|preview|run|probe
 
 // `causvid toy data`, also run by `causvid toy run` (cli/toy_run_command.cpp).
 struct ToyDataArgs {
@@ -30,6 +30,7 @@ struct ToyDataArgs {
 int run_toy_data(const ToyDataArgs& a);
 // `causvid toy run` (cli/toy_run_command.cpp) and `eval toy` (cli/toy_command.cpp).
 void add_toy_run_command(Commands& c, CLI::App* toy);
+void add_toy_probe_command(Commands& c, CLI::App* toy);  // cli/toy_probe_command.cpp
 void add_eval_toy_command(Commands& c, CLI::App* parent, const std::string& name);  // "toy" under eval, "eval" under toy
 
 }  // namespace causvid::cli

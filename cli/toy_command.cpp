@@ -327,11 +327,13 @@ void add_eval_toy_command(Commands& cmds, CLI::App* parent, const std::string& n
 }
 
 void add_toy_commands(Commands& cmds) {
-  CLI::App* toy = cmds.add_group("toy", "the CPU toy world: toy run | data | eval | preview");
+  CLI::App* toy =
+      cmds.add_group("toy", "the CPU toy world: toy run | data | eval | preview | probe");
   add_toy_run_command(cmds, toy);
   add_toy_data_command(cmds, toy);
   add_eval_toy_command(cmds, toy, "eval");
   add_toy_preview_command(cmds, toy);
+  add_toy_probe_command(cmds, toy);
 }
 
 }  // namespace causvid::cli

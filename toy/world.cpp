@@ -117,18 +117,18 @@ std::pair<int64_t, int64_t> velocity(int direction, int64_t speed) {
 
 torch::Tensor stamp(int shape, int size) {
   TORCH_CHECK(size == 0 || size == 1, "toy size index ", size, ", want 0..1");
-  // Even sizes: a stamp whose top-left corner sits on the 2x2 patch grid covers whole tokens.
-  const int64_t k = size == 0 ? 4 : 6;
-  const double m = (k - 1) / 2.0;  // the stamp's centre between pixels
+  const int64_t k = size == 0 ? 5 : 7;
+  const int64_t c = k / 2;
   auto s = torch::zeros({k, k});
   auto a = s.accessor<float, 2>();
   for (int64_t i = 0; i < k; ++i)
     for (int64_t j = 0; j < k; ++j) {
+      const int64_t di = std::abs(i - c), dj = std::abs(j - c);
       bool in = false;
       switch (shape) {
-        case 0: in = true; break;                                             // square
-        case 1: in = std::abs(i - m) + std::abs(j - m) <= m + 0.5; break;     // diamond
-        case 2: in = i == j || i + j == k - 1; break;                         // cross (an X)
+        case 0: in = true; break;                      // square
+        case 1: in = di + dj <= c; break;              // diamond
+        case 2: in = di <= size || dj <= size; break;  // cross: arms 1 (small) / 3 (large) wide
         default: TORCH_CHECK(false, "toy shape index ", shape, ", want 0..2");
       }
       a[i][j] = in ? 1.0f : 0.0f;
@@ -175,18 +175,17 @@ torch::Tensor generate_for_prompts(const std::vector<std::string>& prompts, uint
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto a = parse_prompt(prompts[i]);
     const int64_t al = std::max<int64_t>(1, spec.align);
-    // Positions are stamp centres (place()); alignment is of the stamp's top-left corner.
-    const int64_t k = stamp(a.shape, a.size).size(0), c = k / 2;
-    int64_t x0 = al * rng.below(spec.width / al) + c, y0 = al * rng.below(spec.height / al) + c;
+    int64_t x0 = al * rng.below(spec.width / al), y0 = al * rng.below(spec.height / al);
     if (spec.wrap_free) {
       // The whole trajectory inside the frame (no wrap-around within the clip): a RoPE model
       // sees one consistent relative motion. Falls back to the torus when it cannot fit.
+      const int64_t r = stamp(a.shape, a.size).size(0) / 2;
       auto [vx, vy] = velocity(a.direction, spec.speed);
       auto pick = [&](int64_t n, int64_t v, int64_t fallback) {
         const int64_t travel = (frames - 1) * v;
-        const int64_t lo = (std::max<int64_t>(0, -travel) + al - 1) / al;
-        const int64_t hi = (n - k - std::max<int64_t>(0, travel)) / al;
-        return hi >= lo ? al * (lo + rng.below(hi - lo + 1)) + c : fallback;
+        const int64_t lo = r + std::max<int64_t>(0, -travel);
+        const int64_t hi = n - 1 - r - std::max<int64_t>(0, travel);
+        return hi >= lo ? lo + rng.below(hi - lo + 1) : fallback;
       };
       x0 = pick(spec.width, vx, x0);
       y0 = pick(spec.height, vy, y0);

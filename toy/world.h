@@ -34,12 +34,12 @@ constexpr int64_t kChannels = 4;
 
 struct WorldSpec {
   int64_t frames = 6;   // latent frames of a training video (a multiple of 3: causal blocks)
-  int64_t height = 16;  // latent height (even: patch 2x2)
-  int64_t width = 16;   // latent width
-  int64_t speed = 2;    // pixels per frame (2: one patch token per frame)
+  int64_t height = 12;  // latent height (even: patch 2x2)
+  int64_t width = 12;   // latent width
+  int64_t speed = 1;    // pixels per frame
   // Start positions keep the whole clip inside the frame (no wrap-around within a clip).
   bool wrap_free = true;
-  int64_t align = 2;    // stamps' top-left corners are multiples of this (2: on the patch grid)
+  int64_t align = 2;    // start positions are multiples of this (2: shapes sit on the patch grid)
 };
 
 // The vocabulary of each attribute, in index order.

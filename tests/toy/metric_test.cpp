@@ -100,7 +100,7 @@ TEST(ToyCli, DataEvalAndPreview) {
   for (const char* f : {"/train_prompts.txt", "/eval_prompts.txt", "/world.json", "/preview.png"})
     EXPECT_TRUE(core::file_exists(out + f)) << f;
   data::ArrayLmdb db(out + "/latents_lmdb");
-  EXPECT_EQ(db.shape("latents"), (std::vector<int64_t>{100, 6, 4, 16, 16}));
+  EXPECT_EQ(db.shape("latents"), (std::vector<int64_t>{100, 6, 4, 12, 12}));
   EXPECT_EQ(db.shape("prompts"), (std::vector<int64_t>{100}));
   auto train = data::read_prompt_file(out + "/train_prompts.txt");
   ASSERT_EQ(train.size(), 100u);
