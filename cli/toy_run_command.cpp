@@ -51,7 +51,8 @@ struct ToyRunArgs {
   int64_t teacher_steps = 2400, bidirectional_dmd_steps = 150, ode_pairs = 192;
   int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
   int64_t seeds = 1;         // student stages (and their ODE pairs) repeated with seeds 0..n-1
-  int64_t long_window = -1;  // the 4x rollout's rolling KV cache in latent frames (-1: all)
+  int64_t long_window = 0;   // the 4x rollout's rolling KV cache in latent frames (0: the
+                             // training length; -1: the whole video)
   int64_t long_sink = 0;     // and its sink frames
 };
 
@@ -245,7 +246,7 @@ class ToyPipeline {
           {"causal ODE, 3 steps" + tag, "causal_ode", st.code, "causal", 0, F},
           {"causal DMD, 3 steps" + tag, "causal_dmd", st.cdmd, "causal", 0, F},
           {"causal DMD, 4x length" + tag, "causal_dmd", st.cdmd, "causal", 0, 4 * F,
-           a_.long_window, a_.long_sink},
+           a_.long_window == 0 ? F : a_.long_window, a_.long_sink},
       };
       for (const auto& e : rows) st.rows.push_back({e.name, score(e, eval_prompts, spec)});
     }
@@ -331,7 +332,8 @@ void add_toy_run_command(Commands& cmds, CLI::App* toy) {
   app->add_option("--eval-batch", r->eval_batch, "videos per sampling batch in the evaluation");
   app->add_option("--seeds", r->seeds, "run the student stages with this many seeds (mean and spread)");
   app->add_option("--long-window", r->long_window,
-                  "4x rollout: rolling KV cache of this many latent frames (-1: all)");
+                  "4x rollout: rolling KV cache of this many latent frames (0: the training "
+                  "length; -1: the whole video)");
   app->add_option("--long-sink", r->long_sink, "4x rollout: sink frames of the rolling cache");
 }
 
