@@ -26,6 +26,7 @@
 #include "toy/metric.h"
 #include "toy/sampling.h"
 #include "toy/world.h"
+#include "trainer/checkpoint.h"
 #include "trainer/trainer.h"
 
 namespace causvid::cli {
@@ -48,7 +49,7 @@ struct StageRow {
 
 struct ToyRunArgs {
   std::string out = "outputs/toy", configs = "configs/toy", teacher = "assets/toy_teacher.safetensors";
-  int64_t teacher_steps = 2400, bidirectional_dmd_steps = 150, ode_pairs = 192;
+  int64_t teacher_steps = 6000, bidirectional_dmd_steps = 150, ode_pairs = 192;
   int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
   int64_t seeds = 1;         // student stages (and their ODE pairs) repeated with seeds 0..n-1
   int64_t long_window = 0;   // the 4x rollout's rolling KV cache in latent frames (0: the
@@ -77,11 +78,14 @@ class ToyPipeline {
     make_data();
     teacher_ = a_.teacher;
     if (a_.teacher == "train") {
-      teacher_ = train("teacher", "teacher", a_.out + "/teacher", {"data_path=" + lmdb_},
-                       a_.teacher_steps, 0);
+      const auto ckpt = train("teacher", "teacher", a_.out + "/teacher", {"data_path=" + lmdb_},
+                              a_.teacher_steps, 0);
+      // The students' teacher is the EMA of the weights (as the shipped one).
+      teacher_ = a_.out + "/teacher/teacher_ema.safetensors";
+      trainer::export_checkpoint(ckpt, teacher_, "safetensors", /*ema=*/true);
     } else {
       TORCH_CHECK(fs::exists(a_.teacher), "--teacher: ", a_.teacher, ": no such file (pass "
-                  "--teacher train to train one, about 20 minutes here)");
+                  "--teacher train to train one, about 25 minutes here)");
       rows_.push_back({"teacher (shipped)", 0, 0, 0});
     }
     TORCH_CHECK(a_.seeds >= 1, "--seeds: got ", a_.seeds, ", want >= 1");
