@@ -18,7 +18,7 @@ TEST(Cli, EverySubcommandHelpExitsZero) {
       "smoke", "inspect", "check-fixtures", "config", "embed-prompts", "plan", "train",
       "export", "lmdb", "lmdb info", "lmdb verify", "lmdb build", "preprocess", "encode", "ode-pairs",
       "generate", "eval", "eval vbench", "eval toy", "toy", "toy run", "toy data", "toy eval",
-      "toy preview", "bench", "bench dit", "bench video", "bench vae", "bench t5",
+      "toy preview", "toy probe", "bench", "bench dit", "bench video", "bench vae", "bench t5",
       "bench train", "bench fsdp", "bench generate"};
   for (const auto& c : cmds) {
     std::string out;
