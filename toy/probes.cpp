@@ -52,26 +52,30 @@ std::vector<TextProbeRow> text_probe(models::TextConditioner& text) {
         ++pairs;
       }
     r.relative_distance = pairs ? dist / pairs / std::max(1e-12, scale) : 0.0;
-    // Leave-one-out nearest centroid.
+    // Leave-one-out nearest centroid: each value's sum once, the probed prompt taken out of
+    // its own value's sum.
+    std::vector<torch::Tensor> sums;  // one tensor each (copies of one tensor share storage)
+    for (int v = 0; v < r.values; ++v) sums.push_back(torch::zeros({e.size(1)}, torch::kFloat64));
+    std::vector<int64_t> counts(r.values, 0);
+    for (int64_t j = 0; j < n; ++j) {
+      sums[attribute_of(attrs[j], k)] += e[j];
+      ++counts[attribute_of(attrs[j], k)];
+    }
     int64_t correct = 0;
     for (int64_t i = 0; i < n; ++i) {
+      const int own = attribute_of(attrs[i], k);
       double best = 1e300;
       int best_v = -1;
       for (int v = 0; v < r.values; ++v) {
-        auto sum = torch::zeros({e.size(1)}, torch::kFloat64);
-        int64_t cnt = 0;
-        for (int64_t j = 0; j < n; ++j)
-          if (j != i && attribute_of(attrs[j], k) == v) {
-            sum += e[j];
-            ++cnt;
-          }
-        const double d = (e[i] - sum / std::max<int64_t>(1, cnt)).norm().item<double>();
+        const int64_t cnt = counts[v] - (v == own);
+        auto centroid = (v == own ? sums[v] - e[i] : sums[v]) / std::max<int64_t>(1, cnt);
+        const double d = (e[i] - centroid).norm().item<double>();
         if (d < best) {
           best = d;
           best_v = v;
         }
       }
-      correct += best_v == attribute_of(attrs[i], k);
+      correct += best_v == own;
     }
     r.centroid_accuracy = static_cast<double>(correct) / n;
     rows.push_back(r);
