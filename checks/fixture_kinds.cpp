@@ -19,6 +19,7 @@ const std::vector<KindInfo>& fixture_kinds() {
       {"umt5_tokenizer", check_umt5_tokenizer, "#3"},
       {"wan_vae", check_wan_vae, "#3"},
       {"train_step", check_train_step, "#12"},
+      {"self_forcing_rollout", check_self_forcing_rollout, "#13"},
       {"umt5_encoder", nullptr, "#3"},
       {"umt5_tokenizer", nullptr, "#3"},
       {"dmd_loss", nullptr, "#5"},

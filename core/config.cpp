@@ -154,6 +154,35 @@ struct Conv<std::map<std::string, bool>> {
   }
 };
 
+// Maps of name -> number (model_kwargs) and name -> integer (size overrides).
+template <class V>
+struct Conv<std::map<std::string, V>> {
+  static std::string want() { return "a map of name to " + Conv<V>::want().substr(Conv<V>::want().find(' ') + 1); }
+  static std::map<std::string, V> parse(const YAML::Node& n) {
+    if (n.IsNull()) return {};
+    if (!n.IsMap()) throw BadValue{};
+    std::map<std::string, V> out;
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar()) throw BadValue{"a name is not a string"};
+      std::string k = kv.first.Scalar();
+      try {
+        out[k] = Conv<V>::parse(kv.second);
+      } catch (const BadValue&) {
+        throw BadValue{"'" + k + "' is not " + Conv<V>::want()};
+      }
+    }
+    return out;
+  }
+  static void emit(YAML::Emitter& e, const std::map<std::string, V>& v) {
+    e << YAML::Flow << YAML::BeginMap;
+    for (const auto& kv : v) {
+      e << YAML::Key << kv.first << YAML::Value;
+      Conv<V>::emit(e, kv.second);
+    }
+    e << YAML::EndMap;
+  }
+};
+
 template <class T>
 struct Conv<std::optional<T>> {
   static std::string want() { return Conv<T>::want() + " or null"; }
@@ -206,7 +235,11 @@ const std::vector<FieldDef>& fields() {
   using C = Config;
   static const std::vector<FieldDef> kFields = {
       field("run", "distillation_loss", &C::distillation_loss,
-            "training stage: ode (ODE regression) | dmd (distribution matching) | diffusion (flow-matching pretraining of a teacher)", kAlways),
+            "training stage: ode (ODE regression) | dmd (distribution matching) | diffusion "
+            "(flow-matching pretraining of a teacher) | self_forcing (DMD on the generator's own "
+            "rollout) | teacher_forcing (causal diffusion with clean context); Self-Forcing "
+            "configs give trainer + distribution_loss instead",
+            kAlways),
       field("run", "mixed_precision", &C::mixed_precision, "bf16 parameters and compute"),
       field("run", "seed", &C::seed, "base seed (rank r uses seed + r); 0 = random, as CausVid"),
       field("run", "device", &C::device, "auto | cpu | cuda | cuda:N"),
@@ -320,6 +353,53 @@ const std::vector<FieldDef>& fields() {
       field("fsdp", "text_encoder_fsdp_transformer_module",
             &C::text_encoder_fsdp_transformer_module, "block class for wrap strategy transformer"),
 
+      field("self_forcing", "trainer", &C::trainer,
+            "Self-Forcing's stage key: score_distillation | ode | diffusion (sets distillation_loss)"),
+      field("self_forcing", "distribution_loss", &C::distribution_loss,
+            "with trainer score_distillation: dmd (self_forcing stage) | causvid (dmd stage)"),
+      field("self_forcing", "same_step_across_blocks", &C::same_step_across_blocks,
+            "one exit step for all blocks of a rollout (false: one per block)"),
+      field("self_forcing", "last_step_only", &C::last_step_only,
+            "always exit at the last denoising step"),
+      field("self_forcing", "context_noise", &C::context_noise,
+            "timestep of the noise added to a clean block before it is cached"),
+      field("self_forcing", "independent_first_frame", &C::independent_first_frame,
+            "a 1-frame first block (not supported: must be false)"),
+      field("self_forcing", "num_training_frames", &C::num_training_frames,
+            "frames a self-forcing rollout generates (>= image_or_video_shape[1])"),
+      field("self_forcing", "ts_schedule", &C::ts_schedule,
+            "DMD/critic timesteps drawn above the exit step's lower end"),
+      field("self_forcing", "ts_schedule_max", &C::ts_schedule_max,
+            "... and below its upper end"),
+      field("self_forcing", "min_score_timestep", &C::min_score_timestep,
+            "lowest DMD/critic timestep drawn without ts_schedule"),
+      field("self_forcing", "fake_guidance_scale", &C::fake_guidance_scale,
+            "CFG scale of the critic in the DMD gradient (0 = none)"),
+      field("self_forcing", "i2v", &C::i2v,
+            "image-to-video: the data's first clean latent frame starts every rollout"),
+      field("self_forcing", "total_batch_size", &C::total_batch_size,
+            "samples per update over all ranks (gradient accumulation); 0 = batch_size x world"),
+      field("self_forcing", "causal", &C::causal,
+            "Self-Forcing's flag; must agree with the generator's task"),
+      field("self_forcing", "model_kwargs", &C::model_kwargs,
+            "generator wrapper arguments: timestep_shift, local_attn_size, sink_size"),
+      field("self_forcing", "max_grad_norm_generator", &C::max_grad_norm_generator,
+            "generator clip norm; null = grad_clip"),
+      field("self_forcing", "max_grad_norm_critic", &C::max_grad_norm_critic,
+            "critic clip norm; null = grad_clip"),
+      field("self_forcing", "real_model_preset", &C::real_model_preset,
+            "real score sizes: a model_preset; \"\" = the generator's"),
+      field("self_forcing", "real_model_overrides", &C::real_model_overrides,
+            "real score size overrides: dim, ffn_dim, freq_dim, num_heads, num_layers"),
+      field("self_forcing", "real_dit_path", &C::real_dit_path,
+            "real score weights; \"\" = wan_models/<real_name> for a Wan2.1 name, else dit_path"),
+      field("self_forcing", "long_rollout_frames", &C::long_rollout_frames,
+            "long tuning: frames rolled out per step (0 = num_training_frames)"),
+      field("self_forcing", "long_window", &C::long_window,
+            "long tuning: attention window in frames of the rolling KV cache (0 = whole rollout)"),
+      field("self_forcing", "long_sink", &C::long_sink,
+            "long tuning: sink frames kept in the KV cache"),
+
       field("data", "data_path", &C::data_path,
             "ODE-pair LMDB, or a prompt file when backward_simulation", kAlways),
       field("data", "batch_size", &C::batch_size, "samples per rank per step", kAlways),
@@ -344,6 +424,16 @@ const FieldDef* find_field(const std::string& name) {
 }
 
 bool is_ignored_key(const std::string& key) { return key.rfind("wandb_", 0) == 0; }
+
+// Keys of Self-Forcing's configs/default_config.yaml that belong to its inference.py (the
+// prompt list and video size of its evaluation) or to its GAN trainer; `causvid train`
+// reads them without using them (one notice line), `causvid generate` has flags for them.
+const std::set<std::string>& other_program_keys() {
+  static const std::set<std::string> k = {
+      "ckpt_step", "prompt_name", "prompt_path", "eval_first_n", "num_samples", "height",
+      "width", "num_frames", "gc_interval", "discriminator_lr_multiplier", "load_raw_video"};
+  return k;
+}
 
 std::string suggestion(const std::string& key) {
   std::string best;
@@ -400,6 +490,35 @@ void set_key(Config& c, const std::string& key, const YAML::Node& value,
   }
 }
 
+// Self-Forcing's trainer + distribution_loss -> our distillation_loss (train.py's choice of
+// trainer class and distillation.py's choice of model class).
+void resolve_stage_keys(Config& c, bool explicit_stage) {
+  const std::string& src = c.source;
+  std::string stage;
+  if (c.trainer == "score_distillation") {
+    if (c.distribution_loss == "dmd") stage = "self_forcing";
+    else if (c.distribution_loss == "causvid") stage = "dmd";
+    else
+      TORCH_CHECK(false, src, ": key 'distribution_loss': got '", c.distribution_loss,
+                  "', want dmd (Self-Forcing) | causvid (CausVid's DMD)",
+                  c.distribution_loss == "sid" ? "; SiD is not implemented" : "");
+  } else if (c.trainer == "ode") {
+    stage = "ode";
+  } else if (c.trainer == "diffusion") {
+    stage = c.generator_model() == "causal_wan" || c.causal.value_or(false) ? "teacher_forcing"
+                                                                             : "diffusion";
+  } else {
+    TORCH_CHECK(false, src, ": key 'trainer': got '", c.trainer,
+                "', want score_distillation | ode | diffusion",
+                c.trainer == "gan" ? " (the GAN trainer is not implemented)" : "");
+  }
+  TORCH_CHECK(!explicit_stage || c.distillation_loss == stage, src,
+              ": key 'distillation_loss': got '", c.distillation_loss, "', but trainer '",
+              c.trainer, "'", c.distribution_loss.empty() ? "" : " with distribution_loss '" +
+              c.distribution_loss + "'", " selects '", stage, "'; give one of the two");
+  c.distillation_loss = stage;
+}
+
 void log_ignored(const std::string& source, const std::vector<std::string>& ignored) {
   if (ignored.empty()) return;
   std::string keys;
@@ -415,7 +534,11 @@ void log_ignored(const std::string& source, const std::vector<std::string>& igno
 const std::string& Config::generator_model() const {
   return generator_name.empty() ? model_name : generator_name;
 }
-const std::string& Config::real_model() const { return real_name.empty() ? model_name : real_name; }
+const std::string& Config::real_model() const {
+  static const std::string kBidirectional = "wan";
+  if (real_name_is_release()) return kBidirectional;  // Self-Forcing: a bidirectional Wan2.1
+  return real_name.empty() ? model_name : real_name;
+}
 const std::string& Config::fake_model() const { return fake_name.empty() ? model_name : fake_name; }
 const std::string& Config::real_task() const {
   return real_task_type.empty() ? generator_task : real_task_type;
@@ -425,6 +548,26 @@ const std::string& Config::fake_task() const {
 }
 
 std::string Config::dit_file() const { return dit_path.empty() ? wan_model_dir : dit_path; }
+std::string Config::real_dit_file() const {
+  if (!real_dit_path.empty()) return real_dit_path;
+  if (!real_name_is_release() || dit_path == "random") return dit_file();
+  const auto slash = wan_model_dir.find_last_of('/');
+  return (slash == std::string::npos ? std::string() : wan_model_dir.substr(0, slash + 1)) +
+         real_name;
+}
+double Config::generator_scheduler_shift() const {
+  auto it = model_kwargs.find("timestep_shift");
+  return it == model_kwargs.end() ? scheduler_shift : it->second;
+}
+int Config::accumulation_steps(int world_size) const {
+  if (total_batch_size <= 0) return 1;
+  const int64_t per_update = static_cast<int64_t>(batch_size) * world_size;
+  TORCH_CHECK(total_batch_size % per_update == 0, source, ": key 'total_batch_size': got ",
+              total_batch_size, ", want a multiple of batch_size (", batch_size,
+              ") x world size (", world_size, ") = ", per_update,
+              " (the update accumulates total_batch_size / that many micro-batches)");
+  return static_cast<int>(total_batch_size / per_update);
+}
 std::string Config::text_encoder_file() const {
   return text_encoder_path.empty() ? wan_model_dir + "/models_t5_umt5-xxl-enc-bf16.pth"
                                    : text_encoder_path;
@@ -459,7 +602,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source) {
   Config c;
   c.source = source;
   std::set<std::string> seen;  // canonical names
-  std::vector<std::string> ignored;
+  std::vector<std::string> ignored, unused;
   for (const auto& kv : root) {
     TORCH_CHECK(kv.first.IsScalar(), where(source, kv.first), ": got key ",
                 describe(kv.first), ", want a plain key name");
@@ -467,6 +610,14 @@ Config parse_config(const std::string& yaml_text, const std::string& source) {
     std::string loc = where(source, kv.first);
     if (is_ignored_key(key)) {
       ignored.push_back(key);
+      continue;
+    }
+    if (other_program_keys().count(key)) {
+      TORCH_CHECK(key != "load_raw_video" || !kv.second.IsScalar() || kv.second.Scalar() == "false",
+                  loc, ": key 'load_raw_video': got ", describe(kv.second),
+                  ", want false (training from raw videos is not supported; precompute latents "
+                  "with `causvid data encode`)");
+      unused.push_back(key);
       continue;
     }
     auto a = aliases().find(key);
@@ -477,6 +628,16 @@ Config parse_config(const std::string& yaml_text, const std::string& source) {
     set_key(c, key, kv.second, source, loc);
   }
   log_ignored(source, ignored);
+  if (!unused.empty()) {
+    std::string keys;
+    for (const auto& k : unused) keys += (keys.empty() ? "" : ", ") + k;
+    LOG_INFO("%s: not used by causvid train: %s (Self-Forcing inference/GAN settings)", source,
+             keys);
+  }
+  if (seen.count("trainer")) {
+    resolve_stage_keys(c, seen.count("distillation_loss") > 0);
+    seen.insert("distillation_loss");
+  }
 
   for (const auto& f : fields()) {
     bool needed = (f.required & kAlways) || ((f.required & kDmd) && c.is_dmd());
@@ -490,6 +651,55 @@ Config parse_config(const std::string& yaml_text, const std::string& source) {
 Config read_config(const std::string& path) {
   TORCH_CHECK(file_exists(path), path, ": config file not found");
   return parse_config(read_file(path), path);
+}
+
+namespace {
+
+// OmegaConf.merge(base, over) for plain YAML: maps merge key by key, anything else is
+// replaced by `over`'s value.
+YAML::Node merge_yaml(const YAML::Node& base, const YAML::Node& over) {
+  if (!base.IsMap() || !over.IsMap()) return YAML::Clone(over);
+  YAML::Node out = YAML::Clone(base);
+  for (const auto& kv : over) {
+    const std::string k = kv.first.Scalar();
+    out[k] = out[k].IsDefined() ? merge_yaml(out[k], kv.second) : YAML::Clone(kv.second);
+  }
+  return out;
+}
+
+YAML::Node load_yaml_file(const std::string& path) {
+  TORCH_CHECK(file_exists(path), path, ": config file not found");
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    TORCH_CHECK(false, path, ":", e.mark.line + 1, ": malformed YAML: ", e.msg);
+  }
+}
+
+}  // namespace
+
+Config read_config(const std::string& path, const std::string& defaults_path) {
+  std::string defaults = defaults_path;
+  if (defaults == "auto") {
+    defaults.clear();
+    YAML::Node root = load_yaml_file(path);
+    const auto slash = path.find_last_of('/');
+    const std::string beside =
+        (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) +
+        "default_config.yaml";
+    if (root.IsMap() && root["trainer"].IsDefined() && beside != path && file_exists(beside)) {
+      LOG_INFO("%s: merged over %s (Self-Forcing's train.py does the same)", path, beside);
+      defaults = beside;
+    }
+  }
+  if (defaults.empty()) return read_config(path);
+  YAML::Node base = load_yaml_file(defaults), over = load_yaml_file(path);
+  TORCH_CHECK(base.IsMap(), defaults, ": want a map of key: value at the top level");
+  TORCH_CHECK(over.IsMap(), path, ": want a map of key: value at the top level");
+  YAML::Emitter e;
+  e.SetOutputCharset(YAML::EmitNonAscii);
+  e << merge_yaml(base, over);
+  return parse_config(e.c_str(), path + " (over " + defaults + ")");
 }
 
 void apply_overrides(Config& config, const std::vector<std::string>& overrides) {
@@ -517,8 +727,9 @@ void apply_overrides(Config& config, const std::vector<std::string>& overrides) 
   log_ignored("--set", ignored);
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  Config c = read_config(path);
+Config load_config(const std::string& path, const std::vector<std::string>& overrides,
+                   const std::string& defaults_path) {
+  Config c = read_config(path, defaults_path);
   apply_overrides(c, overrides);
   c.validate();
   return c;

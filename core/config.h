@@ -34,7 +34,10 @@ namespace causvid::core {
 
 struct Config {
   // ---------------------------------------------------------------- run
-  std::string distillation_loss = "dmd";  // "ode" (train_ode.py) | "dmd" (train_distillation.py)
+  // The stage: "ode" (train_ode.py) | "dmd" (train_distillation.py) | "diffusion" |
+  // "self_forcing" (Self-Forcing's DMD on the generator's own rollout) | "teacher_forcing".
+  // Self-Forcing configs name it with trainer + distribution_loss instead (see below).
+  std::string distillation_loss = "dmd";
   bool mixed_precision = false;           // bf16 params/compute (CausVid's configs: true)
   int64_t seed = 0;                       // 0 = draw a random seed at start (as CausVid)
   std::string device = "auto";            // "auto" | "cpu" | "cuda" | "cuda:N"
@@ -119,6 +122,42 @@ struct Config {
   int64_t max_pair = 100000000;  // ODE LMDB pairs used (train_ode.py's max_pair)
   int num_workers = 2;
 
+  // ---------------------------------------------------------------- Self-Forcing family
+  // Self-Forcing's (guandeh17/Self-Forcing) names for the stage: trainer score_distillation
+  // with distribution_loss dmd = self_forcing, causvid = dmd; trainer ode / diffusion = ode /
+  // diffusion (teacher_forcing when the generator is causal). When `trainer` is given,
+  // parse_config derives distillation_loss from them (an explicit one must agree).
+  std::string trainer;
+  std::string distribution_loss;
+  bool same_step_across_blocks = true;  // one exit step for every block of a rollout
+  bool last_step_only = false;          // exit at the last denoising step always
+  int context_noise = 0;                // timestep of the noise on the cached clean blocks
+  bool independent_first_frame = false;
+  int num_training_frames = 21;  // rollout length (a multiple of num_frame_per_block)
+  bool ts_schedule = true;       // DMD/critic timesteps from the exit step's range
+  bool ts_schedule_max = false;
+  int min_score_timestep = 0;
+  double fake_guidance_scale = 0.0;
+  bool i2v = false;              // first latent frame of the data as the rollout's image
+  int total_batch_size = 0;      // samples per update over all ranks; 0 = batch_size * world
+  std::optional<bool> causal;    // Self-Forcing's flag: must agree with the generator
+  // Wrapper arguments of the generator (Self-Forcing's model_kwargs): timestep_shift (its
+  // scheduler's shift; the scores keep scheduler_shift), local_attn_size, sink_size (LongLive).
+  std::map<std::string, double> model_kwargs;
+  std::optional<double> max_grad_norm_generator, max_grad_norm_critic;  // unset = grad_clip
+  // A real score of another size (Self-Forcing: real_name Wan2.1-T2V-14B for a 1.3B student):
+  // a preset and WanModel size overrides (dim, ffn_dim, num_heads, num_layers, freq_dim);
+  // "" / {} = the generator's sizes.
+  std::string real_model_preset;
+  std::map<std::string, int64_t> real_model_overrides;
+  std::string real_dit_path;  // "" = wan_models/<real_name> for a Wan2.1 name, else dit_path
+  // LongLive-style long tuning: roll out this many frames (0 = num_training_frames) with a
+  // rolling KV cache of long_window frames plus long_sink sink frames, DMD on the last
+  // num_training_frames.
+  int long_rollout_frames = 0;
+  int long_window = 0;
+  int long_sink = 0;
+
   // Not a YAML key: where the values came from (file path, "<defaults>"), for messages.
   std::string source = "<defaults>";
 
@@ -135,7 +174,16 @@ struct Config {
   const std::string& real_task() const;  // real_task_type or generator_task
   const std::string& fake_task() const;
   bool is_causal() const { return generator_task == "causal_video"; }
-  bool is_dmd() const { return distillation_loss == "dmd"; }
+  bool is_dmd() const {
+    return distillation_loss == "dmd" || distillation_loss == "self_forcing";
+  }
+  bool is_self_forcing() const { return distillation_loss == "self_forcing"; }
+  // The generator's wrapper shift: model_kwargs.timestep_shift, else scheduler_shift.
+  double generator_scheduler_shift() const;
+  double generator_grad_clip() const { return max_grad_norm_generator.value_or(grad_clip); }
+  double critic_grad_clip() const { return max_grad_norm_critic.value_or(grad_clip); }
+  // Samples per update on one rank and micro-batches per update (total_batch_size).
+  int accumulation_steps(int world_size) const;
   double critic_lr() const { return lr_critic.value_or(lr); }
   double critic_beta1() const { return beta1_critic.value_or(beta1); }
   double critic_beta2() const { return beta2_critic.value_or(beta2); }
@@ -149,6 +197,9 @@ struct Config {
     return it == m.end() ? def : it->second;
   }
   std::string dit_file() const;
+  std::string real_dit_file() const;
+  // Whether real_name names a Wan2.1 release folder (Self-Forcing: "Wan2.1-T2V-14B").
+  bool real_name_is_release() const { return real_name.rfind("Wan2.1-", 0) == 0; }
   std::string text_encoder_file() const;
   std::string tokenizer_dir() const;
   std::string vae_file() const;
@@ -163,6 +214,7 @@ struct Config {
   void check_latent_shape() const;  // image_or_video_shape (the model-size parts: the registered checks)
   void check_optimizer() const;  // AdamW, EMA, text dropout
   void check_fsdp_and_data() const;  // sharding and data keys
+  void check_self_forcing() const;  // the Self-Forcing family's keys
 };
 
 // Parses YAML text; `source` names it in messages. Unknown keys, wrong types, missing
@@ -170,12 +222,18 @@ struct Config {
 Config parse_config(const std::string& yaml_text, const std::string& source);
 // Reads and parses a file (not validated).
 Config read_config(const std::string& path);
+// Reads `path` merged over `defaults_path` (Self-Forcing's train.py: OmegaConf.merge of
+// configs/default_config.yaml and the config; maps merge key by key, the config wins).
+// defaults_path "" = none; "auto" = default_config.yaml beside `path` when the config has
+// Self-Forcing's `trainer` key and that file exists (logged).
+Config read_config(const std::string& path, const std::string& defaults_path);
 // Applies "key=value" overrides in order; each value is parsed as YAML
 // ("lr=1e-5", "denoising_step_list=[1000,757,522]", "generator_ckpt=" clears a string,
 // "model_dim=null" unsets an optional). Unknown keys error like in files.
 void apply_overrides(Config& config, const std::vector<std::string>& overrides);
 // read_config + apply_overrides + validate.
-Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                   const std::string& defaults_path = "auto");
 
 // The config as YAML (UTF-8, sections commented); parse_config(config_to_yaml(c)) == c.
 std::string config_to_yaml(const Config& config);

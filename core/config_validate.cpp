@@ -70,6 +70,7 @@ void Config::validate() const {
   check_latent_shape();
   check_optimizer();
   check_fsdp_and_data();
+  check_self_forcing();
   std::vector<ConfigCheck> checks;
   {
     auto& r = check_registry();
@@ -82,7 +83,8 @@ void Config::validate() const {
 void Config::check_run() const {
   const std::string& src = source;
   // Run.
-  check_one_of(src, "distillation_loss", distillation_loss, {"ode", "dmd", "diffusion"});
+  check_one_of(src, "distillation_loss", distillation_loss,
+               {"ode", "dmd", "diffusion", "self_forcing", "teacher_forcing"});
   TORCH_CHECK(device == "auto" || device == "cpu" || device == "cuda" ||
                   (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
                    device.find_first_not_of("0123456789", 5) == std::string::npos),
@@ -106,7 +108,13 @@ void Config::check_models() const {
   // Models.
   check_one_of(src, "model_name", model_name, kModelNames);
   if (!generator_name.empty()) check_one_of(src, "generator_name", generator_name, kModelNames);
-  if (!real_name.empty()) check_one_of(src, "real_name", real_name, kModelNames);
+  if (!real_name.empty() && !real_name_is_release())
+    check_one_of(src, "real_name", real_name,
+                 {"wan", "causal_wan", "Wan2.1-T2V-1.3B", "Wan2.1-T2V-14B"});
+  TORCH_CHECK(!real_name_is_release() || real_name == "Wan2.1-T2V-1.3B" ||
+                  real_name == "Wan2.1-T2V-14B",
+              src, ": key 'real_name': got '", real_name,
+              "', want wan | causal_wan | Wan2.1-T2V-1.3B | Wan2.1-T2V-14B");
   if (!fake_name.empty()) check_one_of(src, "fake_name", fake_name, kModelNames);
   // CausVid's ode_regression.py builds the generator from model_name only.
   TORCH_CHECK(is_dmd() || generator_name.empty() || generator_name == model_name, src,
@@ -177,7 +185,9 @@ void Config::check_timesteps() const {
               ", want a first step > 0");
   // causal_inference.py asserts denoising_step_list[-1] == 0 and drops it; the ODE
   // trajectories end with the clean latent.
-  TORCH_CHECK(!is_causal() || steps.back() == 0, src, ": key 'denoising_step_list': got ",
+  // Self-Forcing's lists have no trailing 0 (its pipeline drops one if present).
+  TORCH_CHECK(!is_causal() || is_self_forcing() || steps.back() == 0, src,
+              ": key 'denoising_step_list': got ",
               list_str(steps), ", want a last step of 0 for generator_task causal_video");
   // dmd.py: timesteps[1000 - denoising_step_list] over a 1000-entry scheduler table.
   TORCH_CHECK(!warp_denoising_step || num_train_timestep == 1000, src,
@@ -263,6 +273,69 @@ void Config::check_fsdp_and_data() const {
   TORCH_CHECK(batch_size >= 1, src, ": key 'batch_size': got ", batch_size, ", want >= 1");
   TORCH_CHECK(max_pair >= 1, src, ": key 'max_pair': got ", max_pair, ", want >= 1");
   TORCH_CHECK(num_workers >= 0, src, ": key 'num_workers': got ", num_workers, ", want >= 0");
+}
+
+}  // namespace causvid::core
+
+namespace causvid::core {
+
+void Config::check_self_forcing() const {
+  const std::string& src = source;
+  if (causal.has_value())
+    TORCH_CHECK(*causal == (generator_model() == "causal_wan"), src, ": key 'causal': got ",
+                *causal ? "true" : "false", ", but the generator is '", generator_model(), "' (",
+                generator_name.empty() ? "model_name" : "generator_name", ")");
+  TORCH_CHECK(total_batch_size >= 0, src, ": key 'total_batch_size': got ", total_batch_size,
+              ", want >= 0 (0 = batch_size x world size)");
+  TORCH_CHECK(total_batch_size == 0 || total_batch_size % batch_size == 0, src,
+              ": key 'total_batch_size': got ", total_batch_size,
+              ", want a multiple of batch_size ", batch_size);
+  for (const auto& kv : model_kwargs)
+    TORCH_CHECK(kv.first == "timestep_shift" || kv.first == "local_attn_size" ||
+                    kv.first == "sink_size",
+                src, ": key 'model_kwargs': got '", kv.first,
+                "', want timestep_shift | local_attn_size | sink_size");
+  TORCH_CHECK(generator_scheduler_shift() > 0 && std::isfinite(generator_scheduler_shift()), src,
+              ": key 'model_kwargs': timestep_shift ", generator_scheduler_shift(), ", want > 0");
+  for (const auto& kv : real_model_overrides)
+    TORCH_CHECK(one_of(kv.first, {"dim", "ffn_dim", "freq_dim", "num_heads", "num_layers"}), src,
+                ": key 'real_model_overrides': got '", kv.first,
+                "', want dim | ffn_dim | freq_dim | num_heads | num_layers (text, in and out "
+                "sizes are the generator's)");
+  TORCH_CHECK(context_noise >= 0 && context_noise <= num_train_timestep, src,
+              ": key 'context_noise': got ", context_noise, ", want a timestep in [0, ",
+              num_train_timestep, "]");
+  TORCH_CHECK(min_score_timestep >= 0 && min_score_timestep < num_train_timestep, src,
+              ": key 'min_score_timestep': got ", min_score_timestep, ", want [0, ",
+              num_train_timestep, ")");
+  TORCH_CHECK(long_window >= 0 && long_sink >= 0 && long_rollout_frames >= 0, src,
+              ": keys 'long_rollout_frames', 'long_window', 'long_sink': want >= 0");
+  if (!is_self_forcing()) return;
+  TORCH_CHECK(generator_model() == "causal_wan" && is_causal(), src,
+              ": key 'generator_name': distillation_loss self_forcing rolls the generator out "
+              "block by block with its KV cache, so it needs a causal generator (generator_name "
+              "causal_wan, generator_task causal_video); got '", generator_model(), "'");
+  TORCH_CHECK(!independent_first_frame, src, ": key 'independent_first_frame': true is not "
+              "supported (the causal model here has uniform blocks of num_frame_per_block)");
+  const int F = image_or_video_shape.size() == 5 ? image_or_video_shape[1] : 0;
+  TORCH_CHECK(F % num_frame_per_block == 0, src, ": key 'image_or_video_shape': ", F,
+              " frames, want a multiple of num_frame_per_block ", num_frame_per_block);
+  TORCH_CHECK(num_training_frames == F, src, ": key 'num_training_frames': got ",
+              num_training_frames, ", want image_or_video_shape[1] = ", F, " (Self-Forcing's "
+              "longer rollouts re-encode the window's first frame through the VAE, which is not "
+              "done here; for rollouts past the training length use long_rollout_frames with "
+              "long_window / long_sink)");
+  const int R = long_rollout_frames > 0 ? long_rollout_frames : num_training_frames;
+  TORCH_CHECK(R >= F && R % num_frame_per_block == 0, src, ": key 'long_rollout_frames': got ",
+              long_rollout_frames, ", want a multiple of num_frame_per_block >= ", F);
+  TORCH_CHECK(long_window == 0 || long_window >= num_frame_per_block, src,
+              ": key 'long_window': got ", long_window, ", want 0 or >= num_frame_per_block (",
+              num_frame_per_block, ")");
+  TORCH_CHECK(!i2v, src, ": key 'i2v': true is not supported by the self_forcing stage yet "
+              "(Self-Forcing's i2v rollout re-encodes the window's first frame through the VAE); "
+              "want false");
+  TORCH_CHECK(backward_simulation, src, ": key 'backward_simulation': false, but the "
+              "self_forcing stage always rolls the generator out from noise; want true");
 }
 
 }  // namespace causvid::core

@@ -11,7 +11,7 @@ torch::Tensor training_step_list(const core::Config& c) {
   auto list = torch::tensor(v, torch::kLong);
   if (c.warp_denoising_step)
     return models::warp_denoising_steps(list,
-                                        models::FlowMatchScheduler::wan_training(c.scheduler_shift));
+                                        models::FlowMatchScheduler::wan_training(c.generator_scheduler_shift()));
   return list.to(torch::kFloat32);
 }
 

@@ -37,11 +37,9 @@ LossOutput dmd_loss(const models::WanDiffusionWrapper& real, const models::WanDi
   torch::Tensor grad;
   {
     torch::NoGradGuard ng;
-    const auto& sch = fake.scheduler();
+    const auto& sch = opts.scheduler ? *opts.scheduler : fake.scheduler();
     auto noisy = sch.add_noise(x0.detach().flatten(0, 1), noise.flatten(0, 1), timestep.flatten())
                      .view(x0.sizes());
-    auto pred_fake = fake.forward(noisy, timestep, cond);
-    // Conditional and unconditional branches in one batched call (same math per sample).
     const int64_t B = noisy.size(0);
     // Contexts of different lengths are zero-padded (WanModel pads to text_len with zeros).
     const int64_t T = std::max(cond.size(1), uncond.size(1));
@@ -49,6 +47,12 @@ LossOutput dmd_loss(const models::WanDiffusionWrapper& real, const models::WanDi
       auto e = c.expand({B, c.size(1), c.size(2)});
       return c.size(1) == T ? e : torch::constant_pad_nd(e, {0, 0, 0, T - c.size(1)});
     };
+    auto pred_fake = fake.forward(noisy, timestep, cond);
+    if (opts.fake_guidance_scale != 0.0) {
+      auto fake_uncond = fake.forward(noisy, timestep, pad(uncond));
+      pred_fake = pred_fake + (pred_fake - fake_uncond) * opts.fake_guidance_scale;
+    }
+    // Conditional and unconditional branches in one batched call (same math per sample).
     auto both = real.forward(torch::cat({noisy, noisy}), torch::cat({timestep, timestep}),
                              torch::cat({pad(cond), pad(uncond)}));
     auto real_cond = both.slice(0, 0, B), real_uncond = both.slice(0, B, 2 * B);
@@ -68,16 +72,22 @@ LossOutput dmd_loss(const models::WanDiffusionWrapper& real, const models::WanDi
   }
   auto xd = x0.to(torch::kFloat64);
   auto target = (xd - grad.to(torch::kFloat64)).detach();
-  out.loss = 0.5 * torch::mse_loss(xd, target);
+  if (opts.mask.defined()) {
+    auto m = opts.mask.to(x0.device()).expand(x0.sizes());
+    out.loss = 0.5 * torch::mse_loss(xd.masked_select(m), target.masked_select(m));
+  } else {
+    out.loss = 0.5 * torch::mse_loss(xd, target);
+  }
   return out;
 }
 
 LossOutput critic_loss(const models::WanDiffusionWrapper& fake, const torch::Tensor& x0_in,
                        const torch::Tensor& timestep, const torch::Tensor& noise,
-                       const torch::Tensor& cond, const std::string& type) {
+                       const torch::Tensor& cond, const std::string& type,
+                       const models::FlowMatchScheduler* scheduler) {
   LossOutput out;
   auto x0 = x0_in.detach();
-  const auto& sch = fake.scheduler();
+  const auto& sch = scheduler ? *scheduler : fake.scheduler();
   auto tf = timestep.flatten();
   auto noisy = sch.add_noise(x0.flatten(0, 1), noise.flatten(0, 1), tf).view(x0.sizes());
   auto pred = fake.forward(noisy, timestep, cond);

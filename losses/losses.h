@@ -36,7 +36,14 @@ torch::Tensor sample_dmd_timestep(int64_t B, int64_t F, const std::string& task_
 
 struct DmdOptions {
   double real_guidance_scale = 3.5;
+  double fake_guidance_scale = 0.0;  // Self-Forcing: CFG of the critic (0 = none)
   bool normalization = true;
+  // The grid that noises x0 (Self-Forcing: the generator's, shift 5; null = the fake
+  // score's, which CausVid shares with every model).
+  const models::FlowMatchScheduler* scheduler = nullptr;
+  // Bool [B,F,C,H,W] (or broadcastable): the loss is the mean over the selected elements
+  // only (Self-Forcing's gradient_mask); undefined = all.
+  torch::Tensor mask;
 };
 
 // Distribution matching loss of the generator output x0 [B,F,C,H,W] (with grad) at the given
@@ -50,9 +57,11 @@ LossOutput dmd_loss(const models::WanDiffusionWrapper& real_score,
 
 // Critic (fake score) denoising loss on a generated sample x0 (no grad):
 // denoising_loss_type "flow" (default for Wan), "x0" or "noise".
+// `scheduler` noises x0 and converts the prediction to flow (null = the fake score's).
 LossOutput critic_loss(const models::WanDiffusionWrapper& fake_score, const torch::Tensor& x0,
                        const torch::Tensor& timestep, const torch::Tensor& noise,
-                       const torch::Tensor& cond, const std::string& denoising_loss_type);
+                       const torch::Tensor& cond, const std::string& denoising_loss_type,
+                       const models::FlowMatchScheduler* scheduler = nullptr);
 
 // ODE regression: ode_latent [B,S,F,C,H,W] (noisy -> clean), index [B,F] into the step list
 // (already processed per task type), step list [S] (effective values). Masked MSE where the

@@ -33,7 +33,7 @@ std::unique_ptr<TrainModel> build_generator(StageEnv& env) {
       c,
       TrainModelSpec{"generator", c.generator_model() == "causal_wan",
                      c.generator_ckpt.empty() ? c.dit_file() : c.generator_ckpt, env.seed,
-                     c.generator_trainable()},
+                     c.generator_trainable(), std::nullopt, c.generator_scheduler_shift()},
       env.dist);
   if (g->trainable()) {
     g->add_optimizer(adamw_from_config(c));
@@ -42,8 +42,24 @@ std::unique_ptr<TrainModel> build_generator(StageEnv& env) {
   return g;
 }
 
+double Stage::accumulate(const StepInput& in, const MicroLoss& loss_of,
+                         std::map<std::string, double>& metrics) {
+  const size_t n = in.size();
+  double total = 0;
+  std::map<std::string, double> sum;
+  for (size_t i = 0; i < n; ++i) {
+    std::map<std::string, double> m;
+    auto loss = loss_of(in.micro(i), m);
+    (n == 1 ? loss : loss / static_cast<double>(n)).backward();
+    total += loss.item<double>();
+    for (const auto& kv : m) sum[kv.first] += kv.second;
+  }
+  for (const auto& kv : sum) metrics[kv.first] = kv.second / n;
+  return total / n;
+}
+
 double GeneratorStage::update_generator(int64_t step) {
-  const double norm = env_.updates.apply(*gen_, step);
+  const double norm = env_.updates.apply(*gen_, step, env_.cfg.generator_grad_clip());
   if (gen_->ema()) gen_->ema()->update(step);
   return norm;
 }

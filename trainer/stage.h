@@ -58,10 +58,21 @@ struct StageEnv {
   torch::Tensor uncond1_cache;  // [1, T, E], set by uncond()
 };
 
+// One micro-batch: the loader's batch and its text conditioning.
+struct MicroBatch {
+  const data::Batch* batch;  // latents on the device when the dataset has them
+  torch::Tensor cond;        // [B, T, E] float32 text conditioning of batch->prompts
+};
+
 struct StepInput {
   const data::Batch& batch;  // latents on the device when the dataset has them
   torch::Tensor cond;        // [B, T, E] float32 text conditioning of batch.prompts
   int64_t step;              // updates done before this step
+  // Gradient accumulation (total_batch_size): the update's further micro-batches. Every
+  // model update of the step runs over all of them (Stage::accumulate).
+  std::vector<MicroBatch> more = {};
+  size_t size() const { return 1 + more.size(); }
+  MicroBatch micro(size_t i) const { return i == 0 ? MicroBatch{&batch, cond} : more[i - 1]; }
 };
 
 class Stage {
@@ -88,6 +99,13 @@ class Stage {
 
  protected:
   explicit Stage(StageEnv& env) : env_(env) {}
+  // Gradient accumulation over the step's micro-batches: `loss_of` returns one
+  // micro-batch's loss (and may write metrics); its backward runs scaled by 1 / count, so
+  // the accumulated gradient is the mean over samples. Returns the mean loss; the metrics
+  // written are averaged likewise.
+  using MicroLoss = std::function<torch::Tensor(const MicroBatch&, std::map<std::string, double>&)>;
+  double accumulate(const StepInput& in, const MicroLoss& loss_of,
+                    std::map<std::string, double>& metrics);
   StageEnv& env_;
 };
 
@@ -109,8 +127,8 @@ class GeneratorStage : public Stage {
 
  protected:
   explicit GeneratorStage(StageEnv& env) : Stage(env), gen_(build_generator(env)) {}
-  // After backward: the generator's update (env.updates) and its EMA. Returns the gradient
-  // norm before clipping.
+  // After backward: the generator's update (env.updates, clipped at the generator's norm)
+  // and its EMA. Returns the gradient norm before clipping.
   double update_generator(int64_t step);
 
   std::unique_ptr<TrainModel> gen_;

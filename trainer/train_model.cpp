@@ -21,7 +21,7 @@ AdamWOptions adamw_from_config(const core::Config& c) {
 TrainModel::TrainModel(const core::Config& c, const TrainModelSpec& spec,
                        std::shared_ptr<core::DistContext> dist)
     : name_(spec.name), trainable_(spec.trainable) {
-  model_ = models::WanModel(models::wan_config(c));
+  model_ = models::WanModel(spec.sizes ? *spec.sizes : models::wan_config(c));
   if (spec.source == "random") {
     model_->init_weights(spec.seed);
   } else {
@@ -30,8 +30,8 @@ TrainModel::TrainModel(const core::Config& c, const TrainModelSpec& spec,
   model_->to(dist->device());
   if (trainable_ && c.gradient_checkpointing) model_->set_gradient_checkpointing(true);
   for (auto& p : model_->parameters()) p.set_requires_grad(trainable_);
-  wrap_ = std::make_unique<models::WanDiffusionWrapper>(model_, spec.causal, c.num_frame_per_block,
-                                                        c.scheduler_shift);
+  wrap_ = std::make_unique<models::WanDiffusionWrapper>(
+      model_, spec.causal, c.num_frame_per_block, spec.scheduler_shift.value_or(c.scheduler_shift));
   auto fo = fsdp_options_from_config(c, name_);
   fo.trainable = trainable_;
   sharded_ = std::make_unique<ShardedModule>(model_.ptr(), dist, fo);
@@ -51,12 +51,14 @@ ModelState TrainModel::checkpoint_state(const std::string& file_name) {
   return {file_name, sharded_.get(), opt_.get(), ema_.get()};
 }
 
-double UpdateRule::apply(TrainModel& m, int64_t step) {
+double UpdateRule::apply(TrainModel& m, int64_t step) { return apply(m, step, clip_); }
+
+double UpdateRule::apply(TrainModel& m, int64_t step, double clip) {
   TORCH_CHECK(m.optimizer(), m.name(), ": update of a model without an optimizer");
   ShardedModule& mod = m.sharded();
   ShardedAdamW& opt = *m.optimizer();
   mod.reduce_grads();
-  const double norm = opt.clip_grad_norm(clip_);
+  const double norm = opt.clip_grad_norm(clip);
   if (!std::isfinite(norm)) {
     ++skipped_;
     ++consecutive_;

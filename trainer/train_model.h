@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/config.h"
@@ -28,6 +29,10 @@ struct TrainModelSpec {
   std::string source;  // "random" (Wan's init_weights with `seed`) or a weight file / dir
   uint64_t seed = 0;
   bool trainable = true;  // false: frozen (no grads, no optimizer)
+  // Sizes other than the run's (the real score of Self-Forcing: real_score_config).
+  std::optional<models::WanConfig> sizes = std::nullopt;
+  // The wrapper's flow-matching grid shift; unset = the config's scheduler_shift.
+  std::optional<double> scheduler_shift = std::nullopt;
 };
 
 // The generator's AdamW from the config (lr, beta1, beta2, weight_decay).
@@ -66,6 +71,8 @@ class UpdateRule {
   // After backward: reduce, clip, step the model's optimizer. Returns the gradient norm
   // before clipping. `step` = updates done before this one (for the messages).
   double apply(TrainModel& m, int64_t step);
+  // The same with another clip norm (Self-Forcing's max_grad_norm_generator / _critic).
+  double apply(TrainModel& m, int64_t step, double clip);
   int64_t skipped() const { return skipped_; }
   void set_last_checkpoint(std::string dir) { last_checkpoint_ = std::move(dir); }
 

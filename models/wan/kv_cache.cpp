@@ -25,8 +25,9 @@ KvCache::KvCache(const KvCacheOptions& o) : opts_(o) {
 }
 
 void KvCache::reset() {
-  for (auto& t : k_) t.zero_();
-  for (auto& t : v_) t.zero_();
+  // Drops any autograd history (a rollout with gradient) so videos never share a graph.
+  for (auto& t : k_) t = torch::zeros_like(t.detach());
+  for (auto& t : v_) t = torch::zeros_like(t.detach());
   high_water_ = 0;
 }
 
@@ -49,13 +50,25 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::update(int64_t layer, const tor
   auto& K = k_[layer];
   auto& V = v_[layer];
   auto kk = k.to(K.scalar_type()), vv = v.to(V.scalar_type());
+  // Writes are in place in the caller's grad mode, as the reference's
+  // kv_cache["k"][:, a:b] = roped_key: a block computed with gradient (the self-forcing
+  // rollout's exit step) leaves its autograd history on the storage, and a later no-grad
+  // write of the same slots (the block's clean re-run) changes the values but not that
+  // history, so later blocks' gradients reach the exit call's keys as in Self-Forcing.
+  // Under grad the returned keys are copies (Wan's flash attention copies them through
+  // torch.cat), which later in-place writes cannot invalidate for the backward.
+  const bool copy = torch::GradMode::is_enabled() && (K.requires_grad() || kk.requires_grad());
+  auto out = [&](int64_t n) -> std::pair<torch::Tensor, torch::Tensor> {
+    if (copy) return {K.slice(1, 0, n).clone(), V.slice(1, 0, n).clone()};
+    return {K.slice(1, 0, n), V.slice(1, 0, n)};
+  };
   if (!rolling()) {
     TORCH_CHECK(end <= capacity_, "KvCache: token ", end, " beyond the capacity of ", capacity_,
                 " tokens (", opts_.max_frames, " frames); use a rolling cache for longer videos");
     K.slice(1, start, end).copy_(kk);
     V.slice(1, start, end).copy_(vv);
     if (layer == 0) high_water_ = std::max(high_water_, end);
-    return {K.slice(1, 0, end), V.slice(1, 0, end)};
+    return out(end);
   }
   TORCH_CHECK(start % opts_.frame_seqlen == 0 && end % opts_.frame_seqlen == 0,
               "KvCache: rolling cache needs frame-aligned blocks, got [", start, ", ", end, ")");
@@ -77,8 +90,7 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::update(int64_t layer, const tor
     V.slice(1, phys, phys + run).copy_(vv.slice(1, g - start, g - start + run));
     g += run;
   }
-  const int64_t valid = std::min(end, capacity_);
-  return {K.slice(1, 0, valid), V.slice(1, 0, valid)};
+  return out(std::min(end, capacity_));
 }
 
 }  // namespace causvid::models

@@ -127,8 +127,43 @@ WanConfig wan_config(const core::Config& config) {
   return w;
 }
 
+WanConfig real_score_config(const core::Config& config) {
+  WanConfig w = wan_config(config);
+  std::string preset = config.real_model_preset;
+  if (preset.empty() && config.real_name_is_release())
+    preset = config.real_name == "Wan2.1-T2V-14B" ? "wan-14b" : "wan-1.3b";
+  if (!preset.empty()) {
+    const auto names = wan_preset_names();
+    TORCH_CHECK(std::find(names.begin(), names.end(), preset) != names.end(), config.source,
+                ": key 'real_model_preset': got '", preset, "', want ", joined_names());
+    const WanConfig p = wan_preset(preset);
+    w.dim = p.dim;
+    w.ffn_dim = p.ffn_dim;
+    w.freq_dim = p.freq_dim;
+    w.num_heads = p.num_heads;
+    w.num_layers = p.num_layers;
+  }
+  for (const auto& [k, v] : config.real_model_overrides) {
+    TORCH_CHECK(v > 0, config.source, ": key 'real_model_overrides': ", k, " = ", v,
+                ", want > 0");
+    if (k == "dim") w.dim = v;
+    else if (k == "ffn_dim") w.ffn_dim = v;
+    else if (k == "freq_dim") w.freq_dim = v;
+    else if (k == "num_heads") w.num_heads = v;
+    else if (k == "num_layers") w.num_layers = v;
+  }
+  TORCH_CHECK(w.num_heads > 0 && w.dim % w.num_heads == 0 && (w.dim / w.num_heads) % 2 == 0,
+              config.source, ": keys 'real_model_preset' / 'real_model_overrides': dim ", w.dim,
+              " with ", w.num_heads, " heads, want an even head dim");
+  w.validate();
+  return w;
+}
+
 void register_builtins() {
-  core::register_config_check("model sizes", [](const core::Config& c) { wan_config(c); });
+  core::register_config_check("model sizes", [](const core::Config& c) {
+    wan_config(c);
+    if (c.is_dmd()) real_score_config(c);
+  });
 }
 
 }  // namespace causvid::models

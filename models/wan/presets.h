@@ -25,6 +25,12 @@ std::vector<std::string> wan_preset_names();
 // config key (model_dim, model_num_heads, ..., image_or_video_shape) and config.source.
 WanConfig wan_config(const core::Config& config);
 
+// The real score's sizes: the generator's (wan_config), with the dim / ffn_dim / freq_dim /
+// num_heads / num_layers of real_model_preset (or of real_name Wan2.1-T2V-14B / -1.3B, as
+// Self-Forcing's real_name picks the teacher), then real_model_overrides. Text, in and out
+// sizes stay the generator's (the scores read the same latents and text embeddings).
+WanConfig real_score_config(const core::Config& config);
+
 // Registers models' config check (the model sizes above) with core::register_config_check,
 // so core::load_config rejects bad sizes before any device work. Called once at startup by
 // the causvid main and the test main.

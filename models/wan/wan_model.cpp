@@ -249,6 +249,14 @@ torch::Tensor WanModelImpl::embed_context(const torch::Tensor& ctx) {
 torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_BF,
                                 const torch::Tensor& context, const AttnSpec& spec_in,
                                 CrossAttnCache* xcache) {
+  // Self-Forcing's causal model with gradient checkpointing on does not pass the
+  // cross-attention cache to blocks that run with grad: their context K/V are computed
+  // from the text again (so text_embedding and cross_attn k/v get gradients). Blocks with
+  // the KV cache are not checkpointed here (their in-place cache writes must keep the
+  // reference's autograd history), so the rollout's grad calls use more memory than
+  // Self-Forcing's.
+  const bool grad_ckpt = gradient_checkpointing_ && torch::GradMode::is_enabled();
+  if (grad_ckpt && spec_in.kind == AttnSpec::kKvCache) xcache = nullptr;
   const auto& ps = cfg_.patch_size;
   TORCH_CHECK(x.dim() == 5 && x.size(1) == cfg_.in_dim, "x: got ", x.sizes(),
               ", want [B, ", cfg_.in_dim, ", F, H, W]");
@@ -297,7 +305,7 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
       continue;
     }
     auto [ck, cv] = cross_kv_cached(block, i, ctx, xcache);
-    if (gradient_checkpointing_ && torch::GradMode::is_enabled()) {
+    if (grad_ckpt && spec.kind != AttnSpec::kKvCache) {
       tokens = checkpoint(
           [block, rope, spec, i](const std::vector<torch::Tensor>& in) {
             return block->forward(in[0], in[1], in[2], in[3], rope, spec, int64_t(i));

@@ -7,11 +7,13 @@ namespace causvid::trainer {
 void register_dmd_stage();
 void register_ode_stage();
 void register_diffusion_stage();
+void register_self_forcing_stage();
 
 void register_builtin_stages() {
   register_dmd_stage();
   register_ode_stage();
   register_diffusion_stage();
+  register_self_forcing_stage();
 }
 
 }  // namespace causvid::trainer

@@ -21,16 +21,28 @@ class DiffusionStage : public GeneratorStage {
   bool needs_latents() const override { return true; }
 
   std::map<std::string, double> step(const StepInput& in) override {
+    auto scope = gen_->sharded().gathered();
+    std::map<std::string, double> m;
+    m["generator_loss"] = accumulate(
+        in, [&](const MicroBatch& mb, std::map<std::string, double>&) { return loss(mb); }, m);
+    m["generator_grad_norm"] = update_generator(in.step);
+    return m;
+  }
+
+ private:
+  // Flow matching on one micro-batch: x_t at a uniform grid timestep per block, target
+  // noise - x0 (optionally on the negative prompt for CFG: text_dropout).
+  torch::Tensor loss(const MicroBatch& mb) {
     const auto& c = env_.cfg;
-    const int64_t B = in.cond.size(0), F = env_.frame_shape[0];
+    const int64_t B = mb.cond.size(0), F = env_.frame_shape[0];
     auto& g = gen_->wrap();
-    const auto& lat = in.batch.latents;
+    const auto& lat = mb.batch->latents;
     auto x0 = lat.select(1, lat.size(1) - 1);
-    auto cond = in.cond;
+    auto cond = mb.cond;
     if (c.text_dropout > 0) {
       auto drop = env_.rng.rand({B}, torch::TensorOptions().device(env_.device)) <
                   c.text_dropout;
-      cond = torch::where(drop.view({B, 1, 1}), env_.uncond(B), in.cond);
+      cond = torch::where(drop.view({B, 1, 1}), env_.uncond(B), mb.cond);
     }
     const auto& grid = g.scheduler().timesteps;
     auto idx =
@@ -41,16 +53,11 @@ class DiffusionStage : public GeneratorStage {
     auto xt = g.scheduler()
                   .add_noise(x0.flatten(0, 1), noise.flatten(0, 1), t.flatten())
                   .view(x0.sizes());
-    auto scope = gen_->sharded().gathered();
     auto flow = g.flow(xt, t, cond);
-    auto loss = torch::mse_loss(flow.to(torch::kFloat32), noise - x0);
-    loss.backward();
-    std::map<std::string, double> m;
-    m["generator_loss"] = loss.item<double>();
-    m["generator_grad_norm"] = update_generator(in.step);
-    return m;
+    return torch::mse_loss(flow.to(torch::kFloat32), noise - x0);
   }
 
+ public:
   // A bidirectional model trained here is a teacher: its sheets use the teacher's sampler.
   torch::Tensor sample(const torch::Tensor& noise, const torch::Tensor& cond,
                        at::Generator& g) override {

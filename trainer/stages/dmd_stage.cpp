@@ -9,56 +9,27 @@
 
 #include "losses/losses.h"
 #include "trainer/stage.h"
+#include "trainer/stages/score_models.h"
 #include "trainer/stages/generator_inputs.h"
 
 namespace causvid::trainer {
 namespace {
 
-class DmdStage : public GeneratorStage {
+class DmdStage : public ScoreDistillationStage {
  public:
-  explicit DmdStage(StageEnv& env) : GeneratorStage(env) {
-    const auto& c = env.cfg;
-    const std::string base = c.dit_file();
-    real_ = std::make_unique<TrainModel>(
-        c, TrainModelSpec{"real_score", c.real_model() == "causal_wan", base, env.seed + 1, false},
-        env.dist);
-    fake_ = std::make_unique<TrainModel>(
-        c,
-        TrainModelSpec{"fake_score", c.fake_model() == "causal_wan", base, env.seed + 2,
-                       c.fake_score_trainable()},
-        env.dist);
-    if (fake_->trainable()) {
-      AdamWOptions fo = adamw_from_config(c);  // the critic's lr and betas
-      fo.lr = c.critic_lr();
-      fo.beta1 = c.critic_beta1();
-      fo.beta2 = c.critic_beta2();
-      fake_->add_optimizer(fo);
-    }
-  }
+  explicit DmdStage(StageEnv& env) : ScoreDistillationStage(env) {}
 
   bool needs_latents() const override { return !env_.cfg.backward_simulation; }
 
   std::map<std::string, double> step(const StepInput& in) override {
     const auto& c = env_.cfg;
     std::map<std::string, double> m;
-    const auto& lat = in.batch.latents;
-    torch::Tensor clean;
-    if (lat.defined()) clean = lat.select(1, lat.size(1) - 1);
     auto fake_scope = fake_->sharded().gathered();
-    if (gen_->trainable() && in.step % c.dfake_gen_update_ratio == 0)
-      generator_step(in, clean, m);
+    if (gen_->trainable() && in.step % c.dfake_gen_update_ratio == 0) generator_step(in, m);
     // Critic: flow matching on the generator's (detached) samples; fake_score_grad
     // {model: false} keeps a fixed critic.
-    if (fake_->trainable()) critic_step(in, clean, m);
+    if (fake_->trainable()) critic_step(in, m);
     return m;
-  }
-
-  std::vector<ModelState> checkpoint_states() override {
-    return {gen_->checkpoint_state("generator"), fake_->checkpoint_state("critic")};
-  }
-
-  std::vector<std::pair<std::string, TrainModel*>> models() override {
-    return {{"generator", gen_.get()}, {"real_score", real_.get()}, {"fake_score", fake_.get()}};
   }
 
  private:
@@ -71,46 +42,55 @@ class DmdStage : public GeneratorStage {
         .to(env_.device);
   }
 
-  void generator_step(const StepInput& in, const torch::Tensor& clean,
-                      std::map<std::string, double>& m) {
+  // The micro-batch's clean latents (the last row of an ODE pair), or undefined.
+  static torch::Tensor clean_of(const MicroBatch& mb) {
+    const auto& lat = mb.batch->latents;
+    return lat.defined() ? lat.select(1, lat.size(1) - 1) : torch::Tensor();
+  }
+
+  void generator_step(const StepInput& in, std::map<std::string, double>& m) {
     const auto& c = env_.cfg;
-    const int64_t B = in.cond.size(0);
-    auto un = env_.uncond(B);
     auto real_scope = real_->sharded().gathered();
     auto gen_scope = gen_->sharded().gathered();
-    auto x0 = run_generator(env_, *gen_, in.cond, clean, c.backward_simulation, true);
-    auto t = sample_t(B, c.real_task());
-    auto noise = env_.randn(x0.sizes());
-    losses::DmdOptions dopt;
-    dopt.real_guidance_scale = c.real_guidance_scale;
-    auto out = losses::dmd_loss(real_->wrap(), fake_->wrap(), x0, t, noise, in.cond, un, dopt);
-    out.loss.backward();
-    m["generator_loss"] = out.loss.item<double>();
+    m["generator_loss"] = accumulate(
+        in,
+        [&](const MicroBatch& mb, std::map<std::string, double>& mm) {
+          const int64_t B = mb.cond.size(0);
+          auto x0 = run_generator(env_, *gen_, mb.cond, clean_of(mb), c.backward_simulation, true);
+          auto t = sample_t(B, c.real_task());
+          auto noise = env_.randn(x0.sizes());
+          losses::DmdOptions dopt;
+          dopt.real_guidance_scale = c.real_guidance_scale;
+          auto out = losses::dmd_loss(real_->wrap(), fake_->wrap(), x0, t, noise, mb.cond,
+                                      env_.uncond(B), dopt);
+          mm["dmd_gradient_norm"] = out.metrics.at("dmd_gradient_norm");
+          return out.loss;
+        },
+        m);
     m["generator_grad_norm"] = update_generator(in.step);
-    for (const auto& kv : out.metrics)
-      if (kv.first.find("gradient_norm") != std::string::npos) m["dmd_gradient_norm"] = kv.second;
-    if (!m.count("dmd_gradient_norm") && out.tensors.count("dmdtrain_gradient_norm"))
-      m["dmd_gradient_norm"] = out.tensors.at("dmdtrain_gradient_norm").item<double>();
   }
 
-  void critic_step(const StepInput& in, const torch::Tensor& clean,
-                   std::map<std::string, double>& m) {
+  void critic_step(const StepInput& in, std::map<std::string, double>& m) {
     const auto& c = env_.cfg;
-    const int64_t B = in.cond.size(0);
-    torch::Tensor x0;
-    {
-      auto gen_scope = gen_->sharded().gathered();
-      x0 = run_generator(env_, *gen_, in.cond, clean, c.backward_simulation, false);
-    }
-    auto t = sample_t(B, c.fake_task());
-    auto noise = env_.randn(x0.sizes());
-    auto out = losses::critic_loss(fake_->wrap(), x0, t, noise, in.cond, c.denoising_loss_type);
-    out.loss.backward();
-    m["critic_loss"] = out.loss.item<double>();
-    m["critic_grad_norm"] = env_.updates.apply(*fake_, in.step);
+    m["critic_loss"] = accumulate(
+        in,
+        [&](const MicroBatch& mb, std::map<std::string, double>&) {
+          const int64_t B = mb.cond.size(0);
+          torch::Tensor x0;
+          {
+            auto gen_scope = gen_->sharded().gathered();
+            x0 = run_generator(env_, *gen_, mb.cond, clean_of(mb), c.backward_simulation, false);
+          }
+          auto t = sample_t(B, c.fake_task());
+          auto noise = env_.randn(x0.sizes());
+          return losses::critic_loss(fake_->wrap(), x0, t, noise, mb.cond,
+                                     c.denoising_loss_type)
+              .loss;
+        },
+        m);
+    m["critic_grad_norm"] = update_critic(in.step);
   }
 
-  std::unique_ptr<TrainModel> real_, fake_;
 };
 
 }  // namespace

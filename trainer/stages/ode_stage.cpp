@@ -27,15 +27,19 @@ class OdeStage : public GeneratorStage {
 
   std::map<std::string, double> step(const StepInput& in) override {
     const auto& c = env_.cfg;
-    const int64_t B = in.cond.size(0), F = env_.frame_shape[0];
+    const int64_t F = env_.frame_shape[0];
     auto steps = inference::training_step_list(c);
-    auto index = losses::sample_ode_index(B, F, steps.size(0), c.generator_task,
-                                          c.num_frame_per_block, env_.rng);
     auto scope = gen_->sharded().gathered();
-    auto out = losses::ode_loss(gen_->wrap(), in.batch.latents, index, steps, in.cond);
-    out.loss.backward();
     std::map<std::string, double> m;
-    m["generator_loss"] = out.loss.item<double>();
+    m["generator_loss"] = accumulate(
+        in,
+        [&](const MicroBatch& mb, std::map<std::string, double>&) {
+          auto index = losses::sample_ode_index(mb.cond.size(0), F, steps.size(0),
+                                                c.generator_task, c.num_frame_per_block,
+                                                env_.rng);
+          return losses::ode_loss(gen_->wrap(), mb.batch->latents, index, steps, mb.cond).loss;
+        },
+        m);
     m["generator_grad_norm"] = update_generator(in.step);
     return m;
   }
