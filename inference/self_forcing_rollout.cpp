@@ -22,6 +22,45 @@ int64_t grid_position(const models::FlowMatchScheduler& s, double t) {
   return s.options().num_train_timesteps - idx;
 }
 
+// One block: the denoising loop up to the exit step (the steps before it without grad,
+// re-noised to the next step), the exit call (with grad when `grad`), then the block
+// re-noised to context_noise (drawn also for 0) and cached by a no-grad pass.
+torch::Tensor rollout_block(const models::WanDiffusionWrapper& g, torch::Tensor x,
+                            const torch::Tensor& cond, models::KvCache& cache,
+                            models::CrossAttnCache& xcache, int64_t start, int64_t fs,
+                            int64_t exit, bool grad, core::RandomSource& rng,
+                            const RolloutOptions& o) {
+  const int64_t B = x.size(0), nfpb = x.size(1);
+  const auto f32 = x.options().dtype(torch::kFloat32);
+  const auto& sch = g.scheduler();
+  const auto& steps = o.step_list;
+  torch::Tensor pred;
+  for (int64_t i = 0; i <= exit; ++i) {
+    auto t = torch::full({B, nfpb}, steps[i], f32);
+    if (i < exit) {
+      torch::NoGradGuard ng;
+      pred = g.forward_cached(x, t, cond, cache, xcache, start * fs);
+      auto flat = pred.flatten(0, 1);
+      x = sch.add_noise(flat, rng.randn(flat.sizes(), f32),
+                        torch::full({B * nfpb}, steps[i + 1], f32))
+              .view(pred.sizes());
+    } else if (!grad) {
+      torch::NoGradGuard ng;
+      pred = g.forward_cached(x, t, cond, cache, xcache, start * fs);
+    } else {
+      pred = g.forward_cached(x, t, cond, cache, xcache, start * fs);
+    }
+  }
+  auto flat = pred.flatten(0, 1);
+  auto ctx = sch.add_noise(flat, rng.randn(flat.sizes(), f32),
+                           torch::full({B * nfpb}, o.context_noise, f32))
+                 .view(pred.sizes());
+  torch::NoGradGuard ng;
+  g.forward_cached(ctx.detach(), torch::full({B, nfpb}, o.context_noise, f32), cond, cache, xcache,
+                   start * fs);
+  return pred;
+}
+
 }  // namespace
 
 RolloutResult self_forcing_rollout(const models::WanDiffusionWrapper& g, const torch::Tensor& noise,
@@ -71,34 +110,8 @@ RolloutResult self_forcing_rollout(const models::WanDiffusionWrapper& g, const t
   const int64_t grad_start = out_frames - o.grad_frames;
   for (int64_t b = 0; b < num_blocks; ++b) {
     const int64_t exit = o.same_step_across_blocks ? exits[0] : exits[b];
-    auto x = noise.slice(1, start - Fi, start - Fi + nfpb);
-    torch::Tensor pred;
-    for (int64_t i = 0; i <= exit; ++i) {
-      auto t = torch::full({B, nfpb}, steps[i], f32);
-      if (i < exit) {
-        torch::NoGradGuard ng;
-        pred = g.forward_cached(x, t, cond, cache, xcache, start * fs);
-        auto flat = pred.flatten(0, 1);
-        x = sch.add_noise(flat, rng.randn(flat.sizes(), f32), torch::full({B * nfpb}, steps[i + 1], f32))
-                .view(pred.sizes());
-      } else if (start < grad_start) {
-        torch::NoGradGuard ng;
-        pred = g.forward_cached(x, t, cond, cache, xcache, start * fs);
-      } else {
-        pred = g.forward_cached(x, t, cond, cache, xcache, start * fs);
-      }
-    }
-    out.push_back(pred);
-    // The block as context: re-noised to context_noise (drawn also for 0), cached without grad.
-    auto flat = pred.flatten(0, 1);
-    auto ctx = sch.add_noise(flat, rng.randn(flat.sizes(), f32),
-                             torch::full({B * nfpb}, o.context_noise, f32))
-                   .view(pred.sizes());
-    {
-      torch::NoGradGuard ng;
-      g.forward_cached(ctx.detach(), torch::full({B, nfpb}, o.context_noise, f32), cond, cache,
-                       xcache, start * fs);
-    }
+    out.push_back(rollout_block(g, noise.slice(1, start - Fi, start - Fi + nfpb), cond, cache,
+                                xcache, start, fs, exit, start >= grad_start, rng, o));
     start += nfpb;
   }
 

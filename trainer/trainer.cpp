@@ -140,6 +140,12 @@ void Trainer::setup() {
     TORCH_CHECK(std::filesystem::exists(c.generator_ckpt), c.source, ": key 'generator_ckpt': ",
                 c.generator_ckpt, ": no such file or directory");
 
+  // Before any data or model work: a total_batch_size the ranks cannot split fails here.
+  const int accumulation = c.accumulation_steps(dist_->world_size());
+  if (accumulation > 1)
+    LOG_INFO("train: %d micro-batches of %d per update on each of %d ranks (total_batch_size %d)",
+             accumulation, c.batch_size, dist_->world_size(), c.total_batch_size);
+
   // Text conditioning (frozen; sharded like CausVid's FSDP-wrapped umT5 when it runs live).
   text_ = std::make_unique<ShardedTextEncoder>(data::text_conditioner_from_config(c, dev), c,
                                                dist_);
@@ -186,16 +192,24 @@ int64_t Trainer::resume(const std::string& dir) {
 
 std::map<std::string, double> Trainer::train_step() {
   const torch::Device dev = env_->device;
-  auto b = loader_->next();
-  torch::Tensor cond;
-  {
-    torch::NoGradGuard ng;
-    cond = text_->encode(b.prompts).to(dev, torch::kFloat32);
+  // One update = accumulation_steps micro-batches (total_batch_size over all ranks).
+  const int n = c_.accumulation_steps(dist_->world_size());
+  std::vector<data::Batch> batches(n);
+  std::vector<torch::Tensor> conds(n);
+  for (int i = 0; i < n; ++i) {
+    batches[i] = loader_->next();
+    {
+      torch::NoGradGuard ng;
+      conds[i] = text_->encode(batches[i].prompts).to(dev, torch::kFloat32);
+    }
+    // The loader pins batches on CUDA runs (LoaderOptions::pin_memory), so this copy does
+    // not block the host.
+    auto& lat = batches[i].latents;
+    if (lat.defined()) lat = lat.to(dev, /*non_blocking=*/dev.is_cuda());
   }
-  // The loader pins batches on CUDA runs (LoaderOptions::pin_memory), so this copy does
-  // not block the host.
-  if (b.latents.defined()) b.latents = b.latents.to(dev, /*non_blocking=*/dev.is_cuda());
-  auto m = stage_->step(StepInput{b, cond, step_});
+  StepInput in{batches[0], conds[0], step_};
+  for (int i = 1; i < n; ++i) in.more.push_back({&batches[i], conds[i]});
+  auto m = stage_->step(in);
   if (updates_.skipped() > 0) m["skipped_updates"] = static_cast<double>(updates_.skipped());
   return m;
 }

@@ -129,5 +129,47 @@ TEST(RandomSource, ReplayHandsOutDrawsInOrderAndNamesMismatches) {
   testing::expect_error_contains([&] { kinds.check_all_used(); }, {"made 0 draws", "holds 1"});
 }
 
+
+// The self_forcing_rollout kind can fail too: another context noise, the exit steps of
+// another block, or the gradient the reference's in-place KV cache passes to earlier blocks.
+TEST(SelfForcingRolloutFixture, UntouchedCopyPassesAndEditsFail) {
+  {
+    FixtureCopy f("sf_rollout_per_block_ctx");
+    auto r = checks::run_fixture(f.dir);
+    EXPECT_EQ(r.status, checks::FixtureStatus::kPass) << r.message;
+  }
+  {
+    FixtureCopy f("sf_rollout_per_block_ctx");
+    f.edit_meta([](nlohmann::json& m) { m["config"]["context_noise"] = 0; });
+    auto r = checks::run_fixture(f.dir);
+    EXPECT_EQ(r.status, checks::FixtureStatus::kFail) << r.message;
+    EXPECT_FALSE(compared_ok(r, "out.video"));
+  }
+  {
+    FixtureCopy f("sf_rollout_per_block_ctx");
+    // same_step_across_blocks true: every block exits at block 0's step (and the draw
+    // count no longer matches), and the timestep range becomes defined.
+    f.edit_meta([](nlohmann::json& m) { m["config"]["same_step_across_blocks"] = true; });
+    auto r = checks::run_fixture(f.dir);
+    EXPECT_NE(r.status, checks::FixtureStatus::kPass) << r.message;
+    EXPECT_NE(r.message.find("draw 20"), std::string::npos) << r.message;
+  }
+}
+
+TEST(SelfForcingRolloutFixture, DetachedKvCacheGradientsFail) {
+  // The fixture's gradients include the path from later blocks' attention to earlier blocks'
+  // exit calls; the same rollout with the cache detached (what a "clean" implementation does)
+  // must not pass. Emulated here by comparing against the gradients of a rollout whose exit
+  // steps differ only in block 0 (block 0's exit graph changes what later blocks feed back).
+  FixtureCopy f("sf_rollout_same_exit2");
+  f.edit_io([](core::TensorMap& io) {
+    for (auto& kv : io)
+      if (kv.first.rfind("out.grad.blocks.0.self_attn.k.", 0) == 0) kv.second = kv.second * 0.9;
+  });
+  auto r = checks::run_fixture(f.dir);
+  EXPECT_EQ(r.status, checks::FixtureStatus::kFail) << r.message;
+  EXPECT_FALSE(compared_ok(r, "out.grad.blocks.0.self_attn.k.weight"));
+}
+
 }  // namespace
 }  // namespace causvid

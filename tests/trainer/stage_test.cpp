@@ -3,6 +3,9 @@
 // and that no model stays gathered after a step.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "core/random.h"
 #include "data/datasets.h"
 #include "data/text_from_config.h"
 #include "tests/test_util.h"
@@ -97,6 +100,102 @@ TEST(Stage, DmdUpdatesTheGeneratorEveryRatioStepsAndLeavesNothingGathered) {
   // Mixed precision on one rank: every gather is a bf16 copy, counted until freed.
   for (auto& ms : rig.stage->checkpoint_states())
     EXPECT_EQ(ms.module->gather_stats().current_bytes, 0) << ms.name << " stayed gathered";
+}
+
+
+// Self-Forcing's DMD on the tiny world: prompts only, the causal generator rolled out from
+// noise (3 blocks of 1 frame), generator and critic updated, the (bigger) real score frozen.
+core::Config self_forcing_config(const std::string& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> o = {"data_path=" + world().prompts(),
+                                "distillation_loss=self_forcing",
+                                "backward_simulation=true",
+                                "denoising_step_list=[1000, 757, 522]",
+                                "num_training_frames=3",
+                                "dfake_gen_update_ratio=2",
+                                "real_model_overrides={dim: 96, num_heads: 3}",
+                                "model_kwargs={timestep_shift: 5.0}"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return world().config("tiny_dmd.yaml", out, o);
+}
+
+TEST(Stage, SelfForcingRollsOutFromPromptsAndUpdatesGeneratorAndCritic) {
+  StageRig rig(self_forcing_config("stage_sf"));
+  EXPECT_FALSE(rig.stage->needs_latents());
+  EXPECT_EQ(names(rig.stage->checkpoint_states()), (std::vector<std::string>{"generator", "critic"}));
+  auto models = rig.stage->models();
+  ASSERT_EQ(models.size(), 3u);
+  EXPECT_EQ(models[1].second->wrap().model()->config().dim, 96)
+      << "real_model_overrides did not size the real score";
+  EXPECT_EQ(models[0].second->wrap().model()->config().dim, 64);
+  EXPECT_DOUBLE_EQ(rig.stage->generator().wrap().scheduler().options().shift, 5.0);
+  auto snapshot = [&](int i) { return models[i].second->sharded().shard(0).clone(); };
+  const auto g0 = snapshot(0), r0 = snapshot(1), f0 = snapshot(2);
+  auto m = rig.step(0);
+  for (const char* k : {"generator_loss", "generator_grad_norm", "dmd_gradient_norm",
+                        "critic_loss", "critic_grad_norm"})
+    EXPECT_TRUE(m.count(k) && std::isfinite(m.at(k))) << k;
+  EXPECT_FALSE(torch::equal(g0, snapshot(0))) << "the generator did not move";
+  EXPECT_TRUE(torch::equal(r0, snapshot(1))) << "the real score must stay frozen";
+  EXPECT_FALSE(torch::equal(f0, snapshot(2))) << "the critic did not move";
+  auto m1 = rig.step(1);
+  EXPECT_FALSE(m1.count("generator_loss")) << "step 1 of ratio 2 is critic-only";
+}
+
+TEST(Stage, SelfForcingLongTuningRollsOutPastTheTrainingLength) {
+  // 6 frames with a rolling cache of 2 frames plus a 1-frame sink; DMD on the last 3.
+  StageRig rig(self_forcing_config(
+      "stage_sf_long", {"long_rollout_frames=6", "long_window=2", "long_sink=1"}));
+  auto m = rig.step(0);
+  EXPECT_TRUE(m.count("generator_loss") && std::isfinite(m.at("generator_loss")));
+}
+
+TEST(Stage, GradientAccumulationOfTwoMicroBatchesEqualsOneBatchOfTwo) {
+  // The ODE stage with replayed trajectory indices: one batch of 2 vs 2 micro-batches of 1
+  // holding the same rows give the same update (the loss is a mean over samples; every
+  // index < S - 1 so every frame counts).
+  auto cfg = world().config("tiny_ode.yaml", "stage_acc", {"data_path=" + world().ode()});
+  auto ds = data::open_train_dataset(cfg.data_path, {3, 4, 8, 8});
+  const int64_t F = cfg.image_or_video_shape[1];
+  auto idx = torch::tensor({0, 1, 2, 1, 0, 2}, torch::kLong).view({2, 3}).slice(1, 0, F);
+  auto run = [&](bool accumulate) {
+    auto c = cfg;
+    std::vector<int64_t> fs(c.image_or_video_shape.begin() + 1, c.image_or_video_shape.end());
+    auto text = data::text_conditioner_from_config(c, torch::kCPU);
+    trainer::UpdateRule updates(c);
+    std::vector<torch::Tensor> draws =
+        accumulate ? std::vector<torch::Tensor>{idx.slice(0, 0, 1), idx.slice(0, 1, 2)}
+                   : std::vector<torch::Tensor>{idx};
+    core::ReplaySource src(draws, "test");
+    auto dist = std::make_shared<core::DistContext>();
+    trainer::StageEnv env{c, dist, torch::kCPU, 0, src, *text, fs, updates, 4};
+    auto stage = trainer::make_stage("ode", env);
+    auto encode = [&](const std::vector<std::string>& p) {
+      torch::NoGradGuard ng;
+      return text->encode(p).to(torch::kFloat32);
+    };
+    data::Batch both, a, b;
+    both.prompts = {ds->prompt(0), ds->prompt(1)};
+    both.latents = torch::stack({ds->latents(0), ds->latents(1)});
+    a.prompts = {ds->prompt(0)};
+    a.latents = ds->latents(0).unsqueeze(0);
+    b.prompts = {ds->prompt(1)};
+    b.latents = ds->latents(1).unsqueeze(0);
+    std::map<std::string, double> m;
+    if (accumulate) {
+      trainer::StepInput in{a, encode(a.prompts), 0};
+      in.more.push_back({&b, encode(b.prompts)});
+      m = stage->step(in);
+    } else {
+      m = stage->step(trainer::StepInput{both, encode(both.prompts), 0});
+    }
+    EXPECT_EQ(src.used(), src.size());
+    return std::make_pair(m, stage->generator().sharded().shard(0).clone());
+  };
+  auto [m1, w1] = run(false);
+  auto [m2, w2] = run(true);
+  EXPECT_NEAR(m1.at("generator_loss"), m2.at("generator_loss"), 1e-6);
+  EXPECT_NEAR(m1.at("generator_grad_norm"), m2.at("generator_grad_norm"), 1e-5);
+  EXPECT_TRUE(torch::allclose(w1, w2, 1e-5, 1e-7));
 }
 
 }  // namespace
