@@ -52,6 +52,10 @@ void add_generate_options(CLI::App& app, inference::GenerateArgs& g) {
   app.add_option("--window-frames", g.window_frames,
                  "rolling KV cache: attend to the last W latent frames (-1 = full cache)");
   app.add_option("--sink-frames", g.sink_frames, "rolling KV cache: first K latent frames kept forever");
+  app.add_option("--prompt-switch", g.prompt_switch,
+                 "at a --prompt-schedule switch: refresh (new cross-attention only; past keys "
+                 "stay encoded under the old prompt) | recache (LongLive's KV re-cache: re-run "
+                 "the frames in the window under the new prompt; one extra forward per switch)");
   app.add_option("--num-rollout", g.num_rollout, "long video: rollouts (CausVid's long-video script)");
   app.add_option("--num-overlap-frames", g.num_overlap_frames,
                  "long video: latent frames re-used as start latents of the next rollout");

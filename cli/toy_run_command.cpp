@@ -51,6 +51,7 @@ struct ToyRunArgs {
   std::string out = "outputs/toy", configs = "configs/toy", teacher = "assets/toy_teacher.safetensors";
   int64_t teacher_steps = 6000, bidirectional_dmd_steps = 150, ode_pairs = 192;
   int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
+  int64_t self_forcing_steps = 300;  // Self-Forcing student from the causal ODE one (0: skip)
   int64_t seeds = 1;         // student stages (and their ODE pairs) repeated with seeds 0..n-1
   int64_t long_window = 0;   // the 4x rollout's rolling KV cache in latent frames (0: the
                              // training length; -1: the whole video)
@@ -59,7 +60,7 @@ struct ToyRunArgs {
 
 // One seed's students: checkpoints and scores.
 struct Students {
-  std::string bidmd, code, cdmd;
+  std::string bidmd, code, cdmd, sf;
   std::vector<std::pair<std::string, toy::SetScore>> rows;
 };
 
@@ -110,6 +111,11 @@ class ToyPipeline {
     st.cdmd = train("causal_dmd" + tag, "causal_dmd", dir + "/causal_dmd",
                     {"data_path=" + lmdb_, "dit_path=" + teacher_, "generator_ckpt=" + st.code},
                     a_.causal_dmd_steps, s);
+    if (a_.self_forcing_steps > 0)
+      st.sf = train("self_forcing" + tag, "self_forcing", dir + "/self_forcing",
+                    {"data_path=" + data_dir_ + "/train_prompts.txt", "dit_path=" + teacher_,
+                     "generator_ckpt=" + st.code},
+                    a_.self_forcing_steps, s);
     return st;
   }
 
@@ -245,16 +251,27 @@ class ToyPipeline {
     for (size_t s = 0; s < students_.size(); ++s) {
       auto& st = students_[s];
       const std::string tag = students_.size() > 1 ? " s" + std::to_string(s) : "";
-      const std::vector<EvalRow> rows = {
-          {"bidirectional DMD, 3 steps" + tag, "bidirectional_dmd", st.bidmd, "bidirectional", 0, F},
-          {"causal ODE, 3 steps" + tag, "causal_ode", st.code, "causal", 0, F},
-          {"causal DMD, 3 steps" + tag, "causal_dmd", st.cdmd, "causal", 0, F},
-          {"causal DMD, 4x length" + tag, "causal_dmd", st.cdmd, "causal", 0, 4 * F,
-           a_.long_window == 0 ? F : a_.long_window, a_.long_sink},
+      const int64_t window = a_.long_window == 0 ? F : a_.long_window;
+      std::vector<EvalRow> rows = {
+          {"bidirectional DMD, 3 steps", "bidirectional_dmd", st.bidmd, "bidirectional", 0, F},
+          {"causal ODE, 3 steps", "causal_ode", st.code, "causal", 0, F},
+          {"causal DMD, 3 steps", "causal_dmd", st.cdmd, "causal", 0, F},
+          {"causal DMD, 4x length", "causal_dmd", st.cdmd, "causal", 0, 4 * F, window, a_.long_sink},
       };
-      for (const auto& e : rows) st.rows.push_back({e.name, score(e, eval_prompts, spec)});
+      if (!st.sf.empty()) {
+        rows.push_back({"self-forcing, 3 steps", "self_forcing", st.sf, "causal", 0, F});
+        rows.push_back({"self-forcing, 4x length", "self_forcing", st.sf, "causal", 0, 4 * F,
+                        window, a_.long_sink});
+      }
+      if (s == 0)
+        for (const auto& e : rows) row_names_.push_back(e.name);
+      for (auto e : rows) {
+        e.name += tag;
+        st.rows.push_back({e.name, score(e, eval_prompts, spec)});
+      }
     }
-    rows_.push_back({"evaluation (" + std::to_string(2 + 4 * students_.size()) + " sets)",
+    rows_.push_back({"evaluation (" +
+                         std::to_string(2 + row_names_.size() * students_.size()) + " sets)",
                      te.seconds(), 0, 0});
   }
 
@@ -285,12 +302,10 @@ class ToyPipeline {
       return m / v.size();
     };
     std::printf("\n== students over %zu seed(s): overall mean [min, max] ==\n", students_.size());
-    const char* names[] = {"bidirectional DMD, 3 steps", "causal ODE, 3 steps",
-                           "causal DMD, 3 steps", "causal DMD, 4x length"};
-    for (size_t r = 0; r < 4; ++r) {
+    for (size_t r = 0; r < row_names_.size(); ++r) {
       auto v = overall(r);
       std::printf("%-34s %6.1f [%5.1f, %5.1f]  %5.1f%% of the 50-step teacher, %+5.1f vs naive 3-step\n",
-                  names[r], mean(v), *std::min_element(v.begin(), v.end()),
+                  row_names_[r].c_str(), mean(v), *std::min_element(v.begin(), v.end()),
                   *std::max_element(v.begin(), v.end()), 100.0 * mean(v) / std::max(1e-9, t50),
                   mean(v) - t3);
     }
@@ -299,6 +314,14 @@ class ToyPipeline {
                 "of the teacher, %+.1f vs naive); 4x length keeps %.1f%% of 1x\n",
                 t50, t3, t50 - t3, cd, 100.0 * cd / std::max(1e-9, t50), cd - t3,
                 100.0 * cd4 / std::max(1e-9, cd));
+    if (row_names_.size() >= 6) {
+      const double sf = mean(overall(4)), sf4 = mean(overall(5));
+      std::printf("self-forcing %.1f (%.1f%% of the teacher, %+.1f vs causal DMD); 4x length "
+                  "keeps %.1f%% of 1x (causal DMD %.1f%%): %s drift\n",
+                  sf, 100.0 * sf / std::max(1e-9, t50), sf - cd, 100.0 * sf4 / std::max(1e-9, sf),
+                  100.0 * cd4 / std::max(1e-9, cd),
+                  sf4 / std::max(1e-9, sf) > cd4 / std::max(1e-9, cd) ? "less" : "no less");
+    }
   }
 
   const ToyRunArgs& a_;
@@ -309,6 +332,7 @@ class ToyPipeline {
   std::vector<StageRow> rows_;
   std::vector<std::pair<std::string, toy::SetScore>> table_;  // real data and the teacher
   std::vector<Students> students_;
+  std::vector<std::string> row_names_;  // the students' rows, in order
   std::string teacher_;
 };
 
@@ -320,7 +344,7 @@ void add_toy_run_command(Commands& cmds, CLI::App* toy) {
   auto r = std::make_shared<ToyRunArgs>();
   CLI::App* app = cmds.add("run",
                            "The CPU toy pipeline: data, teacher, bidirectional DMD, ODE pairs, "
-                           "causal ODE, causal DMD, then the toy metric table "
+                           "causal ODE, causal DMD, Self-Forcing, then the toy metric table "
                            "(docs/toy_world.md).",
                            [r] { return run_toy_run(*r); }, toy);
   app->add_option("--out", r->out, "output directory");
@@ -332,6 +356,8 @@ void add_toy_run_command(Commands& cmds, CLI::App* toy) {
   app->add_option("--ode-pairs", r->ode_pairs, "stage 2: prompts sampled by the teacher (50 steps)");
   app->add_option("--causal-ode-steps", r->causal_ode_steps, "stage 3 steps");
   app->add_option("--causal-dmd-steps", r->causal_dmd_steps, "stage 4 steps");
+  app->add_option("--self-forcing-steps", r->self_forcing_steps,
+                  "Self-Forcing student steps, from the causal ODE student (0: skip)");
   app->add_option("--num-videos", r->num_videos, "toy training videos");
   app->add_option("--eval-batch", r->eval_batch, "videos per sampling batch in the evaluation");
   app->add_option("--seeds", r->seeds, "run the student stages with this many seeds (mean and spread)");

@@ -301,6 +301,26 @@ SampleResult VideoGenerator::generate(const SampleSpec& spec) {
 
 namespace {
 
+// KV re-cache at a prompt switch (LongLive): the cache is rebuilt from the frames generated
+// so far under the pipeline's (new) context. Only frames the next block attends to are
+// re-run: all of them with a plain cache, the sink and the last window with a rolling one.
+// `blocks`: the latents so far (an i2v image frame first when offset is 1); `end`: the
+// next block's first frame.
+void recache(CausalPipeline& pipe, const std::vector<torch::Tensor>& blocks, int64_t offset,
+             int64_t end, int64_t frame_seqlen, int64_t total_frames) {
+  const auto& so = pipe.options();
+  pipe.reset(1, frame_seqlen, total_frames);
+  int64_t f0 = 0;
+  for (const auto& blk : blocks) {
+    const int64_t f1 = f0 + blk.size(1);
+    const bool needed = so.window_frames < 0 || f0 < so.sink_frames ||
+                        f1 > end - so.window_frames;
+    if (needed) pipe.write_context_frames(blk, f0);
+    f0 = f1;
+  }
+  TORCH_CHECK(f0 == end, "recache: ", f0, " frames cached, want ", end, " (offset ", offset, ")");
+}
+
 // Decodes latent blocks to pixel frames: the streaming VAE decoder, or the preview map.
 struct BlockDecoder {
   models::WanVAEWrapper* vae;
@@ -448,9 +468,10 @@ SampleResult VideoGenerator::run_rollouts(CausalInputs& in, Sinks& sinks, double
     for (int64_t b = 0; b < blocks_per_rollout; ++b, ++gblock) {
       const double tb = now_s();
       const size_t s = in.segment_at(gblock);
-      if (s != seg) {  // dynamic prompt: refresh the cross-attention cache, keep the KV cache
+      if (s != seg) {  // dynamic prompt: refresh the cross-attention cache (and re-cache)
         seg = s;
         pipe.set_context(in.context(seg));
+        if (o.recache) recache(pipe, lat_blocks, offset, offset + b * nfpb, frame_seqlen, offset + F);
       }
       const int64_t f0 = offset + b * nfpb;
       torch::Tensor blk;

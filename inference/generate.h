@@ -124,6 +124,13 @@ struct GenerateOptions {
   double timestep_shift = 8.0;  // the wrapper's grid; generate sets the config's scheduler_shift
   // Rolling KV cache: window in latent frames (< 0: plain cache) and sink frames.
   int64_t window_frames = -1, sink_frames = 0;
+  // At a prompt switch of the schedule: false = refresh the cross-attention cache only (the
+  // cached keys/values of the past frames stay those computed under the old prompt: cheap,
+  // the new prompt takes over gradually); true = KV re-cache (LongLive): the frames in the
+  // attention window (and the sink) are re-run under the new prompt, so the next block sees
+  // a past encoded with the new prompt: a smooth but prompt-consistent switch, at the cost of
+  // one forward over those frames per switch.
+  bool recache = false;
   // Long video (CausVid's rollout): rollouts and overlap latent frames K.
   int64_t num_rollout = 1, num_overlap_frames = 3;
   // Teacher sampling.

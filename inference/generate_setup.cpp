@@ -27,11 +27,15 @@ static GenerateOptions options_from(const GenerateArgs& a, const core::Config& c
   o.latent_width = a.width.value_or(shape[4]);
   o.denoising_steps =
       a.denoising_steps.empty() ? sampling_step_list(c) : a.denoising_steps;
-  // The wrapper's grid (x0 <-> flow conversion, re-noising, v2v noising) as in training.
-  o.timestep_shift = c.scheduler_shift;
+  // The generator wrapper's grid (x0 <-> flow conversion, re-noising, v2v noising) as in
+  // training (Self-Forcing: model_kwargs.timestep_shift).
+  o.timestep_shift = c.generator_scheduler_shift();
   o.num_frame_per_block = c.num_frame_per_block;
   o.window_frames = a.window_frames;
   o.sink_frames = a.sink_frames;
+  TORCH_CHECK(a.prompt_switch == "refresh" || a.prompt_switch == "recache",
+              "--prompt-switch: got '", a.prompt_switch, "', want refresh | recache");
+  o.recache = a.prompt_switch == "recache";
   o.num_rollout = a.num_rollout;
   o.num_overlap_frames = a.num_overlap_frames;
   o.teacher_steps = a.teacher_steps;

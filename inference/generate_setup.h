@@ -31,6 +31,7 @@ struct GenerateArgs {
   std::optional<int64_t> num_frames, height, width;
   std::vector<double> denoising_steps;
   int64_t window_frames = -1, sink_frames = 0, num_rollout = 1, num_overlap_frames = 3;
+  std::string prompt_switch = "refresh";  // "refresh" | "recache" (GenerateOptions::recache)
   int64_t teacher_steps = 50, preview_scale = 8;
   std::optional<double> guidance_scale;
   double v2v_timestep = 757, fps = 16;

@@ -85,6 +85,16 @@ std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& en
       const int64_t pixel = std::llround(e.start * fps);
       const int64_t latent = (pixel + stride - 1) / stride;
       block = (latent + nfpb - 1) / nfpb;
+      // A switch takes effect at a block: a time inside one is an error naming the two
+      // block boundaries around it (the cross-attention of a block has one prompt).
+      if (latent % nfpb != 0) {
+        const int64_t before = latent / nfpb;
+        auto at = [&](int64_t b) { return static_cast<double>(b * nfpb * stride) / fps; };
+        TORCH_CHECK(false, source, ":", e.line, ": ", e.start, "s (latent frame ", latent,
+                    ") switches inside block ", before, " (", nfpb, " latent frames per block); "
+                    "want a block start: ", at(before), "s (block ", before, ") or ",
+                    at(before + 1), "s (block ", before + 1, ")");
+      }
     } else {
       block = static_cast<int64_t>(e.start);
     }

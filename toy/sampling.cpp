@@ -59,10 +59,10 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
       auto un = text->encode({cfg.negative_prompt}).to(dev, torch::kFloat32).expand_as(ctx).contiguous();
       video = inference::sample_teacher(w, noise, ctx, un, a.steps, g, shift).trajectory.select(1, -1);
     } else if (a.sampler == "bidirectional") {
-      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.scheduler_shift);
+      models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.generator_scheduler_shift());
       video = inference::sample_bidirectional(w, noise, ctx, steps, gen);
     } else if (a.sampler == "causal") {
-      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb, cfg.scheduler_shift);
+      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb, cfg.generator_scheduler_shift());
       inference::CausalSamplerOptions so;
       so.denoising_step_list = steps;
       so.num_frame_per_block = nfpb;

@@ -103,6 +103,10 @@ TEST(PromptSchedule, BadInputs) {
                         {"mixes"});
   expect_error_contains([] { inference::parse_prompt_schedule("0:\n", "f.txt"); },
                         {"empty prompt"});
+  // 1 s = pixel 16 -> latent frame 4: inside block 1 (frames 3..5) of 3-frame blocks.
+  auto inside = inference::parse_prompt_schedule("0s: a\n1s: b\n", "h.txt");
+  expect_error_contains([&] { inference::resolve_schedule(inside, 16, 4, 3, "h.txt"); },
+                        {"h.txt:2", "inside block 1", "0.75s", "1.5s"});
   auto s = inference::parse_prompt_schedule("0s: a\n0.01s: b\n", "g.txt");
   expect_error_contains([&] { inference::resolve_schedule(s, 16, 4, 3, "g.txt"); },
                         {"g.txt:2", "same block"});
@@ -197,6 +201,33 @@ TEST(Generate, DynamicPromptSwitchesAtTheBlock) {
   auto sw = g->generate(s);
   EXPECT_TRUE(torch::equal(sw.latents.slice(0, 0, 3), a.latents.slice(0, 0, 3)));
   EXPECT_FALSE(torch::allclose(sw.latents.slice(0, 3, 6), a.latents.slice(0, 3, 6)));
+}
+
+TEST(Generate, KvRecacheRebuildsThePastUnderTheNewPrompt) {
+  OneThread one_thread;
+  for (int64_t window : {int64_t{-1}, int64_t{3}}) {
+    auto o = tiny_options();
+    o.num_frames = 12;  // 4 blocks
+    o.window_frames = window;
+    o.sink_frames = window > 0 ? 3 : 0;
+    auto plain = make_gen(o)->generate(spec("a cat"));
+    auto s = spec("unused");
+    // A "switch" to the same prompt: re-caching the clean frames under it rebuilds the cache
+    // the blocks wrote, so the video is the unswitched one, bit for bit.
+    s.schedule = inference::parse_prompt_schedule("0: a cat\n3: a cat\n", "same");
+    o.recache = true;
+    auto same = make_gen(o)->generate(s);
+    EXPECT_TRUE(torch::equal(same.latents, plain.latents)) << "window " << window;
+    // A real switch: the blocks before it are unchanged, after it recache and refresh differ.
+    s.schedule = inference::parse_prompt_schedule("0: a cat\n2: a dog\n", "sched");
+    auto re = make_gen(o)->generate(s);
+    o.recache = false;
+    auto fresh = make_gen(o)->generate(s);
+    EXPECT_TRUE(torch::equal(re.latents.slice(0, 0, 6), plain.latents.slice(0, 0, 6)));
+    EXPECT_TRUE(torch::equal(fresh.latents.slice(0, 0, 6), plain.latents.slice(0, 0, 6)));
+    EXPECT_FALSE(torch::allclose(re.latents.slice(0, 6, 12), fresh.latents.slice(0, 6, 12)))
+        << "re-caching changed nothing (window " << window << ")";
+  }
 }
 
 TEST(Generate, BidirectionalAndTeacherModes) {
