@@ -151,6 +151,12 @@ struct Config {
   std::string real_model_preset;
   std::map<std::string, int64_t> real_model_overrides;
   std::string real_dit_path;  // "" = wan_models/<real_name> for a Wan2.1 name, else dit_path
+  // Causal Forcing's stage 1 (trainer diffusion with a causal generator): teacher forcing
+  // (clean context frames in the sequence; false = diffusion forcing, the block-causal mask
+  // over noisy frames only) and the noise augmentation of the clean context (its timestep
+  // index drawn in [noise_augmentation_max_timestep, 1000); 0 = none).
+  bool teacher_forcing = true;
+  int noise_augmentation_max_timestep = 0;
   // LongLive-style long tuning: roll out this many frames (0 = num_training_frames) with a
   // rolling KV cache of long_window frames plus long_sink sink frames, DMD on the last
   // num_training_frames.

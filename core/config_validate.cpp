@@ -117,7 +117,9 @@ void Config::check_models() const {
               "', want wan | causal_wan | Wan2.1-T2V-1.3B | Wan2.1-T2V-14B");
   if (!fake_name.empty()) check_one_of(src, "fake_name", fake_name, kModelNames);
   // CausVid's ode_regression.py builds the generator from model_name only.
-  TORCH_CHECK(is_dmd() || generator_name.empty() || generator_name == model_name, src,
+  TORCH_CHECK((distillation_loss != "ode" && distillation_loss != "diffusion") ||
+                  generator_name.empty() || generator_name == model_name,
+              src,
               ": key 'generator_name': got '", generator_name,
               "', want it unset (distillation_loss ode builds the generator from model_name '",
               model_name, "')");
@@ -186,7 +188,9 @@ void Config::check_timesteps() const {
   // causal_inference.py asserts denoising_step_list[-1] == 0 and drops it; the ODE
   // trajectories end with the clean latent.
   // Self-Forcing's lists have no trailing 0 (its pipeline drops one if present).
-  TORCH_CHECK(!is_causal() || is_self_forcing() || steps.back() == 0, src,
+  TORCH_CHECK(!is_causal() || is_self_forcing() || distillation_loss == "teacher_forcing" ||
+                  steps.back() == 0,
+              src,
               ": key 'denoising_step_list': got ",
               list_str(steps), ", want a last step of 0 for generator_task causal_video");
   // dmd.py: timesteps[1000 - denoising_step_list] over a 1000-entry scheduler table.
@@ -310,6 +314,17 @@ void Config::check_self_forcing() const {
               num_train_timestep, ")");
   TORCH_CHECK(long_window >= 0 && long_sink >= 0 && long_rollout_frames >= 0, src,
               ": keys 'long_rollout_frames', 'long_window', 'long_sink': want >= 0");
+  TORCH_CHECK(noise_augmentation_max_timestep >= 0 && noise_augmentation_max_timestep < num_train_timestep,
+              src, ": key 'noise_augmentation_max_timestep': got ", noise_augmentation_max_timestep,
+              ", want [0, ", num_train_timestep, ")");
+  if (distillation_loss == "teacher_forcing") {
+    TORCH_CHECK(generator_model() == "causal_wan" && is_causal(), src,
+                ": key 'generator_name': distillation_loss teacher_forcing trains a causal "
+                "model (generator_name causal_wan, generator_task causal_video); got '",
+                generator_model(), "'");
+    TORCH_CHECK(!independent_first_frame, src, ": key 'independent_first_frame': true is not "
+                "supported");
+  }
   if (!is_self_forcing()) return;
   TORCH_CHECK(generator_model() == "causal_wan" && is_causal(), src,
               ": key 'generator_name': distillation_loss self_forcing rolls the generator out "

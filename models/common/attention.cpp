@@ -174,6 +174,28 @@ torch::Tensor block_causal_attention(const torch::Tensor& q, const torch::Tensor
   return torch::cat(outs, 1);
 }
 
+torch::Tensor teacher_forcing_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                        const torch::Tensor& v, int64_t block_tokens) {
+  const int64_t L2 = q.size(1), L = L2 / 2;
+  TORCH_CHECK(L2 % 2 == 0 && block_tokens > 0 && L % block_tokens == 0,
+              "teacher_forcing_attention: ", L2, " tokens are not two halves of whole blocks of ",
+              block_tokens);
+  TORCH_CHECK(k.size(1) == L2 && v.size(1) == L2,
+              "teacher_forcing_attention: keys must match queries");
+  std::vector<torch::Tensor> clean, noisy;
+  for (int64_t s = 0; s < L; s += block_tokens) {
+    const int64_t e = s + block_tokens;
+    // Clean block i: the clean blocks up to and including i.
+    clean.push_back(attention(q.slice(1, s, e), k.slice(1, 0, e), v.slice(1, 0, e)));
+    // Noisy block i: the clean blocks before i, then noisy block i itself.
+    auto kk = torch::cat({k.slice(1, 0, s), k.slice(1, L + s, L + e)}, 1);
+    auto vv = torch::cat({v.slice(1, 0, s), v.slice(1, L + s, L + e)}, 1);
+    noisy.push_back(attention(q.slice(1, L + s, L + e), kk, vv));
+  }
+  clean.insert(clean.end(), noisy.begin(), noisy.end());
+  return torch::cat(clean, 1);
+}
+
 torch::Tensor naive_attention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, const torch::Tensor& mask) {
   auto qh = q.permute({0, 2, 1, 3}), kh = k.permute({0, 2, 1, 3}), vh = v.permute({0, 2, 1, 3});

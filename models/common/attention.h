@@ -38,6 +38,13 @@ torch::Tensor attention(const torch::Tensor& q_BLNK, const torch::Tensor& k_BSNK
 torch::Tensor block_causal_attention(const torch::Tensor& q_BLNK, const torch::Tensor& k_BLNK,
                                      const torch::Tensor& v_BLNK, int64_t block_tokens);
 
+// Teacher forcing (Causal Forcing's AR diffusion): the sequence is [clean tokens, noisy
+// tokens], each half L = F*h*w tokens in blocks of `block_tokens`. Clean block i attends to
+// clean blocks 0..i; noisy block i attends to clean blocks 0..i-1 and to itself (the
+// reference's _prepare_teacher_forcing_mask). One attention call per query block.
+torch::Tensor teacher_forcing_attention(const torch::Tensor& q_BLNK, const torch::Tensor& k_BLNK,
+                                        const torch::Tensor& v_BLNK, int64_t block_tokens);
+
 // The textbook formula with an optional boolean mask [L,S] (true = may attend); O(L*S)
 // memory. For tests only.
 torch::Tensor naive_attention(const torch::Tensor& q_BLNK, const torch::Tensor& k_BSNK,

@@ -182,6 +182,9 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x, const torch
   switch (spec.kind) {
     case AttnSpec::kFull: a = attention(q, k, v); break;
     case AttnSpec::kBlockCausal: a = block_causal_attention(q, k, v, spec.block_tokens); break;
+    case AttnSpec::kTeacherForcing:
+      a = teacher_forcing_attention(q, k, v, spec.block_tokens);
+      break;
     case AttnSpec::kKvCache: {
       auto kv = spec.cache->update(layer, k, v, spec.current_start, spec.current_start + L);
       a = attention(q, kv.first, kv.second);
@@ -248,7 +251,8 @@ torch::Tensor WanModelImpl::embed_context(const torch::Tensor& ctx) {
 
 torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_BF,
                                 const torch::Tensor& context, const AttnSpec& spec_in,
-                                CrossAttnCache* xcache) {
+                                CrossAttnCache* xcache, const torch::Tensor& clean,
+                                const torch::Tensor& clean_t) {
   // Self-Forcing's causal model with gradient checkpointing on does not pass the
   // cross-attention cache to blocks that run with grad: their context K/V are computed
   // from the text again (so text_embedding and cross_attn k/v get gradients). Blocks with
@@ -272,17 +276,35 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
   // Patchify: Conv3d with kernel == stride as a GEMM over (c, kt, kh, kw) features.
   auto wdt = patch_embedding->weight.scalar_type();
   const auto dev = patch_embedding->weight.device();
-  auto xp = x.to(dev, wdt)
-                .view({B, C, f, ps[0], h, ps[1], w, ps[2]})
-                .permute({0, 2, 4, 6, 1, 3, 5, 7})
-                .reshape({B, L, C * cfg_.patch_volume()});
-  auto tokens = torch::linear(xp, patch_embedding->weight.view({D, -1}), patch_embedding->bias);
+  auto patchify = [&](const torch::Tensor& v) {
+    auto vp = v.to(dev, wdt)
+                  .view({B, C, f, ps[0], h, ps[1], w, ps[2]})
+                  .permute({0, 2, 4, 6, 1, 3, 5, 7})
+                  .reshape({B, L, C * cfg_.patch_volume()});
+    return torch::linear(vp, patch_embedding->weight.view({D, -1}), patch_embedding->bias);
+  };
+  auto tokens = patchify(x);
 
   // Time embedding (float32 as the reference's autocast(float32) region).
-  auto sin_emb = sinusoidal_embedding(cfg_.freq_dim, t_BF.to(dev)).to(wdt);  // [B*F', freq]
-  auto e = time_embedding->at(2)(torch::silu(time_embedding->at(0)(sin_emb)));
-  auto e0 = time_projection->at(1)(torch::silu(e)).to(torch::kFloat32).view({B, Fm, 6, D});
-  e = e.to(torch::kFloat32).view({B, Fm, D});
+  auto embed_time = [&](const torch::Tensor& t) {
+    auto sin_emb = sinusoidal_embedding(cfg_.freq_dim, t.to(dev)).to(wdt);  // [B*F', freq]
+    auto et = time_embedding->at(2)(torch::silu(time_embedding->at(0)(sin_emb)));
+    auto e0t = time_projection->at(1)(torch::silu(et)).to(torch::kFloat32).view({B, Fm, 6, D});
+    return std::make_pair(et.to(torch::kFloat32).view({B, Fm, D}), e0t);
+  };
+  auto [e, e0] = embed_time(t_BF);
+
+  // Teacher forcing (Causal Forcing): the clean context's tokens first, modulated by its own
+  // timestep (zeros, or the noise augmentation's); the output is the noisy half.
+  const bool tf = spec_in.kind == AttnSpec::kTeacherForcing;
+  if (tf) {
+    TORCH_CHECK(clean.defined() && clean.sizes() == x.sizes() && Fm == f, "teacher forcing: clean ",
+                clean.defined() ? clean.sizes() : at::IntArrayRef{}, " for x ", x.sizes(),
+                " with ", Fm, " timesteps per sample, want the same shape and one per frame");
+    tokens = torch::cat({patchify(clean), tokens}, 1);
+    auto e0c = embed_time(clean_t.defined() ? clean_t : torch::zeros_like(t_BF)).second;
+    e0 = torch::cat({e0c, e0}, 1);
+  }
 
   // Context: embedded once; its cross-attention K/V per block (cached in inference).
   torch::Tensor ctx;
@@ -295,8 +317,9 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
                 " is not a multiple of the frame length ", h * w);
     frame_offset = spec.current_start / (h * w);
   }
-  if (spec.kind == AttnSpec::kBlockCausal) spec.block_tokens *= h * w;  // frames -> tokens
+  if (spec.kind == AttnSpec::kBlockCausal || tf) spec.block_tokens *= h * w;  // frames -> tokens
   auto rope = rope_table(cfg_.head_dim(), f, h, w, frame_offset, x.device());
+  if (tf) rope.rot = torch::cat({rope.rot, rope.rot}, 0);  // the same positions for both halves
 
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto block = blocks[i]->as<WanAttentionBlockImpl>();
@@ -316,6 +339,7 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
     }
   }
   if (xcache) xcache->valid = true;
+  if (tf) tokens = tokens.slice(1, L, 2 * L);
 
   // Head: (modulation + e).chunk(2); out = head(LN(x)*(1+s)+shift)
   auto hm = head->modulation.to(torch::kFloat32).unsqueeze(1) + e.unsqueeze(2);  // [B,F',2,D]
@@ -351,6 +375,19 @@ torch::Tensor WanModelImpl::forward_causal(const torch::Tensor& x, const torch::
   spec.kind = AttnSpec::kBlockCausal;
   spec.block_tokens = nfpb / cfg_.patch_size[0];  // in frames; converted to tokens in run()
   return run(x, t_BF, context, spec, nullptr);
+}
+
+torch::Tensor WanModelImpl::forward_teacher_forcing(const torch::Tensor& x,
+                                                    const torch::Tensor& t_BF,
+                                                    const torch::Tensor& context,
+                                                    const torch::Tensor& clean,
+                                                    const torch::Tensor& clean_t, int64_t nfpb) {
+  TORCH_CHECK(nfpb > 0 && x.dim() == 5 && x.size(2) % nfpb == 0, "num_frame_per_block: ",
+              x.dim() == 5 ? x.size(2) : -1, " latent frames are not divisible by ", nfpb);
+  AttnSpec spec;
+  spec.kind = AttnSpec::kTeacherForcing;
+  spec.block_tokens = nfpb / cfg_.patch_size[0];
+  return run(x, t_BF, context, spec, nullptr, clean, clean_t);
 }
 
 torch::Tensor WanModelImpl::forward_cached(const torch::Tensor& x, const torch::Tensor& t_BF,

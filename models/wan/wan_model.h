@@ -69,8 +69,8 @@ TORCH_MODULE(Head);
 
 // How the self-attention of a forward pass is masked.
 struct AttnSpec {
-  enum Kind { kFull, kBlockCausal, kKvCache } kind = kFull;
-  int64_t block_tokens = 0;            // kBlockCausal: tokens per block
+  enum Kind { kFull, kBlockCausal, kKvCache, kTeacherForcing } kind = kFull;
+  int64_t block_tokens = 0;            // kBlockCausal, kTeacherForcing: tokens per block
   KvCache* cache = nullptr;            // kKvCache
   int64_t current_start = 0;           // kKvCache: global token offset of this block
 };
@@ -111,6 +111,15 @@ class WanModelImpl : public torch::nn::Module, public BlockRunnerHost {
   torch::Tensor forward_causal(const torch::Tensor& x_BCFHW, const torch::Tensor& t_BF,
                                const torch::Tensor& context_BTE, int64_t num_frame_per_block);
 
+  // CausalWanModel._forward_train with clean_x (Causal Forcing's teacher forcing): the
+  // noisy x [B,C,F,H,W] at per-frame t attends block-causally to the clean context `clean`
+  // (same shape; its modulation from clean_t [B,F], zeros when undefined).
+  torch::Tensor forward_teacher_forcing(const torch::Tensor& x_BCFHW, const torch::Tensor& t_BF,
+                                        const torch::Tensor& context_BTE,
+                                        const torch::Tensor& clean_BCFHW,
+                                        const torch::Tensor& clean_t_BF,
+                                        int64_t num_frame_per_block);
+
   // CausalWanModel._forward_inference: x is one block [B,C,f,H,W] at global token offset
   // current_start; keys/values go to `cache`; cross-attention K/V come from `xcache`
   // (filled on first use).
@@ -143,7 +152,8 @@ class WanModelImpl : public torch::nn::Module, public BlockRunnerHost {
  private:
   torch::Tensor run(const torch::Tensor& x_BCFHW, const torch::Tensor& t_BF,
                     const torch::Tensor& context_BTE, const AttnSpec& spec,
-                    CrossAttnCache* xcache);
+                    CrossAttnCache* xcache, const torch::Tensor& clean = {},
+                    const torch::Tensor& clean_t = {});
   torch::Tensor embed_context(const torch::Tensor& context_BTE);
 
   WanConfig cfg_;

@@ -27,6 +27,22 @@ torch::Tensor WanDiffusionWrapper::flow(const torch::Tensor& x, const torch::Ten
   return model_->forward(xin, t.select(1, 0), ctx).permute({0, 2, 1, 3, 4});
 }
 
+torch::Tensor WanDiffusionWrapper::flow_teacher_forcing(const torch::Tensor& x,
+                                                        const torch::Tensor& t,
+                                                        const torch::Tensor& ctx,
+                                                        const torch::Tensor& clean,
+                                                        const torch::Tensor& clean_t) const {
+  TORCH_CHECK(causal_, "teacher forcing needs a causal model");
+  TORCH_CHECK(x.dim() == 5 && t.dim() == 2 && t.size(0) == x.size(0) && t.size(1) == x.size(1),
+              "wrapper: x ", x.sizes(), " and timestep ", t.sizes(),
+              " must be [B,F,C,H,W] and [B,F]");
+  const auto dev = model_->device();
+  auto f = model_->forward_teacher_forcing(
+      x.to(dev).permute({0, 2, 1, 3, 4}), t.to(dev), ctx, clean.to(dev).permute({0, 2, 1, 3, 4}),
+      clean_t.defined() ? clean_t.to(dev) : clean_t, nfpb_);
+  return f.permute({0, 2, 1, 3, 4});
+}
+
 torch::Tensor WanDiffusionWrapper::forward(const torch::Tensor& x_in, const torch::Tensor& t_in,
                                            const torch::Tensor& ctx) const {
   const auto dev = model_->device();

@@ -26,6 +26,11 @@ class WanDiffusionWrapper {
   torch::Tensor forward_cached(const torch::Tensor& x_BFCHW, const torch::Tensor& t_BF,
                                const torch::Tensor& context_BTE, KvCache& cache,
                                CrossAttnCache& xcache, int64_t current_start) const;
+  // Teacher forcing (causal only): the flow prediction of noisy x [B,F,C,H,W] at t [B,F]
+  // with the clean context `clean` [B,F,C,H,W] (its timestep clean_t [B,F]; undefined = 0).
+  torch::Tensor flow_teacher_forcing(const torch::Tensor& x_BFCHW, const torch::Tensor& t_BF,
+                                     const torch::Tensor& context_BTE, const torch::Tensor& clean,
+                                     const torch::Tensor& clean_t) const;
   // The raw flow prediction in [B,F,C,H,W] (no conversion).
   torch::Tensor flow(const torch::Tensor& x_BFCHW, const torch::Tensor& t_BF,
                      const torch::Tensor& context_BTE) const;
