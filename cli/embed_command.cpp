@@ -90,6 +90,7 @@ struct OdePairsArgs {
   std::vector<int64_t> keep = {0, 36, 44, -1};
   double guidance = 6.0;
   std::optional<double> shift;  // default: the config's scheduler_shift
+  bool causal_teacher = false;  // a causal (teacher_forcing) teacher: KV-cache sampler
 };
 
 std::string keep_str(const std::vector<int64_t>& keep) {
@@ -115,7 +116,8 @@ int run_ode_pairs(const OdePairsArgs& a) {
   o.keep = a.keep;
   inference::resolve_keep_indices(o.keep, o.num_steps);  // check before loading anything
   o.guidance_scale = a.guidance;
-  o.shift = a.shift.value_or(c.scheduler_shift);
+  // A causal teacher (teacher_forcing stage) samples on its own grid: the generator's.
+  o.shift = a.shift.value_or(a.causal_teacher ? c.generator_scheduler_shift() : c.scheduler_shift);
   o.seed = a.seed;
   o.shard_size = a.shard_size;
   o.store_dtype = data::parse_embed_dtype("--dtype", a.dtype);
@@ -137,8 +139,9 @@ int run_ode_pairs(const OdePairsArgs& a) {
   models::load_wan_weights(net, tp, a.which);
   net->to(o.device, core::parse_dtype(a.compute_dtype, "--compute-dtype"));
   net->eval();
-  models::WanDiffusionWrapper teacher(net, /*causal=*/false, c.num_frame_per_block,
-                                      c.scheduler_shift);
+  models::WanDiffusionWrapper teacher(net, a.causal_teacher, c.num_frame_per_block,
+                                      a.causal_teacher ? c.generator_scheduler_shift()
+                                                       : c.scheduler_shift);
 
   auto text = make_text(a, c, o.device);
   LOG_INFO("%d prompts, teacher %s, %d steps, guidance %.2f, keep %s, rank %d/%d", prompts.size(),
@@ -212,6 +215,10 @@ void add_teacher_data_commands(Commands& cmds) {
                   "prompt-embedding cache (default: the config's prompt_cache, else its text "
                   "encoder)");
   app->add_option("--steps", o->steps, "teacher sampling steps");
+  app->add_flag("--causal-teacher", o->causal_teacher,
+                "the teacher is causal (a teacher_forcing checkpoint, Causal Forcing): sample "
+                "block by block with its KV cache, num_frame_per_block from the config, grid "
+                "shift model_kwargs.timestep_shift");
   app->add_option("--keep", o->keep, "trajectory indices kept (of steps + 1; -1 last)")
       ->delimiter(',')
       ->allow_extra_args(false)

@@ -244,6 +244,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source) {
 
   for (const auto& f : fields()) {
     bool needed = (f.required & kAlways) || ((f.required & kDmd) && c.is_dmd());
+    // Causal Forcing's AR-diffusion configs have no step list: the stage draws timesteps
+    // from the whole grid (the list only shapes its sample sheets then).
+    if (f.name == "denoising_step_list" && c.distillation_loss == "teacher_forcing")
+      needed = false;
     TORCH_CHECK(!needed || seen.count(f.name), source, ": missing required key '", f.name,
                 "' (want ", f.want, "; ", f.doc, ")",
                 (f.required & kDmd) ? "; required when distillation_loss is dmd" : "");

@@ -179,4 +179,53 @@ TeacherTrajectory sample_teacher(const models::WanDiffusionWrapper& teacher,
   return out;
 }
 
+
+TeacherTrajectory sample_causal_teacher(const models::WanDiffusionWrapper& teacher,
+                                        const torch::Tensor& noise, const torch::Tensor& cond,
+                                        const torch::Tensor& uncond, int64_t N, double g,
+                                        double shift) {
+  TORCH_CHECK(teacher.causal(), "sample_causal_teacher: the teacher must be a causal model");
+  TORCH_CHECK(noise.dim() == 5, "noise: got ", noise.sizes(), ", want [B,F,C,H,W]");
+  auto grid = models::FlowMatchScheduler::wan_sampling(N, shift);
+  const int64_t B = noise.size(0), F = noise.size(1), H = noise.size(3), W = noise.size(4);
+  const int64_t nfpb = teacher.num_frame_per_block();
+  TORCH_CHECK(F % nfpb == 0, "sample_causal_teacher: ", F, " frames are not a multiple of ",
+              "num_frame_per_block ", nfpb);
+  const auto& ps = teacher.model()->config().patch_size;
+  const int64_t fs = (H / ps[1]) * (W / ps[2]);
+  // One cache per CFG branch: each branch attends to the past under its own text.
+  models::KvCache kc(teacher.model()->kv_cache_options(B, fs, F));
+  models::KvCache ku(teacher.model()->kv_cache_options(B, fs, F));
+  models::CrossAttnCache xc, xu;
+  auto un = uncond.expand({B, uncond.size(1), uncond.size(2)});
+  std::vector<std::vector<torch::Tensor>> points(N + 1);  // per trajectory point, the blocks
+  const auto f32 = noise.options().dtype(torch::kFloat32);
+  for (int64_t b = 0; b < F / nfpb; ++b) {
+    const int64_t start = b * nfpb * fs;
+    auto x = noise.slice(1, b * nfpb, (b + 1) * nfpb);
+    for (int64_t i = 0; i < N; ++i) {
+      points[i].push_back(x);
+      auto t = grid.timesteps[i].expand({B, nfpb}).contiguous().to(noise.device());
+      auto c = teacher.forward_cached(x, t, cond, kc, xc, start);
+      auto u = teacher.forward_cached(x, t, un, ku, xu, start);
+      auto x0 = u + g * (c - u);
+      auto tf = t.flatten();
+      auto flow = grid.flow_from_x0(x0.flatten(0, 1), x.flatten(0, 1), tf);
+      x = grid.step(flow, tf, x.flatten(0, 1)).view(x.sizes());
+    }
+    points[N].push_back(x);
+    // The final block becomes context of both branches (timestep 0), as the causal sampler.
+    auto t0 = torch::zeros({B, nfpb}, f32);
+    teacher.forward_cached(x, t0, cond, kc, xc, start);
+    teacher.forward_cached(x, t0, un, ku, xu, start);
+  }
+  std::vector<torch::Tensor> traj;
+  for (auto& p : points) traj.push_back(torch::cat(p, 1));
+  TeacherTrajectory out;
+  out.trajectory = torch::stack(traj, 1);
+  out.timesteps = grid.timesteps;
+  out.sigmas = grid.sigmas;
+  return out;
+}
+
 }  // namespace causvid::inference

@@ -91,4 +91,14 @@ TeacherTrajectory sample_teacher(const models::WanDiffusionWrapper& teacher,
                                  double guidance_scale, double shift = 8.0,
                                  bool keep_details = false);
 
+// The same Euler sampler with CFG for a causal teacher (Causal Forcing's AR-diffusion
+// model, trained by the teacher_forcing stage), block by block with the KV cache: each
+// block runs the N steps over its own frames with the finished blocks as context (one cache
+// per CFG branch), then is cached at timestep 0. The trajectory [B,N+1,F,C,H,W] holds at
+// point i every block's i-th point (what ode-pairs keeps for the causal ODE stage).
+TeacherTrajectory sample_causal_teacher(const models::WanDiffusionWrapper& teacher,
+                                        const torch::Tensor& noise, const torch::Tensor& cond,
+                                        const torch::Tensor& uncond, int64_t num_steps,
+                                        double guidance_scale, double shift);
+
 }  // namespace causvid::inference

@@ -28,7 +28,11 @@ torch::Tensor ode_pair_row(const models::WanDiffusionWrapper& teacher,
   std::vector<int64_t> shape = {1};
   shape.insert(shape.end(), o.shape_FCHW.begin(), o.shape_FCHW.end());
   auto noise = torch::randn(shape, gen, torch::kFloat).to(o.device);
-  auto tr = sample_teacher(teacher, noise, cond, uncond, o.num_steps, o.guidance_scale, o.shift);
+  auto tr = teacher.causal()
+                ? sample_causal_teacher(teacher, noise, cond, uncond, o.num_steps,
+                                        o.guidance_scale, o.shift)
+                : sample_teacher(teacher, noise, cond, uncond, o.num_steps, o.guidance_scale,
+                                 o.shift);
   // trajectory [1, N+1, F, C, H, W] -> the kept points [S, F, C, H, W]
   return tr.trajectory[0]
       .index_select(0, keep_t.to(tr.trajectory.device()))

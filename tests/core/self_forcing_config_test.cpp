@@ -192,5 +192,62 @@ TEST(SelfForcingConfig, BadInputsNameTheKey) {
   }
 }
 
+
+// Causal Forcing's configs/ar_diffusion_tf_chunkwise.yaml (its keys; wandb and the negative
+// prompt shortened): trainer diffusion with teacher_forcing selects our teacher_forcing stage.
+TEST(SelfForcingConfig, CausalForcingsTeacherForcingConfigLoads) {
+  SfConfigs f;  // its default_config.yaml is Self-Forcing's
+  const std::string text = R"(generator_fsdp_wrap_strategy: size
+real_score_fsdp_wrap_strategy: size
+fake_score_fsdp_wrap_strategy: size
+real_name: Wan2.1-T2V-1.3B
+text_encoder_fsdp_wrap_strategy: size
+warp_denoising_step: true
+ts_schedule: false
+num_train_timestep: 1000
+timestep_shift: 5.0
+guidance_scale: 3.0
+denoising_loss_type: flow
+mixed_precision: true
+seed: 0
+wandb_host: https://api.wandb.ai
+sharding_strategy: hybrid_full
+lr: 2.0e-06
+lr_critic: 4.0e-07
+beta1: 0.0
+beta2: 0.999
+beta1_critic: 0.0
+beta2_critic: 0.999
+batch_size: 1
+ema_weight: 0.99
+ema_start_step: 2000000000
+total_batch_size: 8
+log_iters: 1000
+negative_prompt: 'static'
+dfake_gen_update_ratio: 5
+image_or_video_shape: [1, 21, 16, 60, 104]
+distribution_loss: dmd
+trainer: diffusion
+gradient_checkpointing: true
+num_frame_per_block: 3
+load_raw_video: false
+model_kwargs:
+  timestep_shift: 5.0
+data_path: dataset/clean_data
+teacher_forcing: true # TF/DF
+)";
+  core::write_file_atomic(f.dir.file("ar_diffusion_tf_chunkwise.yaml"), text);
+  auto c = core::load_config(f.dir.file("ar_diffusion_tf_chunkwise.yaml"));
+  EXPECT_EQ(c.distillation_loss, "teacher_forcing");
+  EXPECT_TRUE(c.teacher_forcing);
+  EXPECT_EQ(c.generator_model(), "causal_wan");
+  EXPECT_EQ(c.accumulation_steps(8), 1);
+  EXPECT_EQ(c.accumulation_steps(1), 8);
+  testing::expect_error_contains(
+      [&] { core::load_config(f.dir.file("ar_diffusion_tf_chunkwise.yaml"),
+                              {"noise_augmentation_max_timestep=1000"}); },
+      {"noise_augmentation_max_timestep"});
+}
+
 }  // namespace
 }  // namespace causvid

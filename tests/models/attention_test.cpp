@@ -72,3 +72,35 @@ TEST(Attention, ShapeMismatchIsAnError) {
 
 }  // namespace
 }  // namespace causvid
+
+namespace causvid {
+namespace {
+
+// Causal Forcing's teacher-forcing mask (_prepare_teacher_forcing_mask) as a dense [2L, 2L]
+// boolean matrix, against the per-block implementation.
+TEST(TeacherForcingAttention, MatchesTheReferenceMaskDensely) {
+  torch::manual_seed(0);
+  const int64_t L = 12, bt = 4;  // 3 blocks of 4 tokens per half
+  auto q = torch::randn({2, 2 * L, 2, 8}), k = torch::randn({2, 2 * L, 2, 8}),
+       v = torch::randn({2, 2 * L, 2, 8});
+  auto mask = torch::zeros({2 * L, 2 * L}, torch::kBool);
+  for (int64_t i = 0; i < 2 * L; ++i)
+    for (int64_t j = 0; j < 2 * L; ++j) {
+      bool ok = i == j;
+      if (i < L) ok |= j < (i / bt + 1) * bt;
+      else {
+        const int64_t b = (i - L) / bt;
+        ok |= (j >= L + b * bt && j < L + (b + 1) * bt) || j < b * bt;
+      }
+      mask[i][j] = ok;
+    }
+  auto want = models::naive_attention(q, k, v, mask);
+  auto got = models::teacher_forcing_attention(q, k, v, bt);
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+  EXPECT_THROW(models::teacher_forcing_attention(q.slice(1, 0, 2 * L - 2), k.slice(1, 0, 2 * L - 2),
+                                                v.slice(1, 0, 2 * L - 2), bt),
+               c10::Error);
+}
+
+}  // namespace
+}  // namespace causvid

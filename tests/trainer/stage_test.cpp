@@ -198,5 +198,24 @@ TEST(Stage, GradientAccumulationOfTwoMicroBatchesEqualsOneBatchOfTwo) {
   EXPECT_TRUE(torch::allclose(w1, w2, 1e-5, 1e-7));
 }
 
+
+TEST(Stage, TeacherForcingTrainsTheCausalModelOnCleanLatentsWithCleanContext) {
+  for (bool tf : {true, false}) {
+    StageRig rig(world().config(
+        "tiny_dmd.yaml", tf ? "stage_tf" : "stage_df",
+        {"data_path=" + world().latents(), "distillation_loss=teacher_forcing",
+         std::string("teacher_forcing=") + (tf ? "true" : "false"),
+         "noise_augmentation_max_timestep=900", "num_frame_per_block=1",
+         "model_kwargs={timestep_shift: 5.0}"}));
+    EXPECT_TRUE(rig.stage->needs_latents());
+    EXPECT_EQ(names(rig.stage->checkpoint_states()), std::vector<std::string>{"generator"});
+    auto& g = rig.stage->generator();
+    const auto before = g.sharded().shard(0).clone();
+    auto m = rig.step(0);
+    EXPECT_TRUE(m.count("generator_loss") && std::isfinite(m.at("generator_loss"))) << tf;
+    EXPECT_FALSE(torch::equal(before, g.sharded().shard(0))) << "no update (tf " << tf << ")";
+  }
+}
+
 }  // namespace
 }  // namespace causvid
