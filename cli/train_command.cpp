@@ -15,6 +15,7 @@
 #include "models/wan/presets.h"
 #include "models/wan/wan_config.h"
 #include "toy/world.h"
+#include "trainer/activation_plan.h"
 #include "trainer/fsdp.h"
 #include "trainer/trainer.h"
 
@@ -87,10 +88,11 @@ struct PlanModel {
   const char* name;
   bool trainable;
   std::string policy;
+  models::WanConfig sizes;  // the real score may be another size (real_score_config)
 };
 
-void print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int64_t numel,
-                int S, const std::function<int64_t(const std::string&)>& gathered);
+// Prints the per-model table; returns the summed peak_step bytes.
+int64_t print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int S);
 
 int run_plan(const PlanArgs& a) {
   core::Config c = core::read_config(a.config.path);
@@ -105,46 +107,65 @@ int run_plan(const PlanArgs& a) {
   const int S = st == "no_shard" ? 1 : hybrid ? L : W;
   const auto wan = models::wan_config(c);
   const int64_t numel = wan.num_params();
-  // Per-block gathering holds the root unit and one block at once, when blocks are units:
-  // always under the transformer policy; under the size policy only when a block reaches
-  // min_num_params (5e7; below it the block list is gathered as one unit, as torch's policy
-  // leaves it to the root).
-  auto no_blocks = wan;
-  no_blocks.num_layers = 0;
-  const int64_t block = wan.num_layers > 0 ? (numel - no_blocks.num_params()) / wan.num_layers : 0;
-  auto gathered = [&](const std::string& policy) -> int64_t {
-    if (policy == "transformer" || block >= 50000000) return no_blocks.num_params() + block;
-    return -1;
-  };
+  const int64_t block = wan.num_layers > 0 ? (numel - [&] {
+    auto nb = wan;
+    nb.num_layers = 0;
+    return nb.num_params();
+  }()) / wan.num_layers : 0;
 
-  std::vector<PlanModel> rows = {{"generator", true, c.generator_fsdp_wrap_strategy}};
-  if (c.distillation_loss == "dmd") {
-    rows.push_back({"real_score", false, c.real_score_fsdp_wrap_strategy});
-    rows.push_back({"fake_score", true, c.fake_score_fsdp_wrap_strategy});
+  std::vector<PlanModel> rows = {{"generator", true, c.generator_fsdp_wrap_strategy, wan}};
+  if (c.is_dmd()) {
+    rows.push_back({"real_score", false, c.real_score_fsdp_wrap_strategy,
+                    models::real_score_config(c)});
+    rows.push_back({"fake_score", true, c.fake_score_fsdp_wrap_strategy, wan});
   }
   std::printf("config %s: strategy %s, mixed_precision %s, world size %d (%d per node), shard "
               "group %d, %lld params per model\n",
               a.config.path.c_str(), st.c_str(), c.mixed_precision ? "true" : "false", W, L, S,
               (long long)numel);
-  print_plan(c, rows, numel, S, gathered);
+  const int64_t peak = print_plan(c, rows, S);
   std::printf(
       "GiB per rank; peak_step adds the unsharded compute params and compute-dtype "
       "grads held at once (freed strategies: root + one block when blocks are wrap "
-      "units, else the whole model; %lld params per block); activations not "
-      "included.\n",
+      "units, else the whole model; %lld params per block).\n",
       (long long)block);
+  const auto act = trainer::plan_activations(c);
+  const int64_t act_peak = std::max(act.generator_step, act.critic_step);
+  std::printf("activations (estimate, per micro-batch of %d): generator step %s GiB, critic "
+              "step %s GiB (%s)\n",
+              c.batch_size, gib(act.generator_step).c_str(), gib(act.critic_step).c_str(),
+              act.detail.c_str());
+  std::printf("peak per rank with activations: %s GiB", gib(peak + act_peak).c_str());
+  if (c.total_batch_size > 0)
+    std::printf(" (total_batch_size %d: %d micro-batches per update at this world size)",
+                c.total_batch_size, c.accumulation_steps(W));
+  std::printf("\n");
   return 0;
 }
 
-void print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int64_t numel,
-                int S, const std::function<int64_t(const std::string&)>& gathered) {
+// Per-block gathering holds the root unit and one block at once, when blocks are units:
+// always under the transformer policy; under the size policy only when a block reaches
+// min_num_params (5e7; below it the block list is gathered as one unit, as torch's policy
+// leaves it to the root). -1 = the whole model.
+int64_t gathered_numel(const models::WanConfig& w, const std::string& policy) {
+  auto no_blocks = w;
+  no_blocks.num_layers = 0;
+  const int64_t block =
+      w.num_layers > 0 ? (w.num_params() - no_blocks.num_params()) / w.num_layers : 0;
+  if (policy == "transformer" || block >= 50000000) return no_blocks.num_params() + block;
+  return -1;
+}
+
+int64_t print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int S) {
   const std::string& st = c.sharding_strategy;
   std::printf("%-11s %10s %10s %10s %10s %12s %12s %8s\n", "model", "params", "grads",
               "optim", "at_rest", "peak_step", "W=1_at_rest", "ratio");
   trainer::MemoryBytes sum;
   int64_t sum_peak = 0, sum_one = 0;
   for (const auto& r : rows) {
-    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable, gathered(r.policy));
+    const int64_t numel = r.sizes.num_params();
+    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable,
+                                  gathered_numel(r.sizes, r.policy));
     auto one = trainer::plan_memory(numel, st, 1, c.mixed_precision, r.trainable);
     std::printf("%-11s %10s %10s %10s %10s %12s %12s %8.3f\n", r.name,
                 gib(m.at_rest.params).c_str(), gib(m.at_rest.grads).c_str(),
@@ -162,6 +183,7 @@ void print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int64
               gib(sum.grads).c_str(), gib(sum.optimizer).c_str(), gib(sum.total()).c_str(),
               gib(sum_peak).c_str(), gib(sum_one).c_str(),
               double(sum.total()) / double(sum_one));
+  return sum_peak;
 }
 
 }  // namespace

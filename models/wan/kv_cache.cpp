@@ -31,6 +31,24 @@ void KvCache::reset() {
   high_water_ = 0;
 }
 
+std::pair<torch::Tensor, torch::Tensor> KvCache::past(int64_t layer, int64_t start,
+                                                      int64_t end) const {
+  TORCH_CHECK(layer >= 0 && layer < opts_.num_layers, "KvCache: layer ", layer, " out of range");
+  torch::NoGradGuard ng;
+  const auto& K = k_[layer];
+  const auto& V = v_[layer];
+  if (!rolling()) return {K.slice(1, 0, start).detach(), V.slice(1, 0, start).detach()};
+  // The valid slots after the block's write, minus the block's own ones.
+  const int64_t valid = std::min(end, capacity_);
+  auto keep = torch::ones({valid}, torch::kBool);
+  for (int64_t g = start; g < end; ++g) {
+    const int64_t phys = g < sink_tokens_ ? g : sink_tokens_ + (g - sink_tokens_) % ring_tokens_;
+    if (phys < valid) keep[phys] = false;
+  }
+  auto idx = keep.nonzero().flatten().to(K.device());
+  return {K.slice(1, 0, valid).index_select(1, idx), V.slice(1, 0, valid).index_select(1, idx)};
+}
+
 int64_t KvCache::bytes() const {
   int64_t n = 0;
   for (const auto& t : k_) n += t.numel() * t.element_size();

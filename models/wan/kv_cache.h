@@ -43,6 +43,10 @@ class KvCache {
   std::pair<torch::Tensor, torch::Tensor> update(int64_t layer, const torch::Tensor& k_BLNK,
                                                  const torch::Tensor& v_BLNK, int64_t start,
                                                  int64_t end);
+  // The keys/values a block at [start, end) attends to besides its own, as they are now:
+  // a view of the prefix for a plain cache, a copy for a rolling one (its ring is
+  // overwritten later). For recomputation in backward (AttnSpec::past_k).
+  std::pair<torch::Tensor, torch::Tensor> past(int64_t layer, int64_t start, int64_t end) const;
   // Forget everything (zero the storage) so the cache serves a new video.
   void reset();
   int64_t bytes() const;

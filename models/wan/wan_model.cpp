@@ -1,6 +1,8 @@
 // models/wan/wan_model.cpp: see wan_model.h.
 #include "models/wan/wan_model.h"
 
+#include <tuple>
+
 #include <cmath>
 
 #include "models/common/attention.h"
@@ -186,6 +188,11 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x, const torch
       a = teacher_forcing_attention(q, k, v, spec.block_tokens);
       break;
     case AttnSpec::kKvCache: {
+      if (spec.past_k.defined() && torch::GradMode::is_enabled()) {
+        // Recomputation in backward: the cached past as it was, then the block's own keys.
+        a = attention(q, torch::cat({spec.past_k, k}, 1), torch::cat({spec.past_v, v}, 1));
+        break;
+      }
       auto kv = spec.cache->update(layer, k, v, spec.current_start, spec.current_start + L);
       a = attention(q, kv.first, kv.second);
       break;
@@ -321,21 +328,33 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
   auto rope = rope_table(cfg_.head_dim(), f, h, w, frame_offset, x.device());
   if (tf) rope.rot = torch::cat({rope.rot, rope.rot}, 0);  // the same positions for both halves
 
+  // A KV-cache call with gradient whose blocks may be recomputed in backward (gradient
+  // checkpointing, or an FSDP block runner): the recomputation must neither write the
+  // cache (other blocks' recomputations read it, in an order autograd chooses) nor read
+  // slots rewritten since, so each layer gets the keys/values its block attends to besides
+  // its own (KvCache::past) and recomputes against those.
+  const bool recomputed = spec.kind == AttnSpec::kKvCache && torch::GradMode::is_enabled() &&
+                          (grad_ckpt || block_runner_);
+  const int64_t own = spec.kind == AttnSpec::kKvCache ? L : 0;
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto block = blocks[i]->as<WanAttentionBlockImpl>();
+    AttnSpec bspec = spec;
+    if (recomputed)
+      std::tie(bspec.past_k, bspec.past_v) =
+          spec.cache->past(int64_t(i), spec.current_start, spec.current_start + own);
     if (block_runner_) {
-      tokens = run_block_with_runner(block_runner_, block, i, tokens, e0, ctx, rope, spec, xcache);
+      tokens = run_block_with_runner(block_runner_, block, i, tokens, e0, ctx, rope, bspec, xcache);
       continue;
     }
     auto [ck, cv] = cross_kv_cached(block, i, ctx, xcache);
-    if (grad_ckpt && spec.kind != AttnSpec::kKvCache) {
+    if (grad_ckpt) {
       tokens = checkpoint(
-          [block, rope, spec, i](const std::vector<torch::Tensor>& in) {
-            return block->forward(in[0], in[1], in[2], in[3], rope, spec, int64_t(i));
+          [block, rope, bspec, i](const std::vector<torch::Tensor>& in) {
+            return block->forward(in[0], in[1], in[2], in[3], rope, bspec, int64_t(i));
           },
           {tokens, e0, ck, cv});
     } else {
-      tokens = block->forward(tokens, e0, ck, cv, rope, spec, int64_t(i));
+      tokens = block->forward(tokens, e0, ck, cv, rope, bspec, int64_t(i));
     }
   }
   if (xcache) xcache->valid = true;

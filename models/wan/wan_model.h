@@ -73,6 +73,10 @@ struct AttnSpec {
   int64_t block_tokens = 0;            // kBlockCausal, kTeacherForcing: tokens per block
   KvCache* cache = nullptr;            // kKvCache
   int64_t current_start = 0;           // kKvCache: global token offset of this block
+  // kKvCache, set per layer when the block may be recomputed in backward: the cached keys/
+  // values the block attends to besides its own; a forward with grad then attends to
+  // [past, own] and leaves the cache alone.
+  torch::Tensor past_k, past_v;
 };
 
 class WanAttentionBlockImpl : public torch::nn::Module {

@@ -4,7 +4,11 @@
 // earlier ones only through the cache.
 #include <gtest/gtest.h>
 
+#include <map>
+
+#include "core/random.h"
 #include "inference/causal_pipeline.h"
+#include "inference/self_forcing_rollout.h"
 #include "models/wan/wan_model.h"
 #include "models/wan/wan_wrapper.h"
 
@@ -48,6 +52,75 @@ TEST(CausalTeacher, FirstBlockIsTheTeacherSamplerOfThatBlockAndLaterBlocksSeeThe
                 .max()
                 .item<double>(),
             1e-4);
+}
+
+}  // namespace
+}  // namespace causvid
+
+namespace causvid {
+namespace {
+
+// With gradient checkpointing the rollout's KV-cache calls are recomputed in backward
+// against the cached past as it was (KvCache::past). When only the last block carries
+// gradient (no later block reads its keys), checkpointing must not change a gradient.
+TEST(SelfForcingRollout, CheckpointedExitCallsGiveTheSameGradients) {
+  for (int64_t window : {int64_t{-1}, int64_t{4}}) {
+    auto grads = [&](bool ckpt) {
+      torch::manual_seed(5);
+      models::WanModel net(tiny());
+      net->init_weights(13);
+      {
+        torch::NoGradGuard ng;
+        for (auto& p : net->parameters()) p.add_(torch::randn_like(p) * 0.05);
+      }
+      net->set_gradient_checkpointing(ckpt);
+      models::WanDiffusionWrapper w(net, /*causal=*/true, /*nfpb=*/2, 5.0);
+      auto noise = torch::randn({1, 6, 4, 4, 4});
+      auto cond = torch::randn({1, 8, 16});
+      auto probe = torch::randn({1, 6, 4, 4, 4});
+      std::vector<torch::Tensor> draws;
+      for (int i = 0; i < 3 * 3; ++i) draws.push_back(torch::randn({2, 4, 4, 4}));
+      core::ReplaySource rng(draws, "test");
+      inference::RolloutOptions o;
+      o.step_list = {1000, 750, 500};
+      o.num_frame_per_block = 2;
+      o.grad_frames = 2;  // the last block only
+      o.window_frames = window;
+      o.sink_frames = window > 0 ? 2 : 0;
+      auto r = inference::self_forcing_rollout(w, noise, cond, torch::Tensor(), {2, 2, 2}, rng, o);
+      (r.video * probe).sum().backward();
+      std::map<std::string, torch::Tensor> g;
+      for (auto& p : net->named_parameters())
+        g[p.key()] = p.value().grad().defined() ? p.value().grad().clone()
+                                                : torch::zeros_like(p.value());
+      return std::make_pair(r.video.detach(), g);
+    };
+    auto [v0, g0] = grads(false);
+    auto [v1, g1] = grads(true);
+    EXPECT_LT((v0 - v1).abs().max().item<double>(), 1e-6);
+    // Self-Forcing's checkpointed blocks skip the cross-attention cache, so the text path
+    // (text_embedding, cross_attn k/v/norm_k) gets gradient only with checkpointing on.
+    auto text_path = [](const std::string& k) {
+      return k.rfind("text_embedding", 0) == 0 || k.find("cross_attn.k.") != std::string::npos ||
+             k.find("cross_attn.v.") != std::string::npos ||
+             k.find("cross_attn.norm_k") != std::string::npos;
+    };
+    double worst = 0, norm = 0, text0 = 0, text1 = 0;
+    for (const auto& [k, a] : g0) {
+      const auto& b = g1.at(k);
+      if (text_path(k)) {
+        text0 = std::max(text0, a.abs().max().item<double>());
+        text1 = std::max(text1, b.abs().max().item<double>());
+        continue;
+      }
+      worst = std::max(worst, (a - b).abs().max().item<double>());
+      norm = std::max(norm, a.abs().max().item<double>());
+    }
+    EXPECT_GT(norm, 0);
+    EXPECT_LT(worst, 1e-5 * std::max(1.0, norm)) << "window " << window;
+    EXPECT_EQ(text0, 0) << "the cross-attention cache was built without grad";
+    EXPECT_GT(text1, 0) << "checkpointed blocks recompute the text path with grad";
+  }
 }
 
 }  // namespace
