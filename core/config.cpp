@@ -165,6 +165,15 @@ double Config::generator_scheduler_shift() const {
   auto it = model_kwargs.find("timestep_shift");
   return it == model_kwargs.end() ? scheduler_shift : it->second;
 }
+std::pair<int64_t, int64_t> Config::attention_window() const {
+  if (long_window > 0) return {long_window, long_sink};
+  auto la = model_kwargs.find("local_attn_size");
+  if (la == model_kwargs.end() || la->second <= 0) return {-1, 0};
+  auto sk = model_kwargs.find("sink_size");
+  const int64_t sink = sk == model_kwargs.end() ? 0 : static_cast<int64_t>(sk->second);
+  return {static_cast<int64_t>(la->second) - sink, sink};
+}
+
 int Config::accumulation_steps(int world_size) const {
   if (total_batch_size <= 0) return 1;
   const int64_t per_update = static_cast<int64_t>(batch_size) * world_size;

@@ -28,6 +28,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace causvid::core {
@@ -188,6 +189,10 @@ struct Config {
   double generator_scheduler_shift() const;
   double generator_grad_clip() const { return max_grad_norm_generator.value_or(grad_clip); }
   double critic_grad_clip() const { return max_grad_norm_critic.value_or(grad_clip); }
+  // The rolling KV cache of rollouts and generation as (window, sink) in latent frames,
+  // window < 0 = none: long_window / long_sink, else LongLive's model_kwargs
+  // local_attn_size (frames attended, the sink included) and sink_size.
+  std::pair<int64_t, int64_t> attention_window() const;
   // Samples per update on one rank and micro-batches per update (total_batch_size).
   int accumulation_steps(int world_size) const;
   double critic_lr() const { return lr_critic.value_or(lr); }

@@ -301,6 +301,16 @@ void Config::check_self_forcing() const {
                 "', want timestep_shift | local_attn_size | sink_size");
   TORCH_CHECK(generator_scheduler_shift() > 0 && std::isfinite(generator_scheduler_shift()), src,
               ": key 'model_kwargs': timestep_shift ", generator_scheduler_shift(), ", want > 0");
+  {
+    auto la = model_kwargs.find("local_attn_size");
+    auto sk = model_kwargs.find("sink_size");
+    const double local = la == model_kwargs.end() ? -1 : la->second;
+    const double sink = sk == model_kwargs.end() ? 0 : sk->second;
+    TORCH_CHECK(local == -1 || (local > sink && sink >= 0 && local == std::floor(local) &&
+                                sink == std::floor(sink)),
+                src, ": key 'model_kwargs': local_attn_size ", local, " with sink_size ", sink,
+                ", want -1 (no window) or whole frames with local_attn_size > sink_size >= 0");
+  }
   for (const auto& kv : real_model_overrides)
     TORCH_CHECK(one_of(kv.first, {"dim", "ffn_dim", "freq_dim", "num_heads", "num_layers"}), src,
                 ": key 'real_model_overrides': got '", kv.first,

@@ -1,6 +1,8 @@
 // inference/generate_setup.cpp: see generate_setup.h.
 #include "inference/generate_setup.h"
 
+#include <tuple>
+
 #include "core/dist.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -33,6 +35,10 @@ static GenerateOptions options_from(const GenerateArgs& a, const core::Config& c
   o.num_frame_per_block = c.num_frame_per_block;
   o.window_frames = a.window_frames;
   o.sink_frames = a.sink_frames;
+  // The attention window the model was trained with (long tuning, LongLive's
+  // local_attn_size) unless --window-frames says otherwise.
+  if (a.window_frames < 0 && c.attention_window().first > 0)
+    std::tie(o.window_frames, o.sink_frames) = c.attention_window();
   TORCH_CHECK(a.prompt_switch == "refresh" || a.prompt_switch == "recache",
               "--prompt-switch: got '", a.prompt_switch, "', want refresh | recache");
   o.recache = a.prompt_switch == "recache";

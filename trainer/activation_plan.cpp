@@ -27,8 +27,9 @@ ActivationPlan plan_activations(const core::Config& c) {
   if (st == "self_forcing") {
     const int64_t nfpb = c.num_frame_per_block, Tb = B * nfpb * fs;
     const int64_t R = c.long_rollout_frames > 0 ? c.long_rollout_frames : c.num_training_frames;
-    const int64_t window = c.long_window > 0 ? c.long_window + c.long_sink : R;
-    const bool rolling = c.long_window > 0;
+    const auto [win, sink] = c.attention_window();
+    const int64_t window = win > 0 ? win + sink : R;
+    const bool rolling = win > 0;
     int64_t elems = 0, recompute = 0;
     for (int64_t b = R / nfpb - F / nfpb; b < R / nfpb; ++b) {  // blocks with gradient
       const int64_t keys = std::min((b + 1) * nfpb, window) * B * fs;

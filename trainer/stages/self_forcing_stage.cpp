@@ -13,6 +13,8 @@
 // latents of the window instead of re-encoding its first frame through the VAE.
 #include <torch/torch.h>
 
+#include <tuple>
+
 #include "inference/self_forcing_rollout.h"
 #include "inference/step_list.h"
 #include "losses/losses.h"
@@ -31,10 +33,7 @@ class SelfForcingStage : public ScoreDistillationStage {
     ro_.same_step_across_blocks = c.same_step_across_blocks;
     ro_.context_noise = c.context_noise;
     ro_.grad_frames = env.frame_shape[0];
-    if (c.long_window > 0) {
-      ro_.window_frames = c.long_window;
-      ro_.sink_frames = c.long_sink;
-    }
+    std::tie(ro_.window_frames, ro_.sink_frames) = c.attention_window();
     rollout_frames_ = c.long_rollout_frames > 0 ? c.long_rollout_frames : c.num_training_frames;
   }
 
