@@ -58,6 +58,16 @@ double Stage::accumulate(const StepInput& in, const MicroLoss& loss_of,
   return total / n;
 }
 
+std::map<std::string, double> GeneratorStage::generator_only_step(
+    const StepInput& in, const std::function<torch::Tensor(const MicroBatch&)>& loss_of) {
+  auto scope = gen_->sharded().gathered();
+  std::map<std::string, double> m;
+  m["generator_loss"] = accumulate(
+      in, [&](const MicroBatch& mb, std::map<std::string, double>&) { return loss_of(mb); }, m);
+  m["generator_grad_norm"] = update_generator(in.step);
+  return m;
+}
+
 double GeneratorStage::update_generator(int64_t step) {
   const double norm = env_.updates.apply(*gen_, step, env_.cfg.generator_grad_clip());
   if (gen_->ema()) gen_->ema()->update(step);

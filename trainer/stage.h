@@ -130,6 +130,11 @@ class GeneratorStage : public Stage {
   // After backward: the generator's update (env.updates, clipped at the generator's norm)
   // and its EMA. Returns the gradient norm before clipping.
   double update_generator(int64_t step);
+  // A step of one loss on the generator alone (ode, diffusion, teacher_forcing): the loss of
+  // every micro-batch (accumulate), then the update; metrics generator_loss and
+  // generator_grad_norm.
+  std::map<std::string, double> generator_only_step(
+      const StepInput& in, const std::function<torch::Tensor(const MicroBatch&)>& loss_of);
 
   std::unique_ptr<TrainModel> gen_;
 };

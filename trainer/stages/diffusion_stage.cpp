@@ -21,12 +21,7 @@ class DiffusionStage : public GeneratorStage {
   bool needs_latents() const override { return true; }
 
   std::map<std::string, double> step(const StepInput& in) override {
-    auto scope = gen_->sharded().gathered();
-    std::map<std::string, double> m;
-    m["generator_loss"] = accumulate(
-        in, [&](const MicroBatch& mb, std::map<std::string, double>&) { return loss(mb); }, m);
-    m["generator_grad_norm"] = update_generator(in.step);
-    return m;
+    return generator_only_step(in, [&](const MicroBatch& mb) { return loss(mb); });
   }
 
  private:

@@ -29,19 +29,11 @@ class OdeStage : public GeneratorStage {
     const auto& c = env_.cfg;
     const int64_t F = env_.frame_shape[0];
     auto steps = inference::training_step_list(c);
-    auto scope = gen_->sharded().gathered();
-    std::map<std::string, double> m;
-    m["generator_loss"] = accumulate(
-        in,
-        [&](const MicroBatch& mb, std::map<std::string, double>&) {
-          auto index = losses::sample_ode_index(mb.cond.size(0), F, steps.size(0),
-                                                c.generator_task, c.num_frame_per_block,
-                                                env_.rng);
-          return losses::ode_loss(gen_->wrap(), mb.batch->latents, index, steps, mb.cond).loss;
-        },
-        m);
-    m["generator_grad_norm"] = update_generator(in.step);
-    return m;
+    return generator_only_step(in, [&](const MicroBatch& mb) {
+      auto index = losses::sample_ode_index(mb.cond.size(0), F, steps.size(0), c.generator_task,
+                                            c.num_frame_per_block, env_.rng);
+      return losses::ode_loss(gen_->wrap(), mb.batch->latents, index, steps, mb.cond).loss;
+    });
   }
 };
 
