@@ -14,7 +14,8 @@
 //   causvid toy eval = causvid eval toy: the toy world's metric (toy/metric.h) on
 //   (a) a latent file: --latents FILE.safetensors ("latents" [N, F, 4, H, W]) --prompts FILE
 //   (b) real data:     --real --prompts FILE            (fresh videos of the toy world)
-//   (c) a checkpoint:  --config CFG --checkpoint PATH --sampler teacher|bidirectional|causal
+//   (c) a checkpoint:  --config CFG --checkpoint PATH --sampler teacher|bidirectional|causal|
+//                      causal_teacher (a teacher_forcing checkpoint: N steps with CFG, KV cache)
 //                      [--steps N] [--guidance G] [--frames F] --prompts FILE
 // The teacher samples with its N-step Euler sampler and CFG (inference/causal_pipeline.h
 // sample_teacher, negative prompt = the config's); the stage-1 student with the config's
@@ -205,8 +206,10 @@ torch::Tensor load_or_sample(const EvalToyArgs& a, const std::vector<std::string
     s.seed = a.seed;
     s.device = a.device;
     TORCH_CHECK(!a.config.path.empty(), "--config: required with --checkpoint");
-    TORCH_CHECK(a.sampler == "teacher" || a.sampler == "bidirectional" || a.sampler == "causal",
-                "--sampler: got '", a.sampler, "', want teacher, bidirectional or causal");
+    TORCH_CHECK(a.sampler == "teacher" || a.sampler == "bidirectional" || a.sampler == "causal" ||
+                    a.sampler == "causal_teacher",
+                "--sampler: got '", a.sampler,
+                "', want teacher, bidirectional, causal or causal_teacher");
     lat = toy::sample_from_checkpoint(s, prompts);
     what = a.sampler == "teacher" ? absl::StrFormat("teacher %d steps", s.steps) : a.sampler;
   }
@@ -300,8 +303,10 @@ void add_eval_toy_command(Commands& cmds, CLI::App* parent, const std::string& n
   app->add_option("--checkpoint", e->checkpoint,
                   "(c) weights: safetensors, model.pt or a checkpoint dir");
   app->add_option("--which", e->which, "(c) group in model.pt: generator | generator_ema | critic");
-  app->add_option("--sampler", e->sampler, "(c) teacher | bidirectional | causal")
-      ->check(CLI::IsMember({"teacher", "bidirectional", "causal"}));
+  app->add_option("--sampler", e->sampler,
+                  "(c) teacher | bidirectional | causal | causal_teacher (a teacher_forcing "
+                  "checkpoint: --steps with CFG, block by block with the KV cache)")
+      ->check(CLI::IsMember({"teacher", "bidirectional", "causal", "causal_teacher"}));
   app->add_option("--steps", e->steps, "(c) teacher sampling steps")->check(CLI::PositiveNumber);
   add_optional(*app, "--guidance", e->guidance,
                "(c) teacher CFG scale (default: the config's real_guidance_scale)");

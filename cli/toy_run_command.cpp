@@ -52,6 +52,9 @@ struct ToyRunArgs {
   int64_t teacher_steps = 6000, bidirectional_dmd_steps = 150, ode_pairs = 192;
   int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
   int64_t self_forcing_steps = 300;  // Self-Forcing student from the causal ODE one (0: skip)
+  // Causal Forcing: a teacher-forced causal teacher from the bidirectional one, its ODE
+  // pairs and a causal ODE student from them (0: skip).
+  int64_t teacher_forcing_steps = 0;
   int64_t seeds = 1;         // student stages (and their ODE pairs) repeated with seeds 0..n-1
   int64_t long_window = 0;   // the 4x rollout's rolling KV cache in latent frames (0: the
                              // training length; -1: the whole video)
@@ -60,7 +63,7 @@ struct ToyRunArgs {
 
 // One seed's students: checkpoints and scores.
 struct Students {
-  std::string bidmd, code, cdmd, sf;
+  std::string bidmd, code, cdmd, sf, tft, tf_ode;
   std::vector<std::pair<std::string, toy::SetScore>> rows;
 };
 
@@ -116,6 +119,15 @@ class ToyPipeline {
                     {"data_path=" + data_dir_ + "/train_prompts.txt", "dit_path=" + teacher_,
                      "generator_ckpt=" + st.code},
                     a_.self_forcing_steps, s);
+    if (a_.teacher_forcing_steps > 0) {
+      st.tft = train("teacher_forcing" + tag, "teacher_forcing", dir + "/teacher_forcing",
+                     {"data_path=" + lmdb_, "dit_path=" + teacher_}, a_.teacher_forcing_steps, s);
+      const std::string tf_lmdb = dir + "/ode_lmdb_tf";
+      make_ode_pairs(dir + "/tf", tf_lmdb, s, " (causal teacher)" + tag, st.tft);
+      st.tf_ode = train("causal_ode (causal teacher)" + tag, "causal_ode", dir + "/causal_ode_tf",
+                        {"data_path=" + tf_lmdb, "dit_path=" + teacher_, "generator_ckpt=" + st.tft},
+                        a_.causal_ode_steps, s);
+    }
     return st;
   }
 
@@ -156,14 +168,19 @@ class ToyPipeline {
   }
 
   // Stage 2: the teacher's 50-step trajectories of the first --ode-pairs training prompts.
+  // With `causal_teacher` (a teacher_forcing checkpoint) the trajectories are its KV-cache
+  // sampler's (Causal Forcing's stage 2).
   void make_ode_pairs(const std::string& dir, const std::string& ode_lmdb, int64_t seed_offset,
-                      const std::string& tag) {
+                      const std::string& tag, const std::string& causal_teacher = "") {
     Timer t;
-    auto tc = core::load_config(cfg_path("bidirectional_dmd"), {"dit_path=" + teacher_});
+    const bool causal = !causal_teacher.empty();
+    auto tc = core::load_config(cfg_path(causal ? "teacher_forcing" : "bidirectional_dmd"),
+                                {"dit_path=" + teacher_});
     models::WanModel net(models::wan_config(tc));
-    models::load_wan_weights(net, teacher_, "generator");
+    models::load_wan_weights(net, causal ? causal_teacher : teacher_, "generator");
     for (auto& prm : net->parameters()) prm.set_requires_grad(false);
-    models::WanDiffusionWrapper w(net, false, tc.num_frame_per_block, tc.scheduler_shift);
+    models::WanDiffusionWrapper w(net, causal, tc.num_frame_per_block,
+                                  tc.generator_scheduler_shift());
     auto text = data::text_conditioner_from_config(tc);
     auto all = data::read_prompt_file(data_dir_ + "/train_prompts.txt");
     const int64_t n = std::min<int64_t>(a_.ode_pairs, all.size());
@@ -171,7 +188,7 @@ class ToyPipeline {
     inference::OdePairOptions o;
     o.num_steps = 50;
     o.guidance_scale = tc.real_guidance_scale;
-    o.shift = tc.scheduler_shift;
+    o.shift = tc.generator_scheduler_shift();
     o.shape_FCHW = {tc.image_or_video_shape[1], tc.image_or_video_shape[2],
                     tc.image_or_video_shape[3], tc.image_or_video_shape[4]};
     o.negative_prompt = tc.negative_prompt;
@@ -263,6 +280,16 @@ class ToyPipeline {
         rows.push_back({"self-forcing, 4x length", "self_forcing", st.sf, "causal", 0, 4 * F,
                         window, a_.long_sink});
       }
+      if (!st.tft.empty()) {
+        rows.push_back({"causal teacher (TF), 50 steps", "teacher_forcing", st.tft,
+                        "causal_teacher", 50, F});
+        rows.push_back({"causal teacher (TF), 4x length", "teacher_forcing", st.tft,
+                        "causal_teacher", 50, 4 * F});
+        rows.push_back({"causal ODE from TF teacher, 3 steps", "causal_ode", st.tf_ode, "causal",
+                        0, F});
+        rows.push_back({"causal ODE from TF teacher, 4x", "causal_ode", st.tf_ode, "causal", 0,
+                        4 * F, window, a_.long_sink});
+      }
       if (s == 0)
         for (const auto& e : rows) row_names_.push_back(e.name);
       for (auto e : rows) {
@@ -314,8 +341,10 @@ class ToyPipeline {
                 "of the teacher, %+.1f vs naive); 4x length keeps %.1f%% of 1x\n",
                 t50, t3, t50 - t3, cd, 100.0 * cd / std::max(1e-9, t50), cd - t3,
                 100.0 * cd4 / std::max(1e-9, cd));
-    if (row_names_.size() >= 6) {
-      const double sf = mean(overall(4)), sf4 = mean(overall(5));
+    const auto sf_row = std::find(row_names_.begin(), row_names_.end(), "self-forcing, 3 steps");
+    if (sf_row != row_names_.end()) {
+      const size_t r = static_cast<size_t>(sf_row - row_names_.begin());
+      const double sf = mean(overall(r)), sf4 = mean(overall(r + 1));
       std::printf("self-forcing %.1f (%.1f%% of the teacher, %+.1f vs causal DMD); 4x length "
                   "keeps %.1f%% of 1x (causal DMD %.1f%%): %s drift\n",
                   sf, 100.0 * sf / std::max(1e-9, t50), sf - cd, 100.0 * sf4 / std::max(1e-9, sf),
@@ -358,6 +387,9 @@ void add_toy_run_command(Commands& cmds, CLI::App* toy) {
   app->add_option("--causal-dmd-steps", r->causal_dmd_steps, "stage 4 steps");
   app->add_option("--self-forcing-steps", r->self_forcing_steps,
                   "Self-Forcing student steps, from the causal ODE student (0: skip)");
+  app->add_option("--teacher-forcing-steps", r->teacher_forcing_steps,
+                  "Causal Forcing: train a teacher-forced causal teacher this many steps, take its "
+                  "ODE pairs and a causal ODE student from them (0: skip)");
   app->add_option("--num-videos", r->num_videos, "toy training videos");
   app->add_option("--eval-batch", r->eval_batch, "videos per sampling batch in the evaluation");
   app->add_option("--seeds", r->seeds, "run the student stages with this many seeds (mean and spread)");

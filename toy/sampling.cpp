@@ -36,10 +36,10 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   const double g = a.guidance >= 0 ? a.guidance : cfg.real_guidance_scale;
   LOG_INFO("eval toy: sampler %s, %s, %d prompts, %d frames of %dx%d, %s", a.sampler,
            a.checkpoint, prompts.size(), F, H, W,
-           a.sampler == "teacher"
+           a.sampler == "teacher" || a.sampler == "causal_teacher"
                ? absl::StrFormat("%d steps, guidance %.2f, shift %.1f", a.steps, g, shift)
                : absl::StrFormat("%d-step list", steps.size()));
-  if (a.sampler == "causal")
+  if (a.sampler == "causal" || a.sampler == "causal_teacher")
     TORCH_CHECK(F % nfpb == 0, "--frames: ", F, " is not a multiple of num_frame_per_block ",
                 nfpb);
 
@@ -58,6 +58,14 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
       models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.scheduler_shift);
       auto un = text->encode({cfg.negative_prompt}).to(dev, torch::kFloat32).expand_as(ctx).contiguous();
       video = inference::sample_teacher(w, noise, ctx, un, a.steps, g, shift).trajectory.select(1, -1);
+    } else if (a.sampler == "causal_teacher") {
+      // A causal teacher (teacher_forcing stage): its N-step CFG Euler sampler block by block
+      // with the KV cache, on the generator's grid.
+      models::WanDiffusionWrapper w(net, /*causal=*/true, nfpb, cfg.generator_scheduler_shift());
+      auto un = text->encode({cfg.negative_prompt}).to(dev, torch::kFloat32).expand_as(ctx).contiguous();
+      const double cshift = a.shift > 0 ? a.shift : cfg.generator_scheduler_shift();
+      video = inference::sample_causal_teacher(w, noise, ctx, un, a.steps, g, cshift)
+                  .trajectory.select(1, -1);
     } else if (a.sampler == "bidirectional") {
       models::WanDiffusionWrapper w(net, /*causal=*/false, nfpb, cfg.generator_scheduler_shift());
       video = inference::sample_bidirectional(w, noise, ctx, steps, gen);

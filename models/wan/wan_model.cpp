@@ -256,78 +256,34 @@ torch::Tensor WanModelImpl::embed_context(const torch::Tensor& ctx) {
   return text_embedding->at(2)(torch::gelu(text_embedding->at(0)(c), "tanh"));
 }
 
-torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_BF,
-                                const torch::Tensor& context, const AttnSpec& spec_in,
-                                CrossAttnCache* xcache, const torch::Tensor& clean,
-                                const torch::Tensor& clean_t) {
-  // Self-Forcing's causal model with gradient checkpointing on does not pass the
-  // cross-attention cache to blocks that run with grad: their context K/V are computed
-  // from the text again (so text_embedding and cross_attn k/v get gradients). Blocks with
-  // the KV cache are not checkpointed here (their in-place cache writes must keep the
-  // reference's autograd history), so the rollout's grad calls use more memory than
-  // Self-Forcing's.
-  const bool grad_ckpt = gradient_checkpointing_ && torch::GradMode::is_enabled();
-  if (grad_ckpt && spec_in.kind == AttnSpec::kKvCache) xcache = nullptr;
+// Patchify: Conv3d with kernel == stride as a GEMM over (c, kt, kh, kw) features.
+torch::Tensor WanModelImpl::patchify(const torch::Tensor& v) const {
   const auto& ps = cfg_.patch_size;
-  TORCH_CHECK(x.dim() == 5 && x.size(1) == cfg_.in_dim, "x: got ", x.sizes(),
-              ", want [B, ", cfg_.in_dim, ", F, H, W]");
-  const int64_t B = x.size(0), C = x.size(1), Fr = x.size(2), H = x.size(3), W = x.size(4);
-  TORCH_CHECK(Fr % ps[0] == 0 && H % ps[1] == 0 && W % ps[2] == 0, "x: frames/height/width ",
-              Fr, "x", H, "x", W, " not divisible by patch size ", ps[0], "x", ps[1], "x", ps[2]);
-  const int64_t f = Fr / ps[0], h = H / ps[1], w = W / ps[2], L = f * h * w, D = cfg_.dim;
-  TORCH_CHECK(t_BF.dim() == 2 && t_BF.size(0) == B, "t: got ", t_BF.sizes(), ", want [", B,
-              ", F]");
-  const int64_t Fm = t_BF.size(1);  // modulation frames: 1 (bidirectional) or f (causal)
-  TORCH_CHECK(Fm == 1 || Fm == f, "t: ", Fm, " timesteps per sample for ", f, " latent frames");
+  const int64_t B = v.size(0), C = v.size(1), f = v.size(2) / ps[0], h = v.size(3) / ps[1],
+                w = v.size(4) / ps[2];
+  auto vp = v.to(patch_embedding->weight.device(), patch_embedding->weight.scalar_type())
+                .view({B, C, f, ps[0], h, ps[1], w, ps[2]})
+                .permute({0, 2, 4, 6, 1, 3, 5, 7})
+                .reshape({B, f * h * w, C * cfg_.patch_volume()});
+  return torch::linear(vp, patch_embedding->weight.view({cfg_.dim, -1}), patch_embedding->bias);
+}
 
-  // Patchify: Conv3d with kernel == stride as a GEMM over (c, kt, kh, kw) features.
-  auto wdt = patch_embedding->weight.scalar_type();
+// Time embedding (float32 as the reference's autocast(float32) region): e [B,F',D] for the
+// head and the blocks' modulation e0 [B,F',6,D].
+std::pair<torch::Tensor, torch::Tensor> WanModelImpl::embed_time(const torch::Tensor& t) const {
+  const int64_t B = t.size(0), Fm = t.size(1), D = cfg_.dim;
   const auto dev = patch_embedding->weight.device();
-  auto patchify = [&](const torch::Tensor& v) {
-    auto vp = v.to(dev, wdt)
-                  .view({B, C, f, ps[0], h, ps[1], w, ps[2]})
-                  .permute({0, 2, 4, 6, 1, 3, 5, 7})
-                  .reshape({B, L, C * cfg_.patch_volume()});
-    return torch::linear(vp, patch_embedding->weight.view({D, -1}), patch_embedding->bias);
-  };
-  auto tokens = patchify(x);
+  auto sin_emb = sinusoidal_embedding(cfg_.freq_dim, t.to(dev))
+                     .to(patch_embedding->weight.scalar_type());  // [B*F', freq]
+  auto et = time_embedding->at(2)(torch::silu(time_embedding->at(0)(sin_emb)));
+  auto e0 = time_projection->at(1)(torch::silu(et)).to(torch::kFloat32).view({B, Fm, 6, D});
+  return {et.to(torch::kFloat32).view({B, Fm, D}), e0};
+}
 
-  // Time embedding (float32 as the reference's autocast(float32) region).
-  auto embed_time = [&](const torch::Tensor& t) {
-    auto sin_emb = sinusoidal_embedding(cfg_.freq_dim, t.to(dev)).to(wdt);  // [B*F', freq]
-    auto et = time_embedding->at(2)(torch::silu(time_embedding->at(0)(sin_emb)));
-    auto e0t = time_projection->at(1)(torch::silu(et)).to(torch::kFloat32).view({B, Fm, 6, D});
-    return std::make_pair(et.to(torch::kFloat32).view({B, Fm, D}), e0t);
-  };
-  auto [e, e0] = embed_time(t_BF);
-
-  // Teacher forcing (Causal Forcing): the clean context's tokens first, modulated by its own
-  // timestep (zeros, or the noise augmentation's); the output is the noisy half.
-  const bool tf = spec_in.kind == AttnSpec::kTeacherForcing;
-  if (tf) {
-    TORCH_CHECK(clean.defined() && clean.sizes() == x.sizes() && Fm == f, "teacher forcing: clean ",
-                clean.defined() ? clean.sizes() : at::IntArrayRef{}, " for x ", x.sizes(),
-                " with ", Fm, " timesteps per sample, want the same shape and one per frame");
-    tokens = torch::cat({patchify(clean), tokens}, 1);
-    auto e0c = embed_time(clean_t.defined() ? clean_t : torch::zeros_like(t_BF)).second;
-    e0 = torch::cat({e0c, e0}, 1);
-  }
-
-  // Context: embedded once; its cross-attention K/V per block (cached in inference).
-  torch::Tensor ctx;
-  if (!(xcache && xcache->valid)) ctx = embed_context(context);
-
-  AttnSpec spec = spec_in;
-  int64_t frame_offset = 0;
-  if (spec.kind == AttnSpec::kKvCache) {
-    TORCH_CHECK(spec.current_start % (h * w) == 0, "current_start ", spec.current_start,
-                " is not a multiple of the frame length ", h * w);
-    frame_offset = spec.current_start / (h * w);
-  }
-  if (spec.kind == AttnSpec::kBlockCausal || tf) spec.block_tokens *= h * w;  // frames -> tokens
-  auto rope = rope_table(cfg_.head_dim(), f, h, w, frame_offset, x.device());
-  if (tf) rope.rot = torch::cat({rope.rot, rope.rot}, 0);  // the same positions for both halves
-
+torch::Tensor WanModelImpl::run_blocks(torch::Tensor tokens, const torch::Tensor& e0,
+                                       const torch::Tensor& ctx, const RopeTable& rope,
+                                       const AttnSpec& spec, CrossAttnCache* xcache,
+                                       bool grad_ckpt, int64_t L) {
   // A KV-cache call with gradient whose blocks may be recomputed in backward (gradient
   // checkpointing, or an FSDP block runner): the recomputation must neither write the
   // cache (other blocks' recomputations read it, in an order autograd chooses) nor read
@@ -357,6 +313,61 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
       tokens = block->forward(tokens, e0, ck, cv, rope, bspec, int64_t(i));
     }
   }
+  return tokens;
+}
+
+torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_BF,
+                                const torch::Tensor& context, const AttnSpec& spec_in,
+                                CrossAttnCache* xcache, const torch::Tensor& clean,
+                                const torch::Tensor& clean_t) {
+  // Self-Forcing's causal model with gradient checkpointing on does not pass the
+  // cross-attention cache to blocks that run with grad: their context K/V are computed
+  // from the text again (so text_embedding and cross_attn k/v get gradients).
+  const bool grad_ckpt = gradient_checkpointing_ && torch::GradMode::is_enabled();
+  if (grad_ckpt && spec_in.kind == AttnSpec::kKvCache) xcache = nullptr;
+  const auto& ps = cfg_.patch_size;
+  TORCH_CHECK(x.dim() == 5 && x.size(1) == cfg_.in_dim, "x: got ", x.sizes(),
+              ", want [B, ", cfg_.in_dim, ", F, H, W]");
+  const int64_t B = x.size(0), C = x.size(1), Fr = x.size(2), H = x.size(3), W = x.size(4);
+  TORCH_CHECK(Fr % ps[0] == 0 && H % ps[1] == 0 && W % ps[2] == 0, "x: frames/height/width ",
+              Fr, "x", H, "x", W, " not divisible by patch size ", ps[0], "x", ps[1], "x", ps[2]);
+  const int64_t f = Fr / ps[0], h = H / ps[1], w = W / ps[2], L = f * h * w, D = cfg_.dim;
+  TORCH_CHECK(t_BF.dim() == 2 && t_BF.size(0) == B, "t: got ", t_BF.sizes(), ", want [", B,
+              ", F]");
+  const int64_t Fm = t_BF.size(1);  // modulation frames: 1 (bidirectional) or f (causal)
+  TORCH_CHECK(Fm == 1 || Fm == f, "t: ", Fm, " timesteps per sample for ", f, " latent frames");
+
+  auto tokens = patchify(x);
+  auto [e, e0] = embed_time(t_BF);
+
+  // Teacher forcing (Causal Forcing): the clean context's tokens first, modulated by its own
+  // timestep (zeros, or the noise augmentation's); the output is the noisy half.
+  const bool tf = spec_in.kind == AttnSpec::kTeacherForcing;
+  if (tf) {
+    TORCH_CHECK(clean.defined() && clean.sizes() == x.sizes() && Fm == f, "teacher forcing: clean ",
+                clean.defined() ? clean.sizes() : at::IntArrayRef{}, " for x ", x.sizes(),
+                " with ", Fm, " timesteps per sample, want the same shape and one per frame");
+    tokens = torch::cat({patchify(clean), tokens}, 1);
+    auto e0c = embed_time(clean_t.defined() ? clean_t : torch::zeros_like(t_BF)).second;
+    e0 = torch::cat({e0c, e0}, 1);
+  }
+
+  // Context: embedded once; its cross-attention K/V per block (cached in inference).
+  torch::Tensor ctx;
+  if (!(xcache && xcache->valid)) ctx = embed_context(context);
+
+  AttnSpec spec = spec_in;
+  int64_t frame_offset = 0;
+  if (spec.kind == AttnSpec::kKvCache) {
+    TORCH_CHECK(spec.current_start % (h * w) == 0, "current_start ", spec.current_start,
+                " is not a multiple of the frame length ", h * w);
+    frame_offset = spec.current_start / (h * w);
+  }
+  if (spec.kind == AttnSpec::kBlockCausal || tf) spec.block_tokens *= h * w;  // frames -> tokens
+  auto rope = rope_table(cfg_.head_dim(), f, h, w, frame_offset, x.device());
+  if (tf) rope.rot = torch::cat({rope.rot, rope.rot}, 0);  // the same positions for both halves
+
+  tokens = run_blocks(tokens, e0, ctx, rope, spec, xcache, grad_ckpt, L);
   if (xcache) xcache->valid = true;
   if (tf) tokens = tokens.slice(1, L, 2 * L);
 

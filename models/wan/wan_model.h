@@ -159,6 +159,11 @@ class WanModelImpl : public torch::nn::Module, public BlockRunnerHost {
                     CrossAttnCache* xcache, const torch::Tensor& clean = {},
                     const torch::Tensor& clean_t = {});
   torch::Tensor embed_context(const torch::Tensor& context_BTE);
+  torch::Tensor patchify(const torch::Tensor& x_BCFHW) const;  // -> tokens [B, L, D]
+  std::pair<torch::Tensor, torch::Tensor> embed_time(const torch::Tensor& t_BF) const;
+  torch::Tensor run_blocks(torch::Tensor tokens, const torch::Tensor& e0, const torch::Tensor& ctx,
+                           const struct RopeTable& rope, const AttnSpec& spec,
+                           CrossAttnCache* xcache, bool grad_ckpt, int64_t L);
 
   WanConfig cfg_;
   bool gradient_checkpointing_ = false;
