@@ -50,7 +50,9 @@ void add_generate_options(CLI::App& app, inference::GenerateArgs& g) {
       ->allow_extra_args(false)
       ->default_str("");
   app.add_option("--window-frames", g.window_frames,
-                 "rolling KV cache: attend to the last W latent frames (-1 = full cache)");
+                 "rolling KV cache: attend to the last W latent frames (-1 = full cache; "
+                 "default: the config's long_window / model_kwargs.local_attn_size, else full)")
+      ->default_str("config");
   app.add_option("--sink-frames", g.sink_frames, "rolling KV cache: first K latent frames kept forever");
   app.add_option("--prompt-switch", g.prompt_switch,
                  "at a --prompt-schedule switch: refresh (new cross-attention only; past keys "

@@ -95,7 +95,7 @@ struct PlanModel {
 int64_t print_plan(const core::Config& c, const std::vector<PlanModel>& rows, int S);
 
 int run_plan(const PlanArgs& a) {
-  core::Config c = core::read_config(a.config.path);
+  core::Config c = core::read_config(a.config.path, "auto");  // as train reads it
   core::apply_overrides(c, a.config.sets);
   c.validate();
   const int W = a.world_size;

@@ -342,6 +342,16 @@ void apply_overrides(Config& config, const std::vector<std::string>& overrides) 
     set_key(config, key, value, "--set", src);
   }
   log_ignored("--set", ignored);
+  // A --set of Self-Forcing's stage keys selects the stage again (as in a file).
+  for (const auto& ov : overrides) {
+    const std::string key = ov.substr(0, ov.find('='));
+    if ((key == "trainer" || key == "distribution_loss") && !config.trainer.empty()) {
+      std::set<std::string> seen = {"model_name", "generator_name", "generator_task",
+                                    "real_task_type", "fake_task_type"};
+      resolve_stage_keys(config, seen);
+      break;
+    }
+  }
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides,

@@ -156,7 +156,7 @@ struct Config {
   // (clean context frames in the sequence; false = diffusion forcing, the block-causal mask
   // over noisy frames only) and the noise augmentation of the clean context (its timestep
   // index drawn in [noise_augmentation_max_timestep, 1000); 0 = none).
-  bool teacher_forcing = true;
+  bool teacher_forcing = false;  // the references' getattr default
   int noise_augmentation_max_timestep = 0;
   // LongLive-style long tuning: roll out this many frames (0 = num_training_frames) with a
   // rolling KV cache of long_window frames plus long_sink sink frames, DMD on the last
@@ -226,6 +226,7 @@ struct Config {
   void check_optimizer() const;  // AdamW, EMA, text dropout
   void check_fsdp_and_data() const;  // sharding and data keys
   void check_self_forcing() const;  // the Self-Forcing family's keys
+  void check_model_kwargs() const;  // model_kwargs, real_model_overrides, attention window
 };
 
 // Parses YAML text; `source` names it in messages. Unknown keys, wrong types, missing

@@ -349,7 +349,7 @@ const std::vector<FieldDef>& fields() {
       field("self_forcing", "independent_first_frame", &C::independent_first_frame,
             "a 1-frame first block (not supported: must be false)"),
       field("self_forcing", "num_training_frames", &C::num_training_frames,
-            "frames a self-forcing rollout generates (>= image_or_video_shape[1])"),
+            "frames a self-forcing rollout generates (= image_or_video_shape[1]; longer: long_rollout_frames)"),
       field("self_forcing", "ts_schedule", &C::ts_schedule,
             "DMD/critic timesteps drawn above the exit step's lower end"),
       field("self_forcing", "ts_schedule_max", &C::ts_schedule_max,
@@ -361,7 +361,8 @@ const std::vector<FieldDef>& fields() {
       field("self_forcing", "i2v", &C::i2v,
             "image-to-video: the data's first clean latent frame starts every rollout"),
       field("self_forcing", "total_batch_size", &C::total_batch_size,
-            "samples per update over all ranks (gradient accumulation); 0 = batch_size x world"),
+            "samples per update over all ranks: gradient accumulation over total / (batch_size x "
+            "world) micro-batches (the references read it but never accumulate); 0 = batch_size x world"),
       field("self_forcing", "causal", &C::causal,
             "Self-Forcing's flag; must agree with the generator's task"),
       field("self_forcing", "model_kwargs", &C::model_kwargs,

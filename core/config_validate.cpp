@@ -294,28 +294,7 @@ void Config::check_self_forcing() const {
   TORCH_CHECK(total_batch_size == 0 || total_batch_size % batch_size == 0, src,
               ": key 'total_batch_size': got ", total_batch_size,
               ", want a multiple of batch_size ", batch_size);
-  for (const auto& kv : model_kwargs)
-    TORCH_CHECK(kv.first == "timestep_shift" || kv.first == "local_attn_size" ||
-                    kv.first == "sink_size",
-                src, ": key 'model_kwargs': got '", kv.first,
-                "', want timestep_shift | local_attn_size | sink_size");
-  TORCH_CHECK(generator_scheduler_shift() > 0 && std::isfinite(generator_scheduler_shift()), src,
-              ": key 'model_kwargs': timestep_shift ", generator_scheduler_shift(), ", want > 0");
-  {
-    auto la = model_kwargs.find("local_attn_size");
-    auto sk = model_kwargs.find("sink_size");
-    const double local = la == model_kwargs.end() ? -1 : la->second;
-    const double sink = sk == model_kwargs.end() ? 0 : sk->second;
-    TORCH_CHECK(local == -1 || (local > sink && sink >= 0 && local == std::floor(local) &&
-                                sink == std::floor(sink)),
-                src, ": key 'model_kwargs': local_attn_size ", local, " with sink_size ", sink,
-                ", want -1 (no window) or whole frames with local_attn_size > sink_size >= 0");
-  }
-  for (const auto& kv : real_model_overrides)
-    TORCH_CHECK(one_of(kv.first, {"dim", "ffn_dim", "freq_dim", "num_heads", "num_layers"}), src,
-                ": key 'real_model_overrides': got '", kv.first,
-                "', want dim | ffn_dim | freq_dim | num_heads | num_layers (text, in and out "
-                "sizes are the generator's)");
+  check_model_kwargs();
   TORCH_CHECK(context_noise >= 0 && context_noise <= num_train_timestep, src,
               ": key 'context_noise': got ", context_noise, ", want a timestep in [0, ",
               num_train_timestep, "]");
@@ -361,6 +340,43 @@ void Config::check_self_forcing() const {
               "want false");
   TORCH_CHECK(backward_simulation, src, ": key 'backward_simulation': false, but the "
               "self_forcing stage always rolls the generator out from noise; want true");
+}
+
+
+// model_kwargs, real_model_overrides and the attention window (check_self_forcing's part).
+void Config::check_model_kwargs() const {
+  const std::string& src = source;
+  for (const auto& kv : model_kwargs)
+    TORCH_CHECK(kv.first == "timestep_shift" || kv.first == "local_attn_size" ||
+                    kv.first == "sink_size",
+                src, ": key 'model_kwargs': got '", kv.first,
+                "', want timestep_shift | local_attn_size | sink_size");
+  TORCH_CHECK(generator_scheduler_shift() > 0 && std::isfinite(generator_scheduler_shift()), src,
+              ": key 'model_kwargs': timestep_shift ", generator_scheduler_shift(), ", want > 0");
+  {
+    auto la = model_kwargs.find("local_attn_size");
+    auto sk = model_kwargs.find("sink_size");
+    const double local = la == model_kwargs.end() ? -1 : la->second;
+    const double sink = sk == model_kwargs.end() ? 0 : sk->second;
+    TORCH_CHECK(local == -1 || (local > sink && sink >= 0 && local == std::floor(local) &&
+                                sink == std::floor(sink)),
+                src, ": key 'model_kwargs': local_attn_size ", local, " with sink_size ", sink,
+                ", want -1 (no window) or whole frames with local_attn_size > sink_size >= 0");
+  }
+  for (const auto& kv : real_model_overrides)
+    TORCH_CHECK(one_of(kv.first, {"dim", "ffn_dim", "freq_dim", "num_heads", "num_layers"}), src,
+                ": key 'real_model_overrides': got '", kv.first,
+                "', want dim | ffn_dim | freq_dim | num_heads | num_layers (text, in and out "
+                "sizes are the generator's)");
+  {
+    const auto [window, sink] = attention_window();
+    TORCH_CHECK(window < 0 || window >= num_frame_per_block, src,
+                ": keys 'long_window' / 'model_kwargs.local_attn_size': an attention window of ",
+                window, " frames besides the sink, want >= num_frame_per_block (",
+                num_frame_per_block, ")");
+    TORCH_CHECK(long_sink == 0 || long_window > 0, src, ": key 'long_sink': ", long_sink,
+                " sink frames without long_window");
+  }
 }
 
 }  // namespace causvid::core

@@ -57,9 +57,9 @@ struct PromptSegment {
   int64_t start_block = 0;
   std::string prompt;
 };
-// Seconds -> pixel frame round(s * fps) -> latent frame ceil(p / temporal_stride) ->
-// the first block starting at or after it (ceil(latent / num_frame_per_block)). Two
-// entries landing on the same block are an error naming both lines.
+// Seconds -> pixel frame round(s * fps) -> latent frame ceil(p / temporal_stride), which
+// must start a block (a time inside a block is an error naming the block starts around
+// it). Two entries landing on the same block are an error naming both lines.
 std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& entries,
                                             double fps, int64_t temporal_stride,
                                             int64_t num_frame_per_block,

@@ -37,8 +37,10 @@ static GenerateOptions options_from(const GenerateArgs& a, const core::Config& c
   o.sink_frames = a.sink_frames;
   // The attention window the model was trained with (long tuning, LongLive's
   // local_attn_size) unless --window-frames says otherwise.
-  if (a.window_frames < 0 && c.attention_window().first > 0)
-    std::tie(o.window_frames, o.sink_frames) = c.attention_window();
+  if (a.window_frames == GenerateArgs::kConfigWindow) {
+    o.window_frames = -1;
+    if (c.attention_window().first > 0) std::tie(o.window_frames, o.sink_frames) = c.attention_window();
+  }
   TORCH_CHECK(a.prompt_switch == "refresh" || a.prompt_switch == "recache",
               "--prompt-switch: got '", a.prompt_switch, "', want refresh | recache");
   o.recache = a.prompt_switch == "recache";

@@ -30,7 +30,10 @@ struct GenerateArgs {
   std::string mode;
   std::optional<int64_t> num_frames, height, width;
   std::vector<double> denoising_steps;
-  int64_t window_frames = -1, sink_frames = 0, num_rollout = 1, num_overlap_frames = 3;
+  // window_frames kConfigWindow = the config's attention window (long_window, LongLive's
+  // local_attn_size) if it has one, else the full cache (-1).
+  static constexpr int64_t kConfigWindow = -2;
+  int64_t window_frames = kConfigWindow, sink_frames = 0, num_rollout = 1, num_overlap_frames = 3;
   std::string prompt_switch = "refresh";  // "refresh" | "recache" (GenerateOptions::recache)
   int64_t teacher_steps = 50, preview_scale = 8;
   std::optional<double> guidance_scale;

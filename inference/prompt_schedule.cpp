@@ -84,7 +84,7 @@ std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& en
     if (e.seconds) {
       const int64_t pixel = std::llround(e.start * fps);
       const int64_t latent = (pixel + stride - 1) / stride;
-      block = (latent + nfpb - 1) / nfpb;
+      block = latent / nfpb;  // exact: checked below
       // A switch takes effect at a block: a time inside one is an error naming the two
       // block boundaries around it (the cross-attention of a block has one prompt).
       if (latent % nfpb != 0) {

@@ -37,7 +37,10 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
   LOG_INFO("eval toy: sampler %s, %s, %d prompts, %d frames of %dx%d, %s", a.sampler,
            a.checkpoint, prompts.size(), F, H, W,
            a.sampler == "teacher" || a.sampler == "causal_teacher"
-               ? absl::StrFormat("%d steps, guidance %.2f, shift %.1f", a.steps, g, shift)
+               ? absl::StrFormat("%d steps, guidance %.2f, shift %.1f", a.steps, g,
+                                 a.sampler == "teacher" || a.shift > 0
+                                     ? shift
+                                     : cfg.generator_scheduler_shift())
                : absl::StrFormat("%d-step list", steps.size()));
   if (a.sampler == "causal" || a.sampler == "causal_teacher")
     TORCH_CHECK(F % nfpb == 0, "--frames: ", F, " is not a multiple of num_frame_per_block ",
@@ -79,7 +82,7 @@ torch::Tensor sample_from_checkpoint(const SampleArgs& a, const std::vector<std:
       inference::CausalPipeline pipe(w, so);
       video = pipe.generate(noise, ctx, {}, gen);
     } else {
-      TORCH_CHECK(false, "--sampler: got '", a.sampler, "', want teacher, bidirectional or causal");
+      TORCH_CHECK(false, "--sampler: got '", a.sampler, "', want teacher, bidirectional, causal or causal_teacher");
     }
     out.push_back(video.to(torch::kCPU, torch::kFloat32).clone());
     progress.add(b1 - b0);

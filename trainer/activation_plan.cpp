@@ -34,14 +34,19 @@ ActivationPlan plan_activations(const core::Config& c) {
     for (int64_t b = R / nfpb - F / nfpb; b < R / nfpb; ++b) {  // blocks with gradient
       const int64_t keys = std::min((b + 1) * nfpb, window) * B * fs;
       if (c.gradient_checkpointing) {
-        // Block inputs, and the past keys/values: a view of a plain cache, a copy of a ring.
+        // Block inputs, and the past keys/values: copies of a ring (a plain cache's views
+        // keep the whole cache alive instead: counted below).
         elems += w.num_layers * (Tb * w.dim + (rolling ? 2 * keys * w.dim : 0));
         recompute = std::max(recompute, Tb * per_token + 2 * keys * w.dim);
       } else {
         elems += w.num_layers * (Tb * per_token + 2 * keys * w.dim);  // + its K/V copies
       }
     }
-    p.generator_step = bytes * (elems + recompute);
+    // The rollout's plain KV cache stays alive until the backward (views of it are saved).
+    const int64_t cache = c.gradient_checkpointing && !rolling
+                              ? 2 * w.num_layers * B * R * fs * w.dim
+                              : 0;
+    p.generator_step = bytes * (elems + recompute + cache);
     p.critic_step = forward(T);
     p.detail = "self-forcing generator: the exit calls of the last " + std::to_string(F) +
                " frames with the keys/values they attend to";

@@ -40,12 +40,15 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::past(int64_t layer, int64_t sta
   if (!rolling()) return {K.slice(1, 0, start).detach(), V.slice(1, 0, start).detach()};
   // The valid slots after the block's write, minus the block's own ones.
   const int64_t valid = std::min(end, capacity_);
-  auto keep = torch::ones({valid}, torch::kBool);
+  std::vector<bool> own(static_cast<size_t>(valid), false);
   for (int64_t g = start; g < end; ++g) {
     const int64_t phys = g < sink_tokens_ ? g : sink_tokens_ + (g - sink_tokens_) % ring_tokens_;
-    if (phys < valid) keep[phys] = false;
+    if (phys < valid) own[static_cast<size_t>(phys)] = true;
   }
-  auto idx = keep.nonzero().flatten().to(K.device());
+  std::vector<int64_t> slots;
+  for (int64_t p = 0; p < valid; ++p)
+    if (!own[static_cast<size_t>(p)]) slots.push_back(p);
+  auto idx = torch::tensor(slots, torch::kLong).to(K.device());
   return {K.slice(1, 0, valid).index_select(1, idx), V.slice(1, 0, valid).index_select(1, idx)};
 }
 

@@ -37,8 +37,9 @@ class KvCache {
   const KvCacheOptions& options() const { return opts_; }
   bool rolling() const { return opts_.window_frames >= 0; }
   int64_t capacity_tokens() const { return capacity_; }
-  // Writes k_BLNK, v_BLNK of global tokens [start, end) into `layer` and returns (K, V)
-  // [B, S, N, K] to attend to. Throws if a plain cache would overflow or the block is not
+  // Writes k_BLNK, v_BLNK of global tokens [start, end) into `layer` (in place, in the
+  // caller's grad mode) and returns (K, V) [B, S, N, K] to attend to: views of the storage,
+  // or copies when the write carries gradient (so later writes cannot invalidate them). Throws if a plain cache would overflow or the block is not
   // frame-aligned for a rolling cache.
   std::pair<torch::Tensor, torch::Tensor> update(int64_t layer, const torch::Tensor& k_BLNK,
                                                  const torch::Tensor& v_BLNK, int64_t start,
@@ -47,7 +48,8 @@ class KvCache {
   // a view of the prefix for a plain cache, a copy for a rolling one (its ring is
   // overwritten later). For recomputation in backward (AttnSpec::past_k).
   std::pair<torch::Tensor, torch::Tensor> past(int64_t layer, int64_t start, int64_t end) const;
-  // Forget everything (zero the storage) so the cache serves a new video.
+  // Forget everything so the cache serves a new video: fresh zero storage (which also drops
+  // any autograd history and leaves earlier views, e.g. past(), on the old storage).
   void reset();
   int64_t bytes() const;
 

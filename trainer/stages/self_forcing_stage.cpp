@@ -10,7 +10,9 @@
 // Differences from the reference, all documented in docs/self_forcing.md: one batch serves
 // the generator and the critic update of a step (the reference draws a second batch for the
 // critic); rollouts longer than the training length (long_rollout_frames) keep the generated
-// latents of the window instead of re-encoding its first frame through the VAE.
+// latents of the window instead of re-encoding its first frame through the VAE (the block
+// is masked out of the loss as in the reference); total_batch_size accumulates gradients
+// (the reference reads the key but runs one batch per update).
 #include <torch/torch.h>
 
 #include <tuple>
@@ -67,8 +69,10 @@ class SelfForcingStage : public ScoreDistillationStage {
   // and exit steps across ranks so that every rank runs the same number of calls).
   std::vector<int64_t> from_rank0(std::vector<int64_t> v) {
     if (env_.dist->world_size() > 1) {
-      auto t = torch::tensor(v, torch::kLong);
-      env_.dist->world().broadcast(t, 0);
+      const auto& world = env_.dist->world();
+      auto t = torch::tensor(v, torch::kLong).to(world.device());  // NCCL: on the GPU
+      world.broadcast(t, 0);
+      t = t.cpu();
       v.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
     }
     return v;
@@ -77,10 +81,13 @@ class SelfForcingStage : public ScoreDistillationStage {
   struct Sample {
     torch::Tensor video;  // [B, F, C, H, W]: the last F frames of the rollout
     std::optional<int64_t> from, to;
+    torch::Tensor mask;   // frames in the DMD loss ([1, F, 1, 1, 1] bool), or undefined = all
   };
 
-  // SelfForcingModel._run_generator: the rollout's length (drawn, constant here), its
-  // noise, the exit steps, the rollout, the last F frames.
+  // SelfForcingModel._run_generator: the rollout's length (drawn between F and
+  // long_rollout_frames), its noise, the exit steps, the rollout, the last F frames. A
+  // rollout cut to its last F frames leaves the window's first block out of the DMD loss
+  // (the reference's gradient_mask: that block stands where a video's first frame would).
   Sample rollout(const MicroBatch& mb) {
     const int64_t B = mb.cond.size(0), F = env_.frame_shape[0];
     const int64_t nfpb = ro_.num_frame_per_block;
@@ -97,7 +104,11 @@ class SelfForcingStage : public ScoreDistillationStage {
     auto r = inference::self_forcing_rollout(gen_->wrap(), noise, mb.cond, torch::Tensor(), exits,
                                              env_.rng, ro_);
     Sample s{r.video, r.timestep_from, r.timestep_to};
-    if (s.video.size(1) > F) s.video = s.video.slice(1, s.video.size(1) - F);
+    if (s.video.size(1) > F) {
+      s.video = s.video.slice(1, s.video.size(1) - F);
+      s.mask = torch::ones({1, F, 1, 1, 1}, torch::kBool);
+      s.mask.slice(1, 0, nfpb).fill_(false);
+    }
     return s;
   }
 
@@ -126,6 +137,7 @@ class SelfForcingStage : public ScoreDistillationStage {
     o.real_guidance_scale = c.real_guidance_scale;
     o.fake_guidance_scale = c.fake_guidance_scale;
     o.scheduler = &gen_->wrap().scheduler();
+    o.mask = s.mask;
     auto out = losses::dmd_loss(real_->wrap(), fake_->wrap(), s.video, t, noise, mb.cond,
                                 env_.uncond(B), o);
     m["dmd_gradient_norm"] = out.metrics.at("dmd_gradient_norm");
