@@ -252,11 +252,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source) {
   if (seen.count("trainer") && !c.trainer.empty()) resolve_stage_keys(c, seen);
 
   for (const auto& f : fields()) {
-    bool needed = (f.required & kAlways) || ((f.required & kDmd) && c.is_dmd());
-    // Causal Forcing's AR-diffusion configs have no step list: the stage draws timesteps
-    // from the whole grid (the list only shapes its sample sheets then).
-    if (f.name == "denoising_step_list" && c.distillation_loss == "teacher_forcing")
-      needed = false;
+    bool needed = (f.required & kAlways) || ((f.required & kDmd) && c.is_dmd()) ||
+                  ((f.required & kSteps) && c.distillation_loss != "teacher_forcing");
     TORCH_CHECK(!needed || seen.count(f.name), source, ": missing required key '", f.name,
                 "' (want ", f.want, "; ", f.doc, ")",
                 (f.required & kDmd) ? "; required when distillation_loss is dmd" : "");
@@ -403,8 +400,8 @@ std::vector<ConfigKeyInfo> config_keys() {
     k.section = f.section;
     k.type = f.want;
     k.doc = f.doc;
-    k.required_ode = f.required & kAlways;
-    k.required_dmd = f.required & (kAlways | kDmd);
+    k.required_ode = f.required & (kAlways | kSteps);
+    k.required_dmd = f.required & (kAlways | kDmd | kSteps);
     YAML::Emitter e;
     e.SetOutputCharset(YAML::EmitNonAscii);
     f.emit(defaults, e);

@@ -281,7 +281,7 @@ const std::vector<FieldDef>& fields() {
       field("diffusion", "real_task_type", &C::real_task_type, "\"\" = generator_task"),
       field("diffusion", "fake_task_type", &C::fake_task_type, "\"\" = generator_task"),
       field("diffusion", "denoising_step_list", &C::denoising_step_list,
-            "generator timesteps, descending (causal: ending with 0)", kAlways),
+            "generator timesteps, descending (causal: ending with 0)", kSteps),
       field("diffusion", "warp_denoising_step", &C::warp_denoising_step,
             "map denoising_step_list through the shifted scheduler timesteps"),
       field("diffusion", "num_train_timestep", &C::num_train_timestep,

@@ -20,7 +20,10 @@ struct BadValue {
   std::string detail;  // optional, e.g. "element 2"
 };
 
-enum Required { kOptional = 0, kAlways = 1, kDmd = 2 };
+// kSteps: required by every stage that uses the denoising step list, i.e. all but
+// teacher_forcing (Causal Forcing's AR-diffusion configs have none: that stage draws its
+// timesteps from the whole grid; the list then only shapes its sample sheets).
+enum Required { kOptional = 0, kAlways = 1, kDmd = 2, kSteps = 4 };
 
 struct FieldDef {
   std::string name, section, want, doc;

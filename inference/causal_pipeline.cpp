@@ -1,6 +1,9 @@
 // inference/causal_pipeline.cpp: see causal_pipeline.h.
 #include "inference/causal_pipeline.h"
 
+#include <tuple>
+#include <utility>
+
 #include "core/random.h"
 
 namespace causvid::inference {
@@ -142,6 +145,23 @@ torch::Tensor sample_bidirectional(const models::WanDiffusionWrapper& g, const t
   return pred;
 }
 
+namespace {
+
+// One Euler step of the teacher sampler with CFG on the x0 predictions (cond c, uncond u)
+// of `x` at grid timesteps t [B, f]: returns (next x, flow).
+std::pair<torch::Tensor, torch::Tensor> cfg_euler_step(const models::FlowMatchScheduler& grid,
+                                                       const torch::Tensor& x,
+                                                       const torch::Tensor& t,
+                                                       const torch::Tensor& c,
+                                                       const torch::Tensor& u, double g) {
+  auto x0 = u + g * (c - u);
+  auto tf = t.flatten();
+  auto flow = grid.flow_from_x0(x0.flatten(0, 1), x.flatten(0, 1), tf);
+  return {grid.step(flow, tf, x.flatten(0, 1)).view(x.sizes()), flow.view(x.sizes())};
+}
+
+}  // namespace
+
 TeacherTrajectory sample_teacher(const models::WanDiffusionWrapper& teacher,
                                  const torch::Tensor& noise, const torch::Tensor& cond,
                                  const torch::Tensor& uncond, int64_t N, double g, double shift,
@@ -156,14 +176,12 @@ TeacherTrajectory sample_teacher(const models::WanDiffusionWrapper& teacher,
     traj.push_back(lat);
     auto c = teacher.forward(lat, t, cond);
     auto u = teacher.forward(lat, t, uncond);
-    auto x0 = u + g * (c - u);
-    auto tf = t.flatten();
-    auto flow = grid.flow_from_x0(x0.flatten(0, 1), lat.flatten(0, 1), tf);
-    lat = grid.step(flow, tf, lat.flatten(0, 1)).view(lat.sizes());
+    torch::Tensor flow;
+    std::tie(lat, flow) = cfg_euler_step(grid, lat, t, c, u, g);
     if (keep) {
       xc.push_back(c);
       xu.push_back(u);
-      fl.push_back(flow.view(lat.sizes()));
+      fl.push_back(flow);
     }
   }
   traj.push_back(lat);
@@ -178,7 +196,6 @@ TeacherTrajectory sample_teacher(const models::WanDiffusionWrapper& teacher,
   out.sigmas = grid.sigmas;
   return out;
 }
-
 
 TeacherTrajectory sample_causal_teacher(const models::WanDiffusionWrapper& teacher,
                                         const torch::Tensor& noise, const torch::Tensor& cond,
@@ -208,10 +225,7 @@ TeacherTrajectory sample_causal_teacher(const models::WanDiffusionWrapper& teach
       auto t = grid.timesteps[i].expand({B, nfpb}).contiguous().to(noise.device());
       auto c = teacher.forward_cached(x, t, cond, kc, xc, start);
       auto u = teacher.forward_cached(x, t, un, ku, xu, start);
-      auto x0 = u + g * (c - u);
-      auto tf = t.flatten();
-      auto flow = grid.flow_from_x0(x0.flatten(0, 1), x.flatten(0, 1), tf);
-      x = grid.step(flow, tf, x.flatten(0, 1)).view(x.sizes());
+      x = cfg_euler_step(grid, x, t, c, u, g).first;
     }
     points[N].push_back(x);
     // The final block becomes context of both branches (timestep 0), as the causal sampler.
