@@ -349,7 +349,7 @@ const std::vector<FieldDef>& fields() {
       field("self_forcing", "independent_first_frame", &C::independent_first_frame,
             "a 1-frame first block (not supported: must be false)"),
       field("self_forcing", "num_training_frames", &C::num_training_frames,
-            "frames a self-forcing rollout generates (= image_or_video_shape[1]; longer: long_rollout_frames)"),
+            "most frames a self-forcing rollout generates (>= image_or_video_shape[1]; longer ones re-encode the window start through the VAE)"),
       field("self_forcing", "ts_schedule", &C::ts_schedule,
             "DMD/critic timesteps drawn above the exit step's lower end"),
       field("self_forcing", "ts_schedule_max", &C::ts_schedule_max,

@@ -324,20 +324,24 @@ void Config::check_self_forcing() const {
   const int F = image_or_video_shape.size() == 5 ? image_or_video_shape[1] : 0;
   TORCH_CHECK(F % num_frame_per_block == 0, src, ": key 'image_or_video_shape': ", F,
               " frames, want a multiple of num_frame_per_block ", num_frame_per_block);
-  TORCH_CHECK(num_training_frames == F, src, ": key 'num_training_frames': got ",
-              num_training_frames, ", want image_or_video_shape[1] = ", F, " (Self-Forcing's "
-              "longer rollouts re-encode the window's first frame through the VAE, which is not "
-              "done here; for rollouts past the training length use long_rollout_frames with "
-              "long_window / long_sink)");
+  TORCH_CHECK(num_training_frames >= F && num_training_frames % num_frame_per_block == 0, src,
+              ": key 'num_training_frames': got ", num_training_frames,
+              ", want a multiple of num_frame_per_block ", num_frame_per_block,
+              " >= image_or_video_shape[1] = ", F);
+  TORCH_CHECK(num_training_frames == F || long_rollout_frames == 0, src,
+              ": keys 'num_training_frames' (", num_training_frames, ") and 'long_rollout_frames' (",
+              long_rollout_frames, ") both ask for rollouts past the training length ", F,
+              "; set one (num_training_frames re-encodes the window's first frame through the "
+              "VAE as Self-Forcing does, long_rollout_frames keeps the generated latents)");
   const int R = long_rollout_frames > 0 ? long_rollout_frames : num_training_frames;
   TORCH_CHECK(R >= F && R % num_frame_per_block == 0, src, ": key 'long_rollout_frames': got ",
               long_rollout_frames, ", want a multiple of num_frame_per_block >= ", F);
+  TORCH_CHECK(!(i2v || num_training_frames > F) || vae_path != "none", src,
+              ": key 'vae_path': 'none', but ", i2v ? "i2v" : "num_training_frames > F",
+              " re-encodes the rollout window's first frame through the VAE; want the VAE file");
   TORCH_CHECK(long_window == 0 || long_window >= num_frame_per_block, src,
               ": key 'long_window': got ", long_window, ", want 0 or >= num_frame_per_block (",
               num_frame_per_block, ")");
-  TORCH_CHECK(!i2v, src, ": key 'i2v': true is not supported by the self_forcing stage yet "
-              "(Self-Forcing's i2v rollout re-encodes the window's first frame through the VAE); "
-              "want false");
   TORCH_CHECK(backward_simulation, src, ": key 'backward_simulation': false, but the "
               "self_forcing stage always rolls the generator out from noise; want true");
 }

@@ -125,4 +125,18 @@ RolloutResult self_forcing_rollout(const models::WanDiffusionWrapper& g, const t
   return r;
 }
 
+torch::Tensor reencoded_window(models::WanVAEWrapper& vae, const torch::Tensor& video, int64_t F) {
+  TORCH_CHECK(F >= 1 && video.dim() == 5 && video.size(1) > F, "reencoded_window: video ",
+              video.sizes(), ", want [B, N, C, h, w] with N > F = ", F);
+  torch::Tensor first;
+  {
+    torch::NoGradGuard ng;
+    const int64_t n = video.size(1) - (F - 1);
+    auto pixels = vae.decode_to_pixel(video.slice(1, 0, n));    // [B, T, 3, H, W]
+    auto frame = pixels.slice(1, -1).permute({0, 2, 1, 3, 4});  // [B, 3, 1, H, W]
+    first = vae.encode_to_latent(frame).to(video.dtype());      // [B, 1, C, h, w]
+  }
+  return torch::cat({first, video.slice(1, video.size(1) - (F - 1))}, 1);
+}
+
 }  // namespace causvid::inference

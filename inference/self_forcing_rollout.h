@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/random.h"
+#include "models/vae/wan_vae.h"
 #include "models/wan/wan_wrapper.h"
 
 namespace causvid::inference {
@@ -55,5 +56,11 @@ RolloutResult self_forcing_rollout(const models::WanDiffusionWrapper& generator,
                                    const torch::Tensor& initial_latent,
                                    const std::vector<int64_t>& exits, core::RandomSource& rng,
                                    const RolloutOptions& opts);
+
+// SelfForcingModel._run_generator's cut of a rollout longer than the training length F:
+// the last F frames of `video` [B, N, C, h, w] (N > F), the first of them re-encoded without
+// grad: the latents before the last F - 1 frames are decoded, and their last pixel frame is
+// encoded as a one-frame video, so the window starts as a video's first frame would.
+torch::Tensor reencoded_window(models::WanVAEWrapper& vae, const torch::Tensor& video, int64_t F);
 
 }  // namespace causvid::inference

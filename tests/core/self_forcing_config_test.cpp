@@ -151,10 +151,23 @@ TEST(SelfForcingConfig, BadInputsNameTheKey) {
                                  {"total_batch_size", "64", "3"});
   testing::expect_error_contains([&] { core::load_config(f.path, {"total_batch_size=-1"}); },
                                  {"total_batch_size"});
+  // Rollouts past the training length: num_training_frames (a multiple of the block size,
+  // re-encoding through the VAE) or long_rollout_frames, not both.
+  EXPECT_EQ(core::load_config(f.path, {"num_training_frames=27"}).num_training_frames, 27);
   testing::expect_error_contains(
-      [&] { core::load_config(f.path, {"num_training_frames=24"}); },
-      {"num_training_frames", "long_rollout_frames"});
-  testing::expect_error_contains([&] { core::load_config(f.path, {"i2v=true"}); }, {"'i2v'"});
+      [&] { core::load_config(f.path, {"num_training_frames=25"}); },
+      {"num_training_frames", "multiple of num_frame_per_block"});
+  testing::expect_error_contains(
+      [&] { core::load_config(f.path, {"num_training_frames=18"}); },
+      {"num_training_frames", ">= image_or_video_shape[1] = 21"});
+  testing::expect_error_contains(
+      [&] { core::load_config(f.path, {"num_training_frames=24", "long_rollout_frames=30"}); },
+      {"num_training_frames", "long_rollout_frames", "set one"});
+  // i2v and the re-encoding need a VAE.
+  EXPECT_TRUE(core::load_config(f.path, {"i2v=true"}).i2v);
+  testing::expect_error_contains(
+      [&] { core::load_config(f.path, {"i2v=true", "vae_path=none"}); },
+      {"'vae_path'", "i2v"});
   testing::expect_error_contains(
       [&] { core::load_config(f.path, {"model_kwargs={timestep_shfit: 5}"}); },
       {"model_kwargs", "timestep_shfit"});

@@ -11,6 +11,7 @@
 #include "inference/self_forcing_rollout.h"
 #include "models/wan/wan_model.h"
 #include "models/wan/wan_wrapper.h"
+#include "tests/test_util.h"
 
 namespace causvid {
 namespace {
@@ -121,6 +122,37 @@ TEST(SelfForcingRollout, CheckpointedExitCallsGiveTheSameGradients) {
     EXPECT_EQ(text0, 0) << "the cross-attention cache was built without grad";
     EXPECT_GT(text1, 0) << "checkpointed blocks recompute the text path with grad";
   }
+}
+
+}  // namespace
+}  // namespace causvid
+
+namespace causvid {
+namespace {
+
+// Self-Forcing's cut of a long rollout: the window's last F - 1 frames pass through with
+// their gradient; its first frame is the VAE encoding of the last pixel frame decoded from
+// the frames before them, without grad.
+TEST(SelfForcingRollout, ReencodedWindowStartsWithTheEncodedLastPixelFrameBeforeIt) {
+  torch::manual_seed(5);
+  models::WanVAEConfig vc;
+  vc.dim = vc.z_dim = 4;
+  models::WanVAEWrapper vae(vc, torch::randn({4}) * 0.1, torch::rand({4}) + 0.5);
+  auto video = torch::randn({2, 5, 4, 4, 4}).requires_grad_(true);
+  auto w = inference::reencoded_window(vae, video, 3);
+  ASSERT_EQ(w.sizes(), (std::vector<int64_t>{2, 3, 4, 4, 4}));
+  EXPECT_TRUE(torch::equal(w.slice(1, 1).detach(), video.slice(1, 3).detach()));
+  auto pixels = vae.decode_to_pixel(video.slice(1, 0, 3).detach());  // 9 pixel frames
+  ASSERT_EQ(pixels.size(1), 9);
+  auto want = vae.encode_to_latent(pixels.slice(1, 8).permute({0, 2, 1, 3, 4}));
+  EXPECT_TRUE(torch::allclose(w.slice(1, 0, 1).detach(), want, 1e-5, 1e-6));
+  // Changing the earlier frames changes the first frame (it is not a copy of a latent).
+  EXPECT_FALSE(torch::allclose(w.slice(1, 0, 1).detach(), video.slice(1, 2, 3).detach()));
+  w.sum().backward();
+  EXPECT_TRUE(torch::equal(video.grad().slice(1, 0, 3), torch::zeros({2, 3, 4, 4, 4})));
+  EXPECT_TRUE(torch::equal(video.grad().slice(1, 3), torch::ones({2, 2, 4, 4, 4})));
+  testing::expect_error_contains([&] { inference::reencoded_window(vae, video, 5); },
+                                 {"reencoded_window", "N > F = 5"});
 }
 
 }  // namespace

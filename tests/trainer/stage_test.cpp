@@ -149,6 +149,26 @@ TEST(Stage, SelfForcingLongTuningRollsOutPastTheTrainingLength) {
   EXPECT_TRUE(m.count("generator_loss") && std::isfinite(m.at("generator_loss")));
 }
 
+TEST(Stage, SelfForcingImageToVideoStartsFromTheDataFirstFrameAndReencodesTheWindow) {
+  // i2v: the clean latents' first frame is cached first, 3 blocks follow (4 frames), and the
+  // window of 3 starts with the VAE re-encoding of the frame before its last 2.
+  StageRig rig(self_forcing_config(
+      "stage_sf_i2v", {"i2v=true", "data_path=" + world().latents(), "vae_path=" + world().vae()}));
+  EXPECT_TRUE(rig.stage->needs_latents());
+  auto m = rig.step(0);
+  for (const char* k : {"generator_loss", "generator_grad_norm", "critic_loss"})
+    EXPECT_TRUE(m.count(k) && std::isfinite(m.at(k))) << k;
+}
+
+TEST(Stage, SelfForcingRolloutsPastTheTrainingLengthReencodeTheWindowStart) {
+  StageRig rig(self_forcing_config("stage_sf_ntf", {"num_training_frames=6",
+                                                    "vae_path=" + world().vae()}));
+  for (int64_t step : {0, 1, 2, 3}) {
+    auto m = rig.step(step);
+    EXPECT_TRUE(m.count("critic_loss") && std::isfinite(m.at("critic_loss"))) << step;
+  }
+}
+
 TEST(Stage, GradientAccumulationOfTwoMicroBatchesEqualsOneBatchOfTwo) {
   // The ODE stage with replayed trajectory indices: one batch of 2 vs 2 micro-batches of 1
   // holding the same rows give the same update (the loss is a mean over samples; every

@@ -9,7 +9,10 @@
 #include "core/config.h"
 #include "core/fs.h"
 #include "data/array_lmdb.h"
+#include "core/safetensors.h"
+#include "core/state_dict.h"
 #include "data/prompt_cache.h"
+#include "models/vae/wan_vae.h"
 #include "models/t5/tokenizer.h"
 #include "models/t5/umt5.h"
 #include "tests/test_util.h"
@@ -21,7 +24,8 @@ inline const std::vector<std::string> kPrompts = {"a red square", "a blue disc",
                                            "a red disc"};
 
 // A temp dir with a tiny prompt cache (umT5 dim 32, text_len 16), a latent LMDB
-// [8, 3, 4, 8, 8] and an ODE LMDB [8, 4, 3, 4, 8, 8], plus a prompt file.
+// [8, 3, 4, 8, 8] and an ODE LMDB [8, 4, 3, 4, 8, 8], plus a prompt file and a tiny VAE
+// (dim 4, z_dim 4).
 struct World {
   TempDir dir;
   World() {
@@ -44,6 +48,15 @@ struct World {
       w.put_string_rows("prompts", 0, kPrompts);
       w.finish({{"latents", {8, 4, 3, 4, 8, 8}}, {"prompts", {8}}});
     }
+    {  // a tiny Wan VAE (dim 4, z_dim 4) with its latent statistics
+      models::WanVAEConfig vc;
+      vc.dim = vc.z_dim = 4;
+      models::WanVAEWrapper v(vc, torch::zeros({4}), torch::ones({4}));
+      auto sd = core::state_dict(*v.model());
+      sd["latent_mean"] = torch::zeros({4});
+      sd["latent_std"] = torch::ones({4});
+      core::save_safetensors(vae(), sd);
+    }
     std::string txt;
     for (const auto& p : kPrompts) txt += p + "\n";
     core::write_file_atomic(prompts(), txt);
@@ -52,6 +65,7 @@ struct World {
   std::string latents() const { return dir.file("latents_lmdb"); }
   std::string ode() const { return dir.file("ode_lmdb"); }
   std::string prompts() const { return dir.file("prompts.txt"); }
+  std::string vae() const { return dir.file("vae.safetensors"); }
   std::string out(const std::string& name) const { return dir.file(name); }
 
   // configs/<file> with the tiny test world's paths and sizes.

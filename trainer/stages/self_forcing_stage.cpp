@@ -5,18 +5,25 @@
 // rollout is regressed along the DMD gradient between the frozen real score (CFG; it may be
 // larger than the generator) and the critic, which learns the rollouts' distribution with
 // the flow-matching loss. With ts_schedule the DMD and critic timesteps are drawn above the
-// exit step's lower end. Prompts only: no video data.
+// exit step's lower end. Text-to-video needs prompts only; image-to-video (i2v) starts each
+// rollout from the first clean latent frame of the data (cached as a clean frame first).
+//
+// A rollout longer than the training length F is cut to its last F frames. As the reference,
+// with num_training_frames > F or i2v, the window's first latent frame is re-encoded through
+// the VAE from the last pixel frame of the latents before the window's last F - 1 frames
+// (so it stands as a video's first frame would); with long_rollout_frames (long tuning) the
+// generated latents of the window are kept. Either way, a rollout of more blocks than F
+// holds leaves the window's first block out of the DMD loss (the reference's gradient_mask).
 //
 // Differences from the reference, all documented in docs/self_forcing.md: one batch serves
 // the generator and the critic update of a step (the reference draws a second batch for the
-// critic); rollouts longer than the training length (long_rollout_frames) keep the generated
-// latents of the window instead of re-encoding its first frame through the VAE (the block
-// is masked out of the loss as in the reference); total_batch_size accumulates gradients
-// (the reference reads the key but runs one batch per update).
+// critic); total_batch_size accumulates gradients (the reference reads the key but runs one
+// batch per update).
 #include <torch/torch.h>
 
 #include <tuple>
 
+#include "inference/generate.h"  // load_vae
 #include "inference/self_forcing_rollout.h"
 #include "inference/step_list.h"
 #include "losses/losses.h"
@@ -37,9 +44,13 @@ class SelfForcingStage : public ScoreDistillationStage {
     ro_.grad_frames = env.frame_shape[0];
     std::tie(ro_.window_frames, ro_.sink_frames) = c.attention_window();
     rollout_frames_ = c.long_rollout_frames > 0 ? c.long_rollout_frames : c.num_training_frames;
+    if (c.i2v || c.num_training_frames > env.frame_shape[0]) {
+      vae_ = inference::load_vae(c.vae_file());
+      vae_->to(env.device, c.mixed_precision ? torch::kBFloat16 : torch::kFloat32);
+    }
   }
 
-  bool needs_latents() const override { return false; }
+  bool needs_latents() const override { return env_.cfg.i2v; }
 
   std::map<std::string, double> step(const StepInput& in) override {
     const auto& c = env_.cfg;
@@ -101,11 +112,15 @@ class SelfForcingStage : public ScoreDistillationStage {
     const int64_t S = static_cast<int64_t>(ro_.step_list.size());
     auto exits = from_rank0(
         inference::draw_exit_steps(env_.rng, blocks, S, env_.cfg.last_step_only));
-    auto r = inference::self_forcing_rollout(gen_->wrap(), noise, mb.cond, torch::Tensor(), exits,
+    torch::Tensor image;  // i2v: the clean latents' first frame [B, 1, C, H, W]
+    if (env_.cfg.i2v) image = mb.batch->latents.select(1, -1).slice(1, 0, 1).to(noise.dtype());
+    auto r = inference::self_forcing_rollout(gen_->wrap(), noise, mb.cond, image, exits,
                                              env_.rng, ro_);
     Sample s{r.video, r.timestep_from, r.timestep_to};
-    if (s.video.size(1) > F) {
-      s.video = s.video.slice(1, s.video.size(1) - F);
+    if (s.video.size(1) > F)
+      s.video = vae_ ? inference::reencoded_window(*vae_, s.video, F)
+                     : s.video.slice(1, s.video.size(1) - F);
+    if (blocks * nfpb != F) {
       s.mask = torch::ones({1, F, 1, 1, 1}, torch::kBool);
       s.mask.slice(1, 0, nfpb).fill_(false);
     }
@@ -162,6 +177,7 @@ class SelfForcingStage : public ScoreDistillationStage {
 
   inference::RolloutOptions ro_;
   int64_t rollout_frames_ = 0;
+  std::unique_ptr<models::WanVAEWrapper> vae_;  // i2v or num_training_frames > F
 };
 
 }  // namespace
