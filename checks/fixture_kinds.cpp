@@ -20,6 +20,8 @@ const std::vector<KindInfo>& fixture_kinds() {
       {"wan_vae", check_wan_vae, "#3"},
       {"train_step", check_train_step, "#12"},
       {"self_forcing_rollout", check_self_forcing_rollout, "#13"},
+      {"diffusers_wan_dit", check_diffusers_wan_dit, "#15"},
+      {"comfyui_wan_dit", check_comfyui_wan_dit, "#15"},
       {"umt5_encoder", nullptr, "#3"},
       {"umt5_tokenizer", nullptr, "#3"},
       {"dmd_loss", nullptr, "#5"},

@@ -19,5 +19,7 @@ void check_umt5_tokenizer(const Fixture& f, FixtureReport& r);
 void check_wan_vae(const Fixture& f, FixtureReport& r);  // checks/vae_checks.cpp
 void check_train_step(const Fixture& f, FixtureReport& r);  // checks/train_step_checks.cpp
 void check_self_forcing_rollout(const Fixture& f, FixtureReport& r);  // checks/self_forcing_checks.cpp
+void check_diffusers_wan_dit(const Fixture& f, FixtureReport& r);  // checks/layout_checks.cpp
+void check_comfyui_wan_dit(const Fixture& f, FixtureReport& r);
 
 }  // namespace causvid::checks

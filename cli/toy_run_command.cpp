@@ -27,6 +27,7 @@
 #include "toy/sampling.h"
 #include "toy/world.h"
 #include "trainer/checkpoint.h"
+#include "trainer/model_export.h"
 #include "trainer/trainer.h"
 
 namespace causvid::cli {

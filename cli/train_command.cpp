@@ -17,6 +17,7 @@
 #include "toy/world.h"
 #include "trainer/activation_plan.h"
 #include "trainer/fsdp.h"
+#include "trainer/model_export.h"
 #include "trainer/trainer.h"
 
 namespace causvid::cli {
@@ -63,13 +64,17 @@ int run_train(const TrainArgs& a) {
 }
 
 struct ExportArgs {
-  std::string checkpoint, out, format = "causvid";
-  bool ema = false;
+  std::string checkpoint, out;
+  trainer::ExportOptions opt;
+  double max_shard_gib = 5;
 };
 
-int run_export(const ExportArgs& a) {
-  trainer::export_checkpoint(a.checkpoint, a.out, a.format, a.ema);
-  LOG_INFO("export: wrote %s (%s%s)", a.out, a.format, a.ema ? ", EMA" : "");
+int run_export(ExportArgs a) {
+  TORCH_CHECK(a.max_shard_gib > 0, "--max-shard-gib: got ", a.max_shard_gib, ", want > 0");
+  a.opt.max_shard_bytes = static_cast<uint64_t>(a.max_shard_gib * double(uint64_t(1) << 30));
+  trainer::export_model(a.checkpoint, a.out, a.opt);
+  LOG_INFO("export: wrote %s (%s%s%s%s)", a.out, a.opt.format, a.opt.ema ? ", EMA" : "",
+           a.opt.dtype.empty() ? "" : ", ", a.opt.dtype);
   return 0;
 }
 
@@ -220,17 +225,26 @@ void add_train_commands(Commands& cmds) {
   app->add_flag("--quiet", tr->quiet, "no per-step progress line");
 
   auto ex = std::make_shared<ExportArgs>();
-  app = cmds.add("export", "Write a model file from a training checkpoint directory.",
+  app = cmds.add("export", "Write a generator in another layout (CausVid, Wan, diffusers, ComfyUI).",
                  [ex] { return run_export(*ex); });
   app->add_option("CHECKPOINT", ex->checkpoint,
-                  "checkpoint_model_<step> directory (or its model.pt)")
+                  "checkpoint_model_<step> directory or model.pt, a Wan / diffusers folder, a "
+                  "safetensors or ComfyUI file")
       ->required();
-  app->add_option("--out", ex->out, "output file")->required();
-  app->add_option("--format", ex->format,
+  app->add_option("--out", ex->out, "output file (diffusers: the transformer folder)")->required();
+  app->add_option("--format", ex->opt.format,
                   "causvid: model.pt {generator, critic} with 'model.' keys (CausVid's "
-                  "torch.load); safetensors: the generator's plain WanModel keys")
-      ->check(CLI::IsMember({"causvid", "safetensors"}));
-  app->add_flag("--ema", ex->ema, "export the generator EMA as the generator");
+                  "torch.load); safetensors: plain WanModel keys; diffusers: a "
+                  "WanTransformer3DModel folder; comfyui: one file, model.diffusion_model. keys")
+      ->check(CLI::IsMember({"causvid", "safetensors", "diffusers", "comfyui"}));
+  app->add_option("--dtype", ex->opt.dtype,
+                  "weight dtype: bf16 | fp16 | fp32, and for comfyui fp8_e4m3fn | "
+                  "fp8_e4m3fn_scaled (default: as stored; comfyui bf16)")
+      ->check(CLI::IsMember({"bf16", "fp16", "fp32", "fp8_e4m3fn", "fp8_e4m3fn_scaled"}));
+  app->add_option("--num-heads", ex->opt.num_heads,
+                  "attention heads for diffusers' config.json (default dim / 128, as Wan2.1)");
+  app->add_option("--max-shard-gib", ex->max_shard_gib, "diffusers shard size (default 5)");
+  app->add_flag("--ema", ex->opt.ema, "export the generator EMA as the generator");
 }
 
 }  // namespace causvid::cli

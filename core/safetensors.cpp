@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
@@ -21,10 +23,11 @@ torch::ScalarType safetensors_dtype(const std::string& name) {
       {"F32", torch::kFloat32}, {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
       {"F64", torch::kFloat64}, {"I64", torch::kInt64},   {"I32", torch::kInt32},
       {"I16", torch::kInt16},   {"I8", torch::kInt8},     {"U8", torch::kUInt8},
-      {"BOOL", torch::kBool}};
+      {"BOOL", torch::kBool},   {"F8_E4M3", torch::kFloat8_e4m3fn},
+      {"F8_E5M2", torch::kFloat8_e5m2}};
   auto it = kMap.find(name);
   TORCH_CHECK(it != kMap.end(), "safetensors: unsupported dtype '", name,
-              "' (want one of F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL)");
+              "' (want one of F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL F8_E4M3 F8_E5M2)");
   return it->second;
 }
 
@@ -33,6 +36,8 @@ std::string safetensors_dtype_name(torch::ScalarType dtype) {
     case torch::kFloat32: return "F32";
     case torch::kFloat16: return "F16";
     case torch::kBFloat16: return "BF16";
+    case torch::kFloat8_e4m3fn: return "F8_E4M3";
+    case torch::kFloat8_e5m2: return "F8_E5M2";
     case torch::kFloat64: return "F64";
     case torch::kInt64: return "I64";
     case torch::kInt32: return "I32";
@@ -210,6 +215,71 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
   out.write(hs.data(), hs.size());
   for (const auto& t : blobs) out.write(t.data_ptr(), t.numel() * t.element_size());
   out.commit();
+}
+
+TensorMap load_sharded_safetensors(const std::string& index_path) {
+  std::ifstream in(index_path);
+  TORCH_CHECK(in, index_path, ": cannot open the shard index");
+  json index;
+  try {
+    index = json::parse(in);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, index_path, ": not valid JSON: ", e.what());
+  }
+  TORCH_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
+              index_path, ": no \"weight_map\" object (want a huggingface shard index)");
+  const auto dir = std::filesystem::path(index_path).parent_path();
+  std::map<std::string, std::vector<std::string>> by_shard;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+    TORCH_CHECK(it->is_string(), index_path, ": weight_map['", it.key(), "'] is not a file name");
+    by_shard[it->get<std::string>()].push_back(it.key());
+  }
+  TensorMap out;
+  for (const auto& [shard, keys] : by_shard) {
+    const auto file = (dir / shard).string();
+    TORCH_CHECK(std::filesystem::is_regular_file(file), index_path, ": shard '", shard,
+                "' (holding '", keys.front(), "' and ", keys.size() - 1,
+                " more keys) does not exist at ", file);
+    SafetensorsFile f(file);
+    for (const auto& k : keys) {
+      TORCH_CHECK(f.contains(k), index_path, ": key '", k, "' is mapped to shard '", shard,
+                  "', which does not hold it");
+      out[k] = f.tensor(k);
+    }
+  }
+  return out;
+}
+
+void save_sharded_safetensors(const std::string& dir, const std::string& base,
+                              const TensorMap& tensors, uint64_t max_shard_bytes) {
+  std::vector<TensorMap> shards(1);
+  uint64_t size = 0, total = 0;
+  for (const auto& [k, t] : tensors) {
+    const uint64_t n = t.numel() * t.element_size();
+    if (size > 0 && size + n > max_shard_bytes) {
+      shards.emplace_back();
+      size = 0;
+    }
+    shards.back()[k] = t;
+    size += n;
+    total += n;
+  }
+  std::filesystem::create_directories(dir);
+  if (shards.size() == 1) {
+    save_safetensors((std::filesystem::path(dir) / (base + ".safetensors")).string(), tensors);
+    return;
+  }
+  json weight_map = json::object();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    const std::string file = base + name;
+    save_safetensors((std::filesystem::path(dir) / file).string(), shards[i]);
+    for (const auto& kv : shards[i]) weight_map[kv.first] = file;
+  }
+  json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  write_file_atomic((std::filesystem::path(dir) / (base + ".safetensors.index.json")).string(),
+                    index.dump(2));
 }
 
 }  // namespace causvid::core

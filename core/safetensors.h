@@ -60,6 +60,20 @@ TensorMap load_safetensors(const std::string& path);
 void save_safetensors(const std::string& path, const TensorMap& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
+// A sharded checkpoint as huggingface writes it (save_pretrained with max_shard_size):
+// `<base>.safetensors.index.json` = {"metadata": {"total_size": N}, "weight_map": {key:
+// shard file}} beside the shard files. Reads every shard the index names (a missing shard
+// file, or a key absent from the shard the index names, is an error naming the index and the
+// shard) and returns all their tensors.
+TensorMap load_sharded_safetensors(const std::string& index_path);
+
+// Writes `tensors` as `<dir>/<base>-0000k-of-0000n.safetensors` shards of at most
+// `max_shard_bytes` each (a bigger tensor gets a shard of its own) and the index, or as one
+// `<dir>/<base>.safetensors` when everything fits in one shard. Each file is written
+// atomically; the index is written last.
+void save_sharded_safetensors(const std::string& dir, const std::string& base,
+                              const TensorMap& tensors, uint64_t max_shard_bytes);
+
 // "F32" <-> torch dtype; throws on unknown names / unsupported dtypes.
 torch::ScalarType safetensors_dtype(const std::string& name);
 std::string safetensors_dtype_name(torch::ScalarType dtype);

@@ -174,6 +174,9 @@ TensorMap load_safetensors_mapped(const std::string& path) {
 }  // namespace
 
 TensorMap load_weights(const std::string& path, const TorchLoadOptions& opt) {
+  const std::string kIndex = ".safetensors.index.json";
+  if (path.size() > kIndex.size() && path.compare(path.size() - kIndex.size(), kIndex.size(), kIndex) == 0)
+    return load_sharded_safetensors(path);
   size_t size = 0;
   const WeightFormat f = sniff_file(path, &size);
   switch (f) {

@@ -65,6 +65,7 @@ TensorMap flatten_tensors(const c10::IValue& obj, const std::string& prefix = ""
 // Any supported weight file as a flat map, dispatching on content: safetensors, or a
 // torch.save zip flattened with flatten_tensors (so CausVid's model.pt gives keys
 // "generator.model.blocks.0...." and "critic.model...."). Non-tensor leaves are skipped.
+// A huggingface shard index (<base>.safetensors.index.json) loads all its shards.
 TensorMap load_weights(const std::string& path, const TorchLoadOptions& opt = {});
 
 // Writes `obj` atomically (temporary file, then rename) as a torch.save zip archive that

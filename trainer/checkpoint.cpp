@@ -425,30 +425,4 @@ std::string read_rng_state(const std::string& dir, int rank) {
   return core::file_exists(f) ? core::read_file(f) : std::string();
 }
 
-void export_checkpoint(const std::string& dir, const std::string& out, const std::string& format,
-                       bool ema) {
-  const std::string file = models::resolve_weight_file(dir);
-  auto sd = core::load_weights(file);
-  const std::string group = ema ? "generator_ema" : "generator";
-  core::TensorMap plain;
-  for (const auto& kv : sd)
-    if (kv.first.rfind(group + ".model.", 0) == 0)
-      plain[kv.first.substr(group.size() + 7)] = kv.second.contiguous();
-  TORCH_CHECK(!plain.empty(), file, ": no '", group, "' weights in this checkpoint",
-              ema ? " (trained without ema_weight?)" : "");
-  if (format == "safetensors") {
-    core::save_safetensors(out, plain);
-    return;
-  }
-  TORCH_CHECK(format == "causvid", "--format: got '", format, "', want causvid | safetensors");
-  std::vector<std::pair<std::string, c10::IValue>> items;
-  core::TensorMap gen, critic;
-  for (const auto& kv : plain) gen["model." + kv.first] = kv.second;
-  for (const auto& kv : sd)
-    if (kv.first.rfind("critic.", 0) == 0) critic[kv.first.substr(7)] = kv.second.contiguous();
-  items.push_back({"generator", core::tensor_dict(gen)});
-  if (!critic.empty()) items.push_back({"critic", core::tensor_dict(critic)});
-  core::save_torch_checkpoint(out, core::nested_dict(items));
-}
-
 }  // namespace causvid::trainer

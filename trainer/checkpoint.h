@@ -86,10 +86,6 @@ void load_checkpoint(const std::string& dir, const nlohmann::json& state,
 // This rank's saved random generator state, or "" when the checkpoint has none for it.
 std::string read_rng_state(const std::string& dir, int rank);
 
-// Writes a model file from a checkpoint's model.pt: format "causvid" = model.pt with
-// {"generator", "critic"} ("model." keys) that CausVid's Python loads; "safetensors" = the
-// generator's (or with ema, the EMA's) plain WanModel keys.
-void export_checkpoint(const std::string& checkpoint_dir, const std::string& out_path,
-                       const std::string& format, bool ema);
+// Model export (causvid export): trainer/model_export.h.
 
 }  // namespace causvid::trainer

@@ -6,39 +6,45 @@
 
 #include "core/state_dict.h"
 #include "core/tensor_io.h"
+#include "models/wan/wan_layouts.h"
 
 namespace causvid::models {
 
 std::string resolve_weight_file(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  TORCH_CHECK(fs::exists(path, ec), path, ": no such file or directory (want a weight file or a ",
-              "checkpoint directory holding model.pt)");
-  if (fs::is_directory(path, ec)) {
-    for (const char* name : {"model.pt", "diffusion_pytorch_model.safetensors"}) {
-      const std::string f = (fs::path(path) / name).string();
-      if (fs::exists(f, ec)) return f;
-    }
-    TORCH_CHECK(false, path, ": directory without model.pt (a complete checkpoint_model_<step> ",
-                "directory) or diffusion_pytorch_model.safetensors (a Wan2.1 model folder)");
+  TORCH_CHECK(fs::exists(path, ec), path, ": no such file or directory (want a weight file, a ",
+              "checkpoint directory holding model.pt, or a diffusers model folder)");
+  if (!fs::is_directory(path, ec)) return path;
+  for (const char* name : {"model.pt", "diffusion_pytorch_model.safetensors",
+                           "diffusion_pytorch_model.safetensors.index.json"}) {
+    const std::string f = (fs::path(path) / name).string();
+    if (fs::exists(f, ec)) return f;
   }
-  return path;
+  // A diffusers pipeline folder (model_index.json beside transformer/, vae/, text_encoder/).
+  const auto sub = fs::path(path) / "transformer";
+  if (fs::is_directory(sub, ec)) return resolve_weight_file(sub.string());
+  TORCH_CHECK(false, path, ": directory without model.pt (a complete checkpoint_model_<step> ",
+              "directory), diffusion_pytorch_model.safetensors[.index.json] (a Wan2.1 or ",
+              "diffusers transformer folder) or transformer/ (a diffusers pipeline folder)");
 }
 
-void load_wan_weights(WanModel& model, const std::string& path, const std::string& which) {
+core::TensorMap load_wan_state_dict(const std::string& path, const std::string& which,
+                                    std::string* source) {
   const std::string file = resolve_weight_file(path);
+  if (source) *source = file;
   auto sd = core::load_weights(file);
   std::set<std::string> groups;
   bool has_which = false, has_model_prefix = false;
   for (const auto& kv : sd) {
     const auto& k = kv.first;
     if (k.rfind(which + ".", 0) == 0) has_which = true;
-    if (k.rfind("model.", 0) == 0) has_model_prefix = true;
+    if (k.rfind("model.", 0) == 0 && k.rfind("model.diffusion_model.", 0) != 0)
+      has_model_prefix = true;
     auto dot = k.find('.');
     if (dot != std::string::npos) groups.insert(k.substr(0, dot));
   }
   core::LoadOptions opt;
-  opt.source = file;
   if (has_which) {
     opt.select = which + ".";
     opt.strip = "model.";
@@ -50,6 +56,14 @@ void load_wan_weights(WanModel& model, const std::string& path, const std::strin
       TORCH_CHECK(!groups.count(g), file, ": no '", which, "' weights in this file (it holds '", g,
                   "' ...); pick another group");
   }
+  return wan_dit_to_ours(core::map_keys(sd, opt), file);
+}
+
+void load_wan_weights(WanModel& model, const std::string& path, const std::string& which) {
+  std::string file;
+  auto sd = load_wan_state_dict(path, which, &file);
+  core::LoadOptions opt;
+  opt.source = file;
   core::load_state_dict(*model, sd, opt);
 }
 

@@ -23,6 +23,7 @@
 #include "models/wan/wan_loader.h"
 #include "models/wan/presets.h"
 #include "tests/core/dist_util.h"
+#include "trainer/model_export.h"
 #include "tests/test_util.h"
 #include "tests/trainer/tiny_world.h"
 #include "trainer/tensorboard.h"
