@@ -49,3 +49,31 @@ void check_umt5_tokenizer(const Fixture& f, FixtureReport& r) {
 }
 
 }  // namespace causvid::checks
+
+// Kinds `hf_umt5_encoder` / `hf_umt5_tokenizer` (tests/fixtures/KINDS.layout_vae_t5.md): a
+// diffusers pipeline folder's text_encoder/ (transformers UMT5EncoderModel) and tokenizer/,
+// loaded as text_encoder_path / tokenizer_path load them.
+#include "models/t5/t5_layouts.h"
+
+namespace causvid::checks {
+
+void check_hf_umt5_encoder(const Fixture& f, FixtureReport& r) {
+  const std::string folder = f.dir + "/" + f.meta.value("folder", std::string("model"));
+  auto enc = models::load_umt5_encoder(models::read_umt5_weights(folder), folder);
+  f.to_place(*enc);
+  torch::NoGradGuard no_grad;
+  auto ids = f.in("in.input_ids"), mask = f.in("in.attention_mask");
+  auto h = enc->forward(ids, mask);
+  r.compare("out.last_hidden_state", h);
+  r.compare("out.prompt_embeds", models::zero_past_length(h.clone(), mask));
+}
+
+void check_hf_umt5_tokenizer(const Fixture& f, FixtureReport& r) {
+  const std::string folder = f.dir + "/" + f.meta.value("folder", std::string("model"));
+  models::UMT5Tokenizer tok(folder, f.meta.at("text_len").get<int64_t>());
+  auto b = tok(f.meta.at("prompts").get<std::vector<std::string>>());
+  r.compare("out.ids", b.ids);
+  r.compare("out.mask", b.mask);
+}
+
+}  // namespace causvid::checks

@@ -31,3 +31,30 @@ void check_wan_vae(const Fixture& f, FixtureReport& r) {
 }
 
 }  // namespace causvid::checks
+
+// Kind `diffusers_wan_vae` (tests/fixtures/KINDS.layout_vae_t5.md): an AutoencoderKLWan folder
+// loaded as vae_path loads it (models::load_wan_vae_any); out.mu un-normalised, out.latent
+// normalised with config.json's latents_mean / _std, out.decoded from un-normalised latents,
+// clamped as diffusers' decode does.
+#include "models/vae/vae_layouts.h"
+
+namespace causvid::checks {
+
+void check_diffusers_wan_vae(const Fixture& f, FixtureReport& r) {
+  auto vae = models::load_wan_vae_any(f.dir + "/" + f.meta.value("folder", std::string("model")));
+  if (f.meta.contains("wan_config")) {
+    auto want = models::WanVAEConfig::from_json(f.meta["wan_config"]);
+    TORCH_CHECK(want.dim == vae->model()->config().dim && want.dim_mult == vae->model()->config().dim_mult,
+                f.dir, ": config.json and meta.json's wan_config disagree");
+  }
+  vae->to(f.place.device, f.place.dtype);
+  torch::NoGradGuard ng;
+  auto video = f.in("in.video");
+  const int64_t z = vae->model()->config().z_dim;
+  r.compare("out.mu", vae->model()->encode_moments(video).slice(1, 0, z));
+  r.compare("out.latent", vae->encode_to_latent(video).permute({0, 2, 1, 3, 4}));
+  auto zero = torch::zeros({z}, video.options()), one = torch::ones({z}, video.options());
+  r.compare("out.decoded", vae->model()->decode(f.in("in.latent"), zero, one).clamp(-1, 1));
+}
+
+}  // namespace causvid::checks

@@ -1,5 +1,6 @@
 // inference/generate.cpp: see generate.h.
 #include "inference/generate.h"
+#include "models/vae/vae_layouts.h"
 
 #include "core/random.h"
 
@@ -105,34 +106,7 @@ void load_generator_weights(models::WanModel& model, const std::string& path,
 }
 
 std::unique_ptr<models::WanVAEWrapper> load_vae(const std::string& path) {
-  TORCH_CHECK(!fs::is_directory(path), "vae_path: ", path, " is a directory, want the VAE file");
-  TORCH_CHECK(fs::is_regular_file(path), "vae_path: ", path, " does not exist");
-  auto sd = core::load_weights(path);
-  auto find = [&](const char* k) {
-    auto it = sd.find(k);
-    TORCH_CHECK(it != sd.end(), "vae_path: ", path, " lacks '", k, "': not a Wan VAE");
-    return it->second;
-  };
-  models::WanVAEConfig cfg;
-  cfg.dim = find("encoder.conv1.weight").size(0);
-  cfg.z_dim = find("conv2.weight").size(0);
-  torch::Tensor mean, std;
-  if (sd.count("latent_mean") && sd.count("latent_std")) {
-    mean = sd["latent_mean"].to(torch::kFloat32);
-    std = sd["latent_std"].to(torch::kFloat32);
-    sd.erase("latent_mean");
-    sd.erase("latent_std");
-  } else if (cfg.z_dim == 16) {
-    mean = torch::tensor(models::wan21_latent_mean());
-    std = torch::tensor(models::wan21_latent_std());
-  } else {
-    mean = torch::zeros({cfg.z_dim});
-    std = torch::ones({cfg.z_dim});
-  }
-  auto vae = std::make_unique<models::WanVAEWrapper>(cfg, mean, std);
-  vae->load(sd, path);
-  vae->model()->eval();
-  return vae;
+  return models::load_wan_vae_any(path);
 }
 
 // ------------------------------------------------------------------ generator

@@ -5,9 +5,13 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "core/fs.h"
@@ -331,7 +335,11 @@ UMT5Tokenizer::UMT5Tokenizer(const std::string& path, int64_t seq_len) : seq_len
   namespace fs = std::filesystem;
   std::error_code ec;
   model_path_ = path;
-  if (fs::is_directory(path, ec)) model_path_ = (fs::path(path) / "spiece.model").string();
+  if (fs::is_directory(path, ec)) {  // google/umt5-xxl, a diffusers tokenizer/ or its pipeline
+    model_path_ = (fs::path(path) / "spiece.model").string();
+    if (!fs::exists(model_path_, ec) && fs::exists(fs::path(path) / "tokenizer" / "spiece.model", ec))
+      model_path_ = (fs::path(path) / "tokenizer" / "spiece.model").string();
+  }
   TORCH_CHECK(fs::is_regular_file(model_path_, ec), model_path_,
               ": tokenizer model not found (want a sentencepiece .model file or the "
               "google/umt5-xxl folder holding spiece.model)");
@@ -346,6 +354,19 @@ UMT5Tokenizer::UMT5Tokenizer(const std::string& path, int64_t seq_len) : seq_len
   // umT5's spiece.model: pad 0, eos 1, unk 2. The HF tokenizer pads with the pad id.
   TORCH_CHECK(eos_id_ >= 0, model_path_, ": the model defines no EOS piece");
   if (pad_id_ < 0) pad_id_ = 0;
+  const auto dir = fs::path(model_path_).parent_path();
+  auto read_json = [&](const char* name) {
+    std::ifstream in(dir / name);
+    return in ? nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false) : nlohmann::json();
+  };
+  auto cfg = read_json("tokenizer_config.json");
+  if (cfg.is_object() && cfg.contains("extra_ids") && cfg["extra_ids"].is_number_integer()) {
+    extra_ids_ = cfg["extra_ids"].get<int64_t>();
+  } else if (auto m = read_json("special_tokens_map.json");
+             m.is_object() && m.contains("additional_special_tokens") &&
+             m["additional_special_tokens"].is_array()) {
+    extra_ids_ = static_cast<int64_t>(m["additional_special_tokens"].size());
+  }
 }
 
 std::unique_ptr<UMT5Tokenizer> UMT5Tokenizer::bytes(int64_t seq_len) {
@@ -361,7 +382,40 @@ UMT5Tokenizer::~UMT5Tokenizer() {
   if (handle_ && shim_) shim_->free(handle_);
 }
 
+// The HF tokenizer splits out its special tokens wherever their text occurs (</s>, <pad>,
+// <unk>, <extra_id_N>): each becomes its id, the text between is encoded on its own.
 std::vector<int64_t> UMT5Tokenizer::encode_ids(const std::string& cleaned) const {
+  if (!shim_) return encode_plain(cleaned);
+  std::vector<int64_t> ids;
+  size_t start = 0;
+  for (size_t pos = cleaned.find('<'); pos != std::string::npos; pos = cleaned.find('<', pos + 1)) {
+    int64_t id = -1;
+    size_t len = 0;
+    for (const auto& [text, tid] : {std::pair<const char*, int64_t>{"</s>", eos_id_},
+                                    {"<pad>", pad_id_}, {"<unk>", unk_id_}})
+      if (cleaned.compare(pos, std::strlen(text), text) == 0) id = tid, len = std::strlen(text);
+    const std::string kExtra = "<extra_id_";
+    if (id < 0 && cleaned.compare(pos, kExtra.size(), kExtra) == 0) {
+      size_t e = pos + kExtra.size(), d = e;
+      while (d < cleaned.size() && d - e < 6 && std::isdigit(static_cast<unsigned char>(cleaned[d]))) ++d;
+      if (d > e && d < cleaned.size() && cleaned[d] == '>') {
+        const int64_t n = std::stoll(cleaned.substr(e, d - e));
+        if (n < extra_ids_) id = vocab_size_ + extra_ids_ - 1 - n, len = d + 1 - pos;
+      }
+    }
+    if (id < 0) continue;
+    auto seg = encode_plain(cleaned.substr(start, pos - start));
+    ids.insert(ids.end(), seg.begin(), seg.end());
+    ids.push_back(id);
+    start = pos + len;
+    pos = start - 1;
+  }
+  auto seg = encode_plain(cleaned.substr(start));
+  ids.insert(ids.end(), seg.begin(), seg.end());
+  return ids;
+}
+
+std::vector<int64_t> UMT5Tokenizer::encode_plain(const std::string& cleaned) const {
   size_t bad = 0;
   TORCH_CHECK(is_valid_utf8(cleaned, &bad), "tokenizer: invalid UTF-8 at byte ", bad);
   TORCH_CHECK(cleaned.size() < (1u << 30), "tokenizer: text too long (", cleaned.size(),

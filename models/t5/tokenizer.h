@@ -74,6 +74,10 @@ class UMT5Tokenizer {
   std::string model_path_;
   int64_t seq_len_ = 512;
   int64_t vocab_size_ = 0, pad_id_ = 0, eos_id_ = 1, unk_id_ = 2;
+  // The HF tokenizer's added sentinels <extra_id_N> (tokenizer_config.json "extra_ids" beside
+  // spiece.model, else special_tokens_map.json's count): id vocab + extra_ids - 1 - N.
+  int64_t extra_ids_ = 0;
+  std::vector<int64_t> encode_plain(const std::string& text) const;
   const SpmShim* shim_ = nullptr;
   void* handle_ = nullptr;
 };

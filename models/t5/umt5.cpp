@@ -1,6 +1,7 @@
 // models/t5/umt5.cpp: see umt5.h. Ports wan/modules/t5.py (encoder half) and
 // causvid/models/wan/wan_wrapper.py WanTextEncoder.
 #include "models/t5/umt5.h"
+#include "models/t5/t5_layouts.h"
 
 #include "core/tensor_io.h"
 
@@ -290,8 +291,10 @@ torch::Tensor zero_past_length(torch::Tensor context_BLC, const torch::Tensor& m
 
 // ------------------------------------------------------------------ loading
 core::TensorMap read_umt5_weights(const std::string& path) {
-  // .safetensors or torch.save archives (models_t5_umt5-xxl-enc-bf16.pth), by content.
-  return core::load_weights(path);
+  // .safetensors or torch.save archives (models_t5_umt5-xxl-enc-bf16.pth), by content; a
+  // transformers folder (or a pipeline's text_encoder/) with its names converted.
+  const std::string file = resolve_umt5_file(path);
+  return umt5_to_ours(core::load_weights(file), file);
 }
 
 UMT5Encoder load_umt5_encoder(const core::TensorMap& sd, const std::string& source,

@@ -143,8 +143,8 @@ TORCH_MODULE(UMT5Encoder);
 // WanTextEncoder's zeroing: rows >= lengths[b] of context_BLC set to 0 (in place, returned).
 torch::Tensor zero_past_length(torch::Tensor context_BLC, const torch::Tensor& mask_BL);
 
-// Reads an encoder state dict. .safetensors now; the .pth of Wan2.1
-// (models_t5_umt5-xxl-enc-bf16.pth) once core::load_weights (core/tensor_io.h) lands.
+// Reads an encoder state dict in our names: Wan2.1's models_t5_umt5-xxl-enc-bf16.pth, a
+// .safetensors, or transformers' UMT5EncoderModel folder / a pipeline's (t5_layouts.h).
 core::TensorMap read_umt5_weights(const std::string& path);
 
 // Builds an encoder whose config is inferred from the weights, loads them strictly and
