@@ -22,6 +22,7 @@ const std::vector<KindInfo>& fixture_kinds() {
       {"self_forcing_rollout", check_self_forcing_rollout, "#13"},
       {"diffusers_wan_dit", check_diffusers_wan_dit, "#15"},
       {"comfyui_wan_dit", check_comfyui_wan_dit, "#15"},
+      {"lora_wan_dit", check_lora_wan_dit, "#15"},
       {"diffusers_wan_vae", check_diffusers_wan_vae, "#15"},
       {"hf_umt5_encoder", check_hf_umt5_encoder, "#15"},
       {"hf_umt5_tokenizer", check_hf_umt5_tokenizer, "#15"},

@@ -21,6 +21,7 @@ void check_train_step(const Fixture& f, FixtureReport& r);  // checks/train_step
 void check_self_forcing_rollout(const Fixture& f, FixtureReport& r);  // checks/self_forcing_checks.cpp
 void check_diffusers_wan_dit(const Fixture& f, FixtureReport& r);  // checks/layout_checks.cpp
 void check_comfyui_wan_dit(const Fixture& f, FixtureReport& r);
+void check_lora_wan_dit(const Fixture& f, FixtureReport& r);
 void check_diffusers_wan_vae(const Fixture& f, FixtureReport& r);  // checks/vae_checks.cpp
 void check_hf_umt5_encoder(const Fixture& f, FixtureReport& r);    // checks/t5_checks.cpp
 void check_hf_umt5_tokenizer(const Fixture& f, FixtureReport& r);
