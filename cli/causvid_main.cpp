@@ -23,5 +23,6 @@ int main(int argc, char** argv) {
   add_data_commands(c);
   add_generate_commands(c);
   add_toy_commands(c);
+  add_lora_commands(c);
   return c.run(argc, argv);
 }

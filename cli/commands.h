@@ -19,6 +19,7 @@ void add_teacher_data_commands(Commands& c);  // cli/embed_command.cpp: embed-pr
 // cli/generate_command.cpp: generate, eval (vbench here; eval toy from cli/toy_command.cpp)
 void add_generate_commands(Commands& c);
 void add_toy_commands(Commands& c);       // cli/toy_command.cpp: toy data|eval|preview|run|probe
+void add_lora_commands(Commands& c);      // cli/lora_command.cpp: lora merge|extract|inspect
 
 // `causvid toy data`, also run by `causvid toy run` (cli/toy_run_command.cpp).
 struct ToyDataArgs {

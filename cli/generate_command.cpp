@@ -31,6 +31,10 @@ void add_generate_options(CLI::App& app, inference::GenerateArgs& g) {
   app.add_option("--checkpoint", g.checkpoint,
                  "generator weights: safetensors/.pth (WanModel keys), CausVid model.pt, or a "
                  "checkpoint_model_NNNNNN/ dir; '' = generator_ckpt (teacher: dit_path)");
+  add_repeated(app, "--lora", g.loras,
+               "LoRA file (ComfyUI or diffusers/PEFT layout) merged into the weights at SCALE "
+               "(default 1); repeatable, applied in order")
+      ->type_name("FILE[:SCALE]");
   app.add_option("--which", g.which, "model group inside model.pt: generator | generator_ema");
   add_optional(app, "--random-init", g.random_init,
                "SEED: random weights instead of a checkpoint (demos, benchmarks)");

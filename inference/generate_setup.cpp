@@ -1,5 +1,6 @@
 // inference/generate_setup.cpp: see generate_setup.h.
 #include "inference/generate_setup.h"
+#include "models/wan/lora.h"
 
 #include <tuple>
 
@@ -95,6 +96,7 @@ GenerateSetup build_generate_setup(const GenerateArgs& a, std::optional<torch::D
     load_generator_weights(model, ck, o.mode == "teacher" && a.checkpoint.empty() ? "generator"
                                                                                  : a.which);
   }
+  models::merge_loras_into(*model, a.loras);
 
   // Text conditioning: the config's, unless --text-encoder names a registered encoder
   // ("hash"), which then replaces the prompt cache too.

@@ -26,6 +26,7 @@ struct GenerateArgs {
   std::string config;
   std::vector<std::string> sets;
   std::string checkpoint, which = "generator";
+  std::vector<std::string> loras;  // --lora FILE[:SCALE], merged into the weights in order
   std::optional<int64_t> random_init;  // a seed: random weights instead of a checkpoint
   std::string mode;
   std::optional<int64_t> num_frames, height, width;

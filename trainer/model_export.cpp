@@ -51,8 +51,8 @@ void save_causvid(const std::string& src, const std::string& out, const core::Te
                   const std::string& dtype) {
   core::TensorMap g, critic;
   for (const auto& [k, t] : cast(gen, dtype)) g["model." + k] = t.contiguous();
-  const auto file = models::resolve_weight_file(src);
-  if (core::detect_weight_format(file) == core::WeightFormat::kTorchZip)
+  const auto file = src.empty() ? "" : models::resolve_weight_file(src);
+  if (!file.empty() && core::detect_weight_format(file) == core::WeightFormat::kTorchZip)
     for (const auto& [k, t] : core::load_weights(file))
       if (k.rfind("critic.", 0) == 0) critic[k.substr(7)] = t.contiguous();
   std::vector<std::pair<std::string, c10::IValue>> items;
@@ -65,8 +65,14 @@ void save_causvid(const std::string& src, const std::string& out, const core::Te
 
 void export_model(const std::string& src, const std::string& out, const ExportOptions& o) {
   auto sd = models::load_wan_state_dict(src, o.ema ? "generator_ema" : "generator");
-  for (auto& kv : sd) kv.second = kv.second.contiguous();
   if (o.format == "causvid") return save_causvid(src, out, sd, o.dtype);
+  write_model(sd, out, o);
+}
+
+void write_model(const core::TensorMap& sd_in, const std::string& out, const ExportOptions& o) {
+  core::TensorMap sd = sd_in;
+  for (auto& kv : sd) kv.second = kv.second.contiguous();
+  if (o.format == "causvid") return save_causvid("", out, sd, o.dtype);
   if (o.format == "safetensors") return core::save_safetensors(out, cast(sd, o.dtype));
   if (o.format == "diffusers")
     return models::save_diffusers_transformer(out, cast(sd, o.dtype),

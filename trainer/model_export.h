@@ -28,6 +28,9 @@ struct ExportOptions {
 
 void export_model(const std::string& src, const std::string& out, const ExportOptions& o);
 
+// Writes a generator state dict (our names) as o.format (causvid: the generator only).
+void write_model(const core::TensorMap& sd, const std::string& out, const ExportOptions& o);
+
 // Compatibility: export_model with format and ema only.
 inline void export_checkpoint(const std::string& src, const std::string& out,
                               const std::string& format, bool ema) {

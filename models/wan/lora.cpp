@@ -2,10 +2,13 @@
 #include "models/wan/lora.h"
 
 #include <nlohmann/json.hpp>
+#include <cmath>
+#include <cstdlib>
 #include <regex>
 #include <set>
 
 #include "core/log.h"
+#include "core/state_dict.h"
 #include "models/wan/wan_layouts.h"
 
 namespace causvid::models {
@@ -108,13 +111,12 @@ LoraFile read_lora(const std::string& path) {
               without_alpha.front(), ".alpha' is missing (a file with no alpha at all means "
               "alpha = rank; a partial one is ambiguous)");
   for (auto& [name, m] : mods) {
-    if (!m.down.defined()) continue;
-    if (meta_alpha) m.alpha = *meta_alpha;
-    if (m.alpha <= 0) m.alpha = static_cast<double>(m.rank());
-    out.modules.push_back(std::move(m));
+    if (m.down.defined()) {
+      if (meta_alpha) m.alpha = *meta_alpha;
+      if (m.alpha <= 0) m.alpha = static_cast<double>(m.rank());
+    }
+    out.modules.push_back(m);
   }
-  for (auto& [name, m] : mods)
-    if (!m.down.defined()) out.modules.push_back(std::move(m));
   if (with_alpha.empty() && !meta_alpha)
     LOG_INFO("lora %s: no alpha in the file: alpha = rank (factor 1) for every module", path);
   return out;
@@ -215,6 +217,33 @@ void save_lora(const std::string& path, const LoraFile& lora, const std::string&
       out[p + ".lora_B.bias"] = (m.up_bias.to(torch::kFloat32) * f).to(m.up_bias.scalar_type());
   }
   core::save_safetensors(path, out, {{"format", "pt"}});
+}
+
+std::pair<std::string, double> parse_lora_spec(const std::string& spec) {
+  const auto colon = spec.rfind(':');
+  if (colon == std::string::npos || colon + 1 == spec.size()) return {spec, 1.0};
+  const std::string tail = spec.substr(colon + 1);
+  char* end = nullptr;
+  const double scale = std::strtod(tail.c_str(), &end);
+  if (end == tail.c_str() + tail.size() && std::isfinite(scale)) return {spec.substr(0, colon), scale};
+  // No number after the colon: a file name with a colon in it.
+  return {spec, 1.0};
+}
+
+void merge_loras_into(torch::nn::Module& model, const std::vector<std::string>& specs) {
+  if (specs.empty()) return;
+  auto sd = core::state_dict(model);
+  for (auto& kv : sd) kv.second = kv.second.detach().clone();
+  for (const auto& spec : specs) {
+    auto [file, scale] = parse_lora_spec(spec);
+    auto lora = read_lora(file);
+    merge_lora(sd, lora, scale);
+    LOG_INFO("lora %s (%s, %d modules) merged at scale %g", file, lora.format,
+             static_cast<int64_t>(lora.modules.size()), scale);
+  }
+  core::LoadOptions opt;
+  opt.source = "--lora";
+  core::load_state_dict(model, sd, opt);
 }
 
 LoraFile extract_lora(const core::TensorMap& base, const core::TensorMap& tuned,

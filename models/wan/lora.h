@@ -58,6 +58,13 @@ void merge_lora(core::TensorMap& weights, const LoraFile& lora, double scale);
 // only (a peft file with them is refused).
 void save_lora(const std::string& path, const LoraFile& lora, const std::string& format);
 
+// "FILE[:SCALE]" (the --lora flag): the file and its strength (default 1). Throws naming the
+// flag on a bad scale.
+std::pair<std::string, double> parse_lora_spec(const std::string& spec);
+
+// Merges LoRA files ("FILE[:SCALE]" each, in order) into a model's weights, logging each.
+void merge_loras_into(torch::nn::Module& model, const std::vector<std::string>& specs);
+
 struct ExtractOptions {
   int64_t rank = 32;
   // Modules (our names, regex over "<module>") whose 2-D weights get low-rank factors;
