@@ -467,3 +467,52 @@ TEST(SamplerSpec, GenerateSamplesTheSameLatentsAsEvalToy) {
 
 }  // namespace
 }  // namespace causvid
+
+namespace causvid {
+namespace {
+
+// generate --lora: the extracted LoRA of a tuned model, merged into the base, generates what
+// the tuned model generates; a LoRA of another model size is refused before any output.
+TEST_F(GenerateCli, LoraMergedIntoTheBaseGeneratesLikeTheTunedModel) {
+  auto sd = core::state_dict(*tiny_model());
+  for (auto& kv : sd) kv.second = kv.second.clone();
+  torch::manual_seed(11);
+  auto& w = sd.at("blocks.0.self_attn.q.weight");
+  w += 0.5 * torch::randn({w.size(0), 1}) * torch::randn({1, w.size(1)});
+  sd.at("blocks.1.modulation") += 0.05;
+  core::save_safetensors(d.file("tuned.safetensors"), sd);
+  const std::string bin = testing::causvid_binary();
+  std::string out;
+  ASSERT_EQ(testing::run_command(bin + " lora extract --base " + d.file("ckpt.safetensors") +
+                                     " --tuned " + d.file("tuned.safetensors") +
+                                     " --rank 2 --out " + d.file("l.safetensors"),
+                                 &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("retained energy mean 1.0000"), std::string::npos) << out;
+  auto run = [&](const std::string& extra, const std::string& dir) {
+    return testing::run_command(base + extra + " --prompt cat --seed 3 --out " + d.file(dir) +
+                                    " --latents-out auto --no-stream",
+                                &out);
+  };
+  ASSERT_EQ(run(" --lora " + d.file("l.safetensors") + ":1", "a"), 0) << out;
+  EXPECT_NE(out.find("merged at scale 1"), std::string::npos) << out;
+  const std::string tuned_base = base;
+  base.replace(base.find(d.file("ckpt.safetensors")), d.file("ckpt.safetensors").size(),
+               d.file("tuned.safetensors"));
+  ASSERT_EQ(run("", "b"), 0) << out;
+  auto la = core::load_safetensors(d.file("a/0000-cat.latents.safetensors"));
+  auto lb = core::load_safetensors(d.file("b/0000-cat.latents.safetensors"));
+  ASSERT_EQ(la.size(), 1u);
+  EXPECT_TRUE(torch::allclose(la.begin()->second, lb.begin()->second, 1e-4, 1e-5));
+  base = tuned_base;
+  EXPECT_EQ(run(" --lora " + testing::source_dir() +
+                    "/tests/fixtures/lora_wan_dit_comfyui_all_r4/lora.safetensors",
+                "c"),
+            1);
+  EXPECT_NE(out.find("do not fit the model"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(d.file("c/0000-cat.mp4")));
+}
+
+}  // namespace
+}  // namespace causvid
