@@ -190,6 +190,35 @@ std::string Config::text_encoder_file() const {
 std::string Config::tokenizer_dir() const {
   return tokenizer_path.empty() ? wan_model_dir + "/google/umt5-xxl" : tokenizer_path;
 }
+Config::Lora Config::lora() const {
+  Lora l{lora_rank, lora_alpha, lora_dropout, lora_target_modules, lora_critic};
+  auto num = [&](const char* k, double fallback) {
+    auto it = adapter.find(k);
+    if (it == adapter.end()) return fallback;
+    try {
+      size_t used = 0;
+      double v = std::stod(it->second, &used);
+      if (used == it->second.size()) return v;
+    } catch (const std::exception&) {
+    }
+    TORCH_CHECK(false, source, ": key 'adapter': ", k, " '", it->second, "' is not a number");
+  };
+  if (!adapter.empty()) {
+    auto type = adapter.find("type");
+    TORCH_CHECK(type == adapter.end() || type->second == "lora", source, ": key 'adapter': type '",
+                type->second, "', want lora");
+    for (const auto& kv : adapter)
+      TORCH_CHECK(kv.first == "type" || kv.first == "rank" || kv.first == "alpha" ||
+                      kv.first == "dropout" || kv.first == "dtype" || kv.first == "verbose",
+                  source, ": key 'adapter': unknown entry '", kv.first,
+                  "' (want type, rank, alpha, dropout, dtype, verbose)");
+    l.rank = static_cast<int>(num("rank", l.rank));
+    l.alpha = num("alpha", l.alpha);
+    l.dropout = num("dropout", l.dropout);
+  }
+  return l;
+}
+
 std::string Config::vae_file() const {
   return vae_path.empty() ? wan_model_dir + "/Wan2.1_VAE.pth" : vae_path;
 }

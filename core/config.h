@@ -165,6 +165,23 @@ struct Config {
   int long_window = 0;
   int long_sink = 0;
 
+  // LoRA training (trainer/train_model.h): adapters on the block linears, base frozen.
+  int lora_rank = 0;
+  double lora_alpha = 0;
+  double lora_dropout = 0;
+  std::vector<std::string> lora_target_modules = {"q", "k", "v", "o", "ffn.0", "ffn.2"};
+  bool lora_critic = false;
+  std::map<std::string, std::string> adapter;  // LongLive: {type: lora, rank, alpha, ...}
+  // The LoRA settings in effect: the lora_* keys, with LongLive's adapter block's values
+  // where it gives them. rank 0 = no LoRA.
+  struct Lora {
+    int rank = 0;
+    double alpha = 0, dropout = 0;
+    std::vector<std::string> targets;
+    bool critic = false;
+  };
+  Lora lora() const;
+
   // Not a YAML key: where the values came from (file path, "<defaults>"), for messages.
   std::string source = "<defaults>";
 

@@ -121,6 +121,27 @@ struct Conv<std::vector<int>> {
 };
 
 template <>
+struct Conv<std::vector<std::string>> {
+  static std::string want() { return "a list of names"; }
+  static std::vector<std::string> parse(const YAML::Node& n) {
+    if (n.IsNull()) return {};
+    if (n.IsScalar()) return {n.Scalar()};
+    if (!n.IsSequence()) throw BadValue{};
+    std::vector<std::string> out;
+    for (const auto& x : n) {
+      if (!x.IsScalar()) throw BadValue{};
+      out.push_back(x.Scalar());
+    }
+    return out;
+  }
+  static void emit(YAML::Emitter& e, const std::vector<std::string>& v) {
+    e << YAML::Flow << YAML::BeginSeq;
+    for (const auto& x : v) e << x;
+    e << YAML::EndSeq;
+  }
+};
+
+template <>
 struct Conv<std::map<std::string, bool>> {
   static std::string want() { return "a map of submodule name to true/false (e.g. {model: true})"; }
   static std::map<std::string, bool> parse(const YAML::Node& n) {
@@ -387,6 +408,18 @@ const std::vector<FieldDef>& fields() {
             "long tuning: attention window in frames of the rolling KV cache (0 = whole rollout)"),
       field("self_forcing", "long_sink", &C::long_sink,
             "long tuning: sink frames kept in the KV cache"),
+
+      field("lora", "lora_rank", &C::lora_rank,
+            "LoRA adapters on the generator's block linears, base frozen (0 = full fine-tune)"),
+      field("lora", "lora_alpha", &C::lora_alpha, "LoRA alpha (0 = rank)"),
+      field("lora", "lora_dropout", &C::lora_dropout, "dropout on the adapters' input"),
+      field("lora", "lora_target_modules", &C::lora_target_modules,
+            "linears with adapters: q, k, v, o, ffn.0, ffn.2, self_attn.q, ..., ffn, self_attn, cross_attn"),
+      field("lora", "lora_critic", &C::lora_critic,
+            "the critic trains LoRA adapters too (LongLive), else it is fully trained"),
+      field("lora", "adapter", &C::adapter,
+            "LongLive's adapter block {type: lora, rank, alpha, dropout, dtype, verbose}: sets "
+            "the lora_* keys it names"),
 
       field("data", "data_path", &C::data_path,
             "ODE-pair LMDB, or a prompt file when backward_simulation", kAlways),

@@ -71,6 +71,16 @@ void Config::validate() const {
   check_optimizer();
   check_fsdp_and_data();
   check_self_forcing();
+  {
+    const auto l = lora();  // also checks LongLive's adapter block
+    TORCH_CHECK(l.rank >= 0, source, ": key 'lora_rank': got ", l.rank, ", want >= 0");
+    TORCH_CHECK(l.alpha >= 0, source, ": key 'lora_alpha': got ", l.alpha, ", want >= 0");
+    TORCH_CHECK(l.dropout >= 0 && l.dropout < 1, source, ": key 'lora_dropout': got ", l.dropout,
+                ", want [0, 1)");
+    TORCH_CHECK(l.rank > 0 || !l.critic, source, ": key 'lora_critic': true needs lora_rank > 0");
+    TORCH_CHECK(l.rank == 0 || !l.targets.empty(), source,
+                ": key 'lora_target_modules': empty, want the linears to adapt");
+  }
   std::vector<ConfigCheck> checks;
   {
     auto& r = check_registry();

@@ -33,7 +33,14 @@ struct TrainModelSpec {
   std::optional<models::WanConfig> sizes = std::nullopt;
   // The wrapper's flow-matching grid shift; unset = the config's scheduler_shift.
   std::optional<double> scheduler_shift = std::nullopt;
+  // LoRA training (trainable models only): the base weights frozen (sharded as a frozen
+  // model, in the compute dtype under mixed precision), adapters trained on the fly. Unset =
+  // the config's lora_rank for the generator (and for the critic with lora_critic).
+  bool use_config_lora = true;
 };
+
+// The adapter settings of the config (lora_rank, lora_alpha, ... / LongLive's adapter block).
+models::LoraSpec lora_spec_from_config(const core::Config& c);
 
 // The generator's AdamW from the config (lr, beta1, beta2, weight_decay).
 AdamWOptions adamw_from_config(const core::Config& c);
@@ -46,13 +53,19 @@ class TrainModel {
   const std::string& name() const { return name_; }
   bool trainable() const { return trainable_; }
   models::WanDiffusionWrapper& wrap() { return *wrap_; }
+  // The model's weights (gather them around its forward calls). With LoRA: the frozen base.
   ShardedModule& sharded() { return *sharded_; }
+  // What the optimizer updates: the LoRA adapters (replicated, no_shard), else sharded().
+  ShardedModule& trained() { return lora_sharded_ ? *lora_sharded_ : *sharded_; }
+  // The adapters being trained, or null.
+  const models::LoraAdapters& lora() const { return lora_; }
   ShardedAdamW* optimizer() { return opt_.get(); }
   ShardedEma* ema() { return ema_.get(); }
 
   void add_optimizer(const AdamWOptions& o);            // trainable models only
   void add_ema(double weight, int64_t start_step);      // trainable models only
-  // Its part of a checkpoint, saved under `file_name` ("generator", "critic").
+  // Its part of a checkpoint, saved under `file_name` ("generator", "critic"); with LoRA the
+  // adapters, under "<file_name>_lora".
   ModelState checkpoint_state(const std::string& file_name);
 
  private:
@@ -61,6 +74,8 @@ class TrainModel {
   models::WanModel model_{nullptr};
   std::unique_ptr<models::WanDiffusionWrapper> wrap_;
   std::unique_ptr<ShardedModule> sharded_;
+  models::LoraAdapters lora_{nullptr};
+  std::unique_ptr<ShardedModule> lora_sharded_;
   std::unique_ptr<ShardedAdamW> opt_;
   std::unique_ptr<ShardedEma> ema_;
 };

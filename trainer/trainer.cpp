@@ -18,6 +18,7 @@
 #include "data/datasets.h"
 #include "data/image_io.h"
 #include "data/text_from_config.h"
+#include "models/wan/lora.h"
 #include "models/wan/presets.h"
 #include "trainer/checkpoint.h"
 #include "trainer/metrics.h"
@@ -236,6 +237,14 @@ void Trainer::save_checkpoint() {
     }
     core::save_torch_checkpoint(dir + "/model.pt", core::nested_dict(items));
     core::save_config(c_, dir + "/config.yaml");
+    // LoRA runs: the adapters (and their EMA) as ComfyUI LoRA files beside model.pt, for
+    // `generate --lora` / `causvid lora merge` on the base model.
+    for (const auto& [name, sd] : groups)
+      for (const auto& ms : cc.models)
+        for (auto& [role, tm] : stage_->models())
+          if (tm->lora() && &tm->trained() == ms.module &&
+              (name == ms.name || name == ms.name + "_ema"))
+            models::save_lora(dir + "/" + name + ".safetensors", tm->lora()->to_file(&sd), "comfyui");
   };
   last_ckpt_ = trainer::save_checkpoint(c_.checkpoint_root(), step_, cc, c_.keep_latest);
   updates_.set_last_checkpoint(last_ckpt_);

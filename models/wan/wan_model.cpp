@@ -97,7 +97,7 @@ torch::Tensor run_block_with_runner(const BlockRunner& runner,
     if (cached)
       return std::vector<torch::Tensor>{
           block->forward(a[0], a[1], a[2], a[3], rope, spec, layer)};
-    auto kv = block->cross_kv(a[2]);
+    auto kv = block->cross_kv(a[2], layer, spec.lora);
     auto y = block->forward(a[0], a[1], kv.first, kv.second, rope, spec, layer);
     if (fill) return std::vector<torch::Tensor>{y, kv.first, kv.second};
     return std::vector<torch::Tensor>{y};
@@ -116,9 +116,10 @@ torch::Tensor run_block_with_runner(const BlockRunner& runner,
 // context (and appended to the cache when there is one).
 std::pair<torch::Tensor, torch::Tensor> cross_kv_cached(WanAttentionBlockImpl* block, size_t i,
                                                         const torch::Tensor& ctx,
-                                                        CrossAttnCache* xcache) {
+                                                        CrossAttnCache* xcache,
+                                                        const LoraAdaptersImpl* lora) {
   if (xcache && xcache->valid) return {xcache->k[i], xcache->v[i]};
-  auto kv = block->cross_kv(ctx);
+  auto kv = block->cross_kv(ctx, int64_t(i), lora);
   if (xcache) {
     xcache->k.push_back(kv.first);
     xcache->v.push_back(kv.second);
@@ -142,11 +143,15 @@ WanAttentionBlockImpl::WanAttentionBlockImpl(const WanConfig& cfg) : cfg_(cfg) {
 }
 
 std::pair<torch::Tensor, torch::Tensor> WanAttentionBlockImpl::cross_kv(
-    const torch::Tensor& ctx_BTD) {
+    const torch::Tensor& ctx_BTD, int64_t layer, const LoraAdaptersImpl* lora) {
   const int64_t B = ctx_BTD.size(0), T = ctx_BTD.size(1);
   const int64_t N = cross_attn->num_heads, K = cross_attn->head_dim;
-  auto k = cross_attn->norm_k(cross_attn->k(ctx_BTD)).view({B, T, N, K});
-  auto v = cross_attn->v(ctx_BTD).view({B, T, N, K});
+  auto lin = [&](torch::nn::Linear& l, int slot) {
+    auto y = l(ctx_BTD);
+    return lora ? lora->apply(layer, slot, ctx_BTD, y) : y;
+  };
+  auto k = cross_attn->norm_k(lin(cross_attn->k, kCrossK)).view({B, T, N, K});
+  auto v = lin(cross_attn->v, kCrossV).view({B, T, N, K});
   return {k, v};
 }
 
@@ -161,14 +166,19 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x, const torch
   auto m = [&](int i) { return mod.select(2, i).unsqueeze(2); };  // [B,F',1,D]
 
   // ---- self-attention
+  // A block linear with its LoRA adapter, if any.
+  auto lin = [&](torch::nn::Linear& l, int slot, const torch::Tensor& in) {
+    auto y = l(in);
+    return spec.lora ? spec.lora->apply(layer, slot, in, y) : y;
+  };
   auto h = modulate(x, m(0), 1 + m(1), cfg_.eps);
   torch::Tensor q, k, v;
-  if (torch::GradMode::is_enabled()) {
+  if (torch::GradMode::is_enabled() || spec.lora) {
     // Training: three GEMMs (a fused one costs a weight concat per call and slice/cat
     // backwards that measured slower than it saves).
-    q = self_attn->norm_q(self_attn->q(h)).view({B, L, N, K});
-    k = self_attn->norm_k(self_attn->k(h)).view({B, L, N, K});
-    v = self_attn->v(h).view({B, L, N, K});
+    q = self_attn->norm_q(lin(self_attn->q, kSelfQ, h)).view({B, L, N, K});
+    k = self_attn->norm_k(lin(self_attn->k, kSelfK, h)).view({B, L, N, K});
+    v = lin(self_attn->v, kSelfV, h).view({B, L, N, K});
   } else {
     // Inference: q/k/v as one GEMM.
     auto w_qkv = torch::cat({self_attn->q->weight, self_attn->k->weight, self_attn->v->weight}, 0);
@@ -198,7 +208,7 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x, const torch
       break;
     }
   }
-  auto y = self_attn->o(a.reshape({B, L, D}));
+  auto y = lin(self_attn->o, kSelfO, a.reshape({B, L, D}));
   auto xo = gated_add(x, y, m(2));
 
   // ---- cross-attention (no RoPE, no mask, no gate)
@@ -207,12 +217,13 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x, const torch
                                       norm3->bias.to(torch::kFloat32), cfg_.eps)
                         .to(xo.scalar_type())
                   : xo;
-  auto qc = cross_attn->norm_q(cross_attn->q(xc)).view({B, L, N, K});
-  xo = xo + cross_attn->o(attention(qc, ctx_k, ctx_v).reshape({B, L, D}));
+  auto qc = cross_attn->norm_q(lin(cross_attn->q, kCrossQ, xc)).view({B, L, N, K});
+  xo = xo + lin(cross_attn->o, kCrossO, attention(qc, ctx_k, ctx_v).reshape({B, L, D}));
 
   // ---- feed-forward
   auto h2 = modulate(xo, m(3), 1 + m(4), cfg_.eps);
-  auto f = ffn->at(2)(torch::gelu(ffn->at(0)(h2), "tanh"));
+  auto f0 = ffn->at(0), f2 = ffn->at(2);
+  auto f = lin(f2, kFfn2, torch::gelu(lin(f0, kFfn0, h2), "tanh"));
   return gated_add(xo, f, m(5));
 }
 
@@ -292,6 +303,12 @@ torch::Tensor WanModelImpl::run_blocks(torch::Tensor tokens, const torch::Tensor
   const bool recomputed = spec.kind == AttnSpec::kKvCache && torch::GradMode::is_enabled() &&
                           (grad_ckpt || block_runner_);
   const int64_t own = spec.kind == AttnSpec::kKvCache ? L : 0;
+  // Trained adapters on a frozen base: a block recomputed in backward (block runner,
+  // checkpointing) is only back-propagated when its input requires grad, which the frozen
+  // embeddings' output does not; the adapters' gradients come from that recomputation.
+  if (spec.lora && torch::GradMode::is_enabled() && !tokens.requires_grad() &&
+      spec.lora->trainable())
+    tokens = tokens.detach().requires_grad_(true);
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto block = blocks[i]->as<WanAttentionBlockImpl>();
     AttnSpec bspec = spec;
@@ -302,7 +319,7 @@ torch::Tensor WanModelImpl::run_blocks(torch::Tensor tokens, const torch::Tensor
       tokens = run_block_with_runner(block_runner_, block, i, tokens, e0, ctx, rope, bspec, xcache);
       continue;
     }
-    auto [ck, cv] = cross_kv_cached(block, i, ctx, xcache);
+    auto [ck, cv] = cross_kv_cached(block, i, ctx, xcache, spec.lora);
     if (grad_ckpt) {
       tokens = checkpoint(
           [block, rope, bspec, i](const std::vector<torch::Tensor>& in) {
@@ -357,6 +374,7 @@ torch::Tensor WanModelImpl::run(const torch::Tensor& x, const torch::Tensor& t_B
   if (!(xcache && xcache->valid)) ctx = embed_context(context);
 
   AttnSpec spec = spec_in;
+  spec.lora = lora_ ? lora_.get() : nullptr;
   int64_t frame_offset = 0;
   if (spec.kind == AttnSpec::kKvCache) {
     TORCH_CHECK(spec.current_start % (h * w) == 0, "current_start ", spec.current_start,

@@ -23,6 +23,7 @@
 
 #include "models/common/block_runner.h"
 #include "models/wan/kv_cache.h"
+#include "models/wan/lora_adapters.h"
 #include "models/wan/wan_config.h"
 
 namespace causvid::models {
@@ -77,6 +78,7 @@ struct AttnSpec {
   // values the block attends to besides its own; a forward with grad then attends to
   // [past, own] and leaves the cache alone.
   torch::Tensor past_k, past_v;
+  const LoraAdaptersImpl* lora = nullptr;  // on-the-fly LoRA of the block linears (set by run)
 };
 
 class WanAttentionBlockImpl : public torch::nn::Module {
@@ -88,7 +90,8 @@ class WanAttentionBlockImpl : public torch::nn::Module {
                         const torch::Tensor& ctx_k, const torch::Tensor& ctx_v,
                         const struct RopeTable& rope, const AttnSpec& spec, int64_t layer);
   // Cross-attention keys/values of the embedded context [B,T,D] -> ([B,T,N,K], [B,T,N,K]).
-  std::pair<torch::Tensor, torch::Tensor> cross_kv(const torch::Tensor& ctx_BTD);
+  std::pair<torch::Tensor, torch::Tensor> cross_kv(const torch::Tensor& ctx_BTD, int64_t layer = 0,
+                                                   const LoraAdaptersImpl* lora = nullptr);
 
   torch::Tensor modulation;  // [1, 6, D]
   WanAttention self_attn{nullptr}, cross_attn{nullptr};
@@ -138,6 +141,10 @@ class WanModelImpl : public torch::nn::Module, public BlockRunnerHost {
   // zero head) for training from scratch.
   void init_weights(uint64_t seed);
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  // Trainable LoRA adapters applied on the fly in every forward (null = none). The model
+  // does not own their training: trainer/train_model.h keeps them in their own module.
+  void set_lora(LoraAdapters lora) { lora_ = std::move(lora); }
+  const LoraAdapters& lora() const { return lora_; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
   // Per-block call hook (see models/common/block_runner.h). While set, every block call
   // (its cross-attention K/V projection included) goes through the runner, which then owns
@@ -168,6 +175,7 @@ class WanModelImpl : public torch::nn::Module, public BlockRunnerHost {
   WanConfig cfg_;
   bool gradient_checkpointing_ = false;
   BlockRunner block_runner_;
+  LoraAdapters lora_{nullptr};
 };
 TORCH_MODULE(WanModel);
 
