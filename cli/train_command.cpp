@@ -15,9 +15,11 @@
 #include "models/wan/presets.h"
 #include "models/wan/wan_config.h"
 #include "toy/world.h"
+#include "models/wan/lora_adapters.h"
 #include "trainer/activation_plan.h"
 #include "trainer/fsdp.h"
 #include "trainer/model_export.h"
+#include "trainer/train_model.h"
 #include "trainer/trainer.h"
 
 namespace causvid::cli {
@@ -94,6 +96,7 @@ struct PlanModel {
   bool trainable;
   std::string policy;
   models::WanConfig sizes;  // the real score may be another size (real_score_config)
+  int64_t lora_numel = 0;   // > 0: a LoRA adapter row (replicated, no_shard) of this size
 };
 
 // Prints the per-model table; returns the summed peak_step bytes.
@@ -118,16 +121,28 @@ int run_plan(const PlanArgs& a) {
     return nb.num_params();
   }()) / wan.num_layers : 0;
 
-  std::vector<PlanModel> rows = {{"generator", true, c.generator_fsdp_wrap_strategy, wan}};
+  // LoRA: the base frozen, the adapters a replicated trainable row of their own.
+  const auto lora = c.lora();
+  const int64_t lora_numel =
+      lora.rank > 0 ? models::lora_param_count(wan, trainer::lora_spec_from_config(c)) : 0;
+  std::vector<PlanModel> rows = {
+      {"generator", lora.rank == 0, c.generator_fsdp_wrap_strategy, wan}};
+  if (lora.rank > 0) rows.push_back({"gen_lora", true, "", wan, lora_numel});
   if (c.is_dmd()) {
     rows.push_back({"real_score", false, c.real_score_fsdp_wrap_strategy,
                     models::real_score_config(c)});
-    rows.push_back({"fake_score", true, c.fake_score_fsdp_wrap_strategy, wan});
+    rows.push_back({"fake_score", !lora.critic, c.fake_score_fsdp_wrap_strategy, wan});
+    if (lora.critic) rows.push_back({"fake_lora", true, "", wan, lora_numel});
   }
   std::printf("config %s: strategy %s, mixed_precision %s, world size %d (%d per node), shard "
               "group %d, %lld params per model\n",
               a.config.path.c_str(), st.c_str(), c.mixed_precision ? "true" : "false", W, L, S,
               (long long)numel);
+  if (lora.rank > 0)
+    std::printf("LoRA rank %d on %s: %lld adapter params per model (%.2f%%), base frozen%s\n",
+                lora.rank, c.lora_target_modules.empty() ? "-" : "the block linears",
+                (long long)lora_numel, 100.0 * lora_numel / numel,
+                lora.critic ? ", the critic on LoRA too" : "");
   const int64_t peak = print_plan(c, rows, S);
   std::printf(
       "GiB per rank; peak_step adds the unsharded compute params and compute-dtype "
@@ -168,10 +183,13 @@ int64_t print_plan(const core::Config& c, const std::vector<PlanModel>& rows, in
   trainer::MemoryBytes sum;
   int64_t sum_peak = 0, sum_one = 0;
   for (const auto& r : rows) {
-    const int64_t numel = r.sizes.num_params();
-    auto m = trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable,
-                                  gathered_numel(r.sizes, r.policy));
-    auto one = trainer::plan_memory(numel, st, 1, c.mixed_precision, r.trainable);
+    const bool adapters = r.lora_numel > 0;
+    const int64_t numel = adapters ? r.lora_numel : r.sizes.num_params();
+    auto m = adapters ? trainer::plan_memory(numel, "no_shard", 1, c.mixed_precision, true)
+                      : trainer::plan_memory(numel, st, S, c.mixed_precision, r.trainable,
+                                             gathered_numel(r.sizes, r.policy));
+    auto one = trainer::plan_memory(numel, adapters ? "no_shard" : st, 1, c.mixed_precision,
+                                    r.trainable);
     std::printf("%-11s %10s %10s %10s %10s %12s %12s %8.3f\n", r.name,
                 gib(m.at_rest.params).c_str(), gib(m.at_rest.grads).c_str(),
                 gib(m.at_rest.optimizer).c_str(), gib(m.at_rest.total()).c_str(),

@@ -155,8 +155,8 @@ MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S, bool m
   const int64_t P = mixed_precision ? 2 : 4;
   const int64_t shard = (numel + S - 1) / S;
   MemoryPlan m;
-  m.at_rest.params = 4 * shard;
-  const bool alias = S == 1 && !mixed_precision;
+  m.at_rest.params = (trainable ? 4 : P) * shard;  // frozen shards: compute dtype
+  const bool alias = S == 1 && (!mixed_precision || !trainable);
   const bool keep = keeps(strategy);
   const int64_t gathered = gathered_numel < 0 ? numel : std::min(gathered_numel, numel);
   if (keep && !alias) m.at_rest.params += P * numel;
@@ -201,6 +201,9 @@ ShardedModule::ShardedModule(std::shared_ptr<torch::nn::Module> module,
           .copy_(u.params[i].detach().to(device_, torch::kFloat32).reshape({-1}));
     dist_->world().broadcast(flat, 0);
     u.shard = flat.narrow(0, int64_t(r) * u.shard_numel, u.shard_numel).clone();
+    // A frozen module has no master copy to keep precise: its shard is stored in the compute
+    // dtype (bf16 under mixed precision: half the bytes; the gathered values are the same).
+    if (!opts_.trainable) u.shard = u.shard.to(compute_dtype_);
     for (auto& p : u.params) {
       p.set_data(torch::empty({0}, p.options().dtype(compute_dtype_)));
       if (!opts_.trainable) p.set_requires_grad(false);
@@ -529,8 +532,8 @@ MemoryBytes ShardedModule::memory_at_rest(int64_t optimizer_bytes) const {
   MemoryBytes m;
   const int S = shard_->size();
   for (const auto& u : units_) {
-    m.params += u.shard.numel() * 4;
-    const bool alias = S == 1 && compute_dtype_ == torch::kFloat32;
+    m.params += u.shard.numel() * u.shard.element_size();
+    const bool alias = S == 1 && (compute_dtype_ == torch::kFloat32 || !opts_.trainable);
     if (keep_params_ && !alias) m.params += u.numel * c10::elementSize(compute_dtype_);
     if (u.grad.defined()) m.grads += u.grad.numel() * 4;
   }

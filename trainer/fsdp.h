@@ -70,7 +70,8 @@ struct FsdpOptions {
   int64_t min_num_params = 50000000;  // size policy (CausVid: 5e7)
   std::string transformer_module = "blocks";  // transformer policy: units "<this>.<i>"
   bool mixed_precision = false;  // bf16 compute params, fp32 master + fp32 reduction
-  bool trainable = true;         // false: frozen (no grads, no optimizer state)
+  bool trainable = true;  // false: frozen (no grads, no optimizer state, shards stored in the
+                          // compute dtype: bf16 under mixed precision)
   // full / hybrid_full on a BlockRunnerHost model: gather each block's units around its own
   // forward and backward (torch FULL_SHARD). false: gather every unit in gather_params() and
   // keep them until reduce_grads() (gather-all; faster without gradient checkpointing, peak

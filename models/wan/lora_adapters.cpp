@@ -33,6 +33,17 @@ std::vector<bool> lora_slots(const std::vector<std::string>& targets) {
   return on;
 }
 
+int64_t lora_param_count(const WanConfig& cfg, const LoraSpec& spec) {
+  const auto on = lora_slots(spec.targets);
+  int64_t per_layer = 0;
+  for (int s = 0; s < kNumLoraSlots; ++s) {
+    if (!on[s]) continue;
+    const int64_t in = s == kFfn2 ? cfg.ffn_dim : cfg.dim, out = s == kFfn0 ? cfg.ffn_dim : cfg.dim;
+    per_layer += spec.rank * (in + out);
+  }
+  return per_layer * cfg.num_layers;
+}
+
 LoraAdaptersImpl::LoraAdaptersImpl(const WanConfig& cfg, const LoraSpec& spec, uint64_t seed)
     : spec_(spec), layers_(cfg.num_layers) {
   TORCH_CHECK(spec.rank >= 1, "lora rank: got ", spec.rank, ", want >= 1");

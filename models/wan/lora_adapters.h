@@ -33,6 +33,9 @@ struct LoraSpec {
 // The slots `targets` select; throws naming an unknown target.
 std::vector<bool> lora_slots(const std::vector<std::string>& targets);
 
+// Parameters the adapters of `spec` have on a model of `cfg` (r * (in + out) per adapter).
+int64_t lora_param_count(const WanConfig& cfg, const LoraSpec& spec);
+
 class LoraAdaptersImpl : public torch::nn::Module {
  public:
   LoraAdaptersImpl(const WanConfig& cfg, const LoraSpec& spec, uint64_t seed);

@@ -55,6 +55,11 @@ core::TensorMap load_wan_state_dict(const std::string& path, const std::string& 
     for (const char* g : {"generator", "critic", "generator_ema", "fake_score"})
       TORCH_CHECK(!groups.count(g), file, ": no '", which, "' weights in this file (it holds '", g,
                   "' ...); pick another group");
+    if (groups.count(which + "_lora")) groups = {which + "_lora"};  // name the asked one
+    for (const auto& g : groups)
+      TORCH_CHECK(g.size() < 5 || g.compare(g.size() - 5, 5, "_lora") != 0, file,
+                  ": holds the LoRA adapters '", g, "' of a LoRA run, not a model: use the base "
+                  "model with --lora <checkpoint dir>/", g, ".safetensors (or causvid lora merge)");
   }
   return wan_dit_to_ours(core::map_keys(sd, opt), file);
 }

@@ -26,6 +26,7 @@
 #include "trainer/model_export.h"
 #include "tests/test_util.h"
 #include "tests/trainer/tiny_world.h"
+#include "models/wan/lora.h"
 #include "trainer/tensorboard.h"
 #include "trainer/trainer.h"
 
@@ -150,10 +151,12 @@ TEST(Trainer, BidirectionalDmdWithBackwardSimulation) {
 // stopped at its step-2 checkpoint; `between` may alter that checkpoint before the second run
 // resumes it with --resume auto. Returns {straight, resumed}.
 std::pair<trainer::TrainResult, trainer::TrainResult> straight_and_resumed(
-    const std::string& name, const std::function<void(const std::string&)>& between = {}) {
+    const std::string& name, const std::function<void(const std::string&)>& between = {},
+    const std::vector<std::string>& extra = {}) {
   const auto& w = world();
   std::vector<std::string> o = {"data_path=" + w.latents(), "num_frame_per_block=3",
                                 "save_iters=2", "ema_weight=0.5", "dfake_gen_update_ratio=2"};
+  o.insert(o.end(), extra.begin(), extra.end());
   auto straight = o, split = o;
   straight.push_back("max_iters=4");
   split.push_back("max_iters=2");
@@ -198,6 +201,27 @@ TEST(Trainer, ResumesTheOldNestedCheckpointLayout) {
   });
   EXPECT_EQ(b.start_step, 2);
   expect_same_weights(a.last_checkpoint + "/model.pt", b.last_checkpoint + "/model.pt");
+}
+
+// LoRA runs resume bit-identically too, and their checkpoints carry the adapters as ComfyUI
+// LoRA files that turn the base into the trained generator.
+TEST(Trainer, LoraRunResumesAndWritesItsAdapters) {
+  auto [a, b] = straight_and_resumed("lora", {}, {"lora_rank=4", "lora_critic=true"});
+  EXPECT_EQ(b.start_step, 2);
+  expect_same_weights(a.last_checkpoint + "/model.pt", b.last_checkpoint + "/model.pt");
+  for (const char* f : {"generator_lora.safetensors", "generator_lora_ema.safetensors",
+                        "critic_lora.safetensors"}) {
+    ASSERT_TRUE(fs::exists(fs::path(b.last_checkpoint) / f)) << f;
+    auto l = models::read_lora((fs::path(b.last_checkpoint) / f).string());
+    EXPECT_EQ(l.format, "comfyui");
+    EXPECT_EQ(l.modules.front().rank(), 4);
+  }
+  expect_same_weights(a.last_checkpoint + "/generator_lora.safetensors",
+                      b.last_checkpoint + "/generator_lora.safetensors");
+  // model.pt holds the adapters' group, not a generator: export says so.
+  testing::expect_error_contains(
+      [&] { trainer::export_checkpoint(b.last_checkpoint, world().out("lora.pt"), "causvid", false); },
+      {"generator_lora"});
 }
 
 TEST(Trainer, TwoRankCausalDmdOverGloo) {
