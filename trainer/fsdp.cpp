@@ -160,7 +160,7 @@ MemoryPlan plan_memory(int64_t numel, const std::string& strategy, int S, bool m
   const bool keep = keeps(strategy);
   const int64_t gathered = gathered_numel < 0 ? numel : std::min(gathered_numel, numel);
   if (keep && !alias) m.at_rest.params += P * numel;
-  if (!keep) m.peak_extra += P * gathered;
+  if (!keep && !alias) m.peak_extra += P * gathered;  // an aliased gather costs nothing
   if (trainable) {
     m.at_rest.grads = 4 * shard;
     m.at_rest.optimizer = 8 * shard;
