@@ -504,5 +504,26 @@ TEST(Config, CliPrintsResolvedConfig) {
   EXPECT_NE(out.find("did you mean 'num_frame_per_block'?"), std::string::npos) << out;
 }
 
+// LoRA keys: FastVideo-style flat keys, or LongLive's adapter block, which wins where it speaks.
+TEST(Config, LoraKeysAndLongLivesAdapterBlock) {
+  auto c = core::load_config(config_path("wan_causal_dmd.yaml"),
+                             {"lora_rank=16", "lora_alpha=32", "lora_target_modules=[q, v]"});
+  EXPECT_EQ(c.lora().rank, 16);
+  EXPECT_EQ(c.lora().alpha, 32);
+  EXPECT_EQ(c.lora().targets, (std::vector<std::string>{"q", "v"}));
+  auto l = core::load_config(config_path("wan_causal_dmd.yaml"),
+                             {"adapter={type: lora, rank: 256, alpha: 128, dropout: 0.1, "
+                              "dtype: bfloat16, verbose: false}"});
+  EXPECT_EQ(l.lora().rank, 256);
+  EXPECT_EQ(l.lora().alpha, 128);
+  EXPECT_DOUBLE_EQ(l.lora().dropout, 0.1);
+  expect_invalid("wan_causal_dmd.yaml", {"adapter={type: dora, rank: 8}"}, {"'adapter'", "dora"});
+  expect_invalid("wan_causal_dmd.yaml", {"adapter={type: lora, rnak: 8}"}, {"'adapter'", "rnak"});
+  expect_invalid("wan_causal_dmd.yaml", {"adapter={rank: big}"}, {"'adapter'", "big"});
+  expect_invalid("wan_causal_dmd.yaml", {"lora_rank=-1"}, {"'lora_rank'"});
+  expect_invalid("wan_causal_dmd.yaml", {"lora_dropout=1.5"}, {"'lora_dropout'"});
+  expect_invalid("wan_causal_dmd.yaml", {"lora_critic=true"}, {"'lora_critic'", "lora_rank"});
+}
+
 }  // namespace
 }  // namespace causvid

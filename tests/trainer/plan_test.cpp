@@ -1,6 +1,8 @@
 // tests/trainer/plan_test.cpp: the memory plan of each strategy and `causvid plan`.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "tests/test_util.h"
 #include "trainer/fsdp.h"
 
@@ -45,6 +47,29 @@ TEST(FsdpPlan, Command) {
                             &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(out.find("--nproc-per-node"), std::string::npos) << out;
+}
+
+// A LoRA run: the base rows frozen, the adapters as rows of their own, a far smaller total.
+TEST(FsdpPlan, LoraRowsAndTotals) {
+  auto total = [](const std::string& extra) {
+    std::string out;
+    int rc = testing::run_command(testing::causvid_binary() + " plan --config " +
+                                      testing::source_dir() +
+                                      "/configs/wan_causal_dmd.yaml --world-size 1 " + extra,
+                                  &out);
+    EXPECT_EQ(rc, 0) << out;
+    auto p = out.find("\ntotal");
+    EXPECT_NE(p, std::string::npos) << out;
+    std::istringstream line(out.substr(p + 6, out.find('\n', p + 1) - p - 6));
+    double params = 0, grads = 0, optim = 0, at_rest = 0;
+    line >> params >> grads >> optim >> at_rest;
+    return std::make_pair(at_rest, out);
+  };
+  auto [full, a] = total("");
+  auto [lora, b] = total("--set lora_rank=64 --set lora_critic=true");
+  for (const char* k : {"gen_lora", "fake_lora", "LoRA rank 64", "base frozen"})
+    EXPECT_NE(b.find(k), std::string::npos) << k << "\n" << b;
+  EXPECT_LT(lora, 0.5 * full) << a << b;
 }
 
 }  // namespace
