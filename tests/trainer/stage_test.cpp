@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "core/random.h"
 #include "data/datasets.h"
 #include "data/text_from_config.h"
 #include "models/wan/presets.h"
 #include "models/wan/wan_model.h"
+#include "tests/core/dist_util.h"
 #include "tests/test_util.h"
 #include "tests/trainer/tiny_world.h"
 #include "trainer/stage.h"
@@ -29,8 +31,11 @@ struct StageRig {
   std::unique_ptr<trainer::StageEnv> env;
   std::unique_ptr<trainer::Stage> stage;
   std::shared_ptr<data::TrainDataset> ds;
+  int64_t ds_index = 0;  // the dataset row every step trains on
 
-  explicit StageRig(core::Config c) : cfg(std::move(c)) {
+  explicit StageRig(core::Config c, std::shared_ptr<core::DistContext> ctx = nullptr)
+      : cfg(std::move(c)) {
+    if (ctx) dist = std::move(ctx);
     std::vector<int64_t> fs(cfg.image_or_video_shape.begin() + 1, cfg.image_or_video_shape.end());
     text = data::text_conditioner_from_config(cfg, torch::kCPU);
     updates = std::make_unique<trainer::UpdateRule>(cfg);
@@ -41,8 +46,8 @@ struct StageRig {
 
   std::map<std::string, double> step(int64_t step) {
     data::Batch b;
-    b.prompts = {ds->prompt(0)};
-    if (ds->has_latents()) b.latents = ds->latents(0).unsqueeze(0);
+    b.prompts = {ds->prompt(ds_index)};
+    if (ds->has_latents()) b.latents = ds->latents(ds_index).unsqueeze(0);
     torch::Tensor cond;
     {
       torch::NoGradGuard ng;
@@ -245,21 +250,25 @@ TEST(Stage, TeacherForcingTrainsTheCausalModelOnCleanLatentsWithCleanContext) {
 namespace causvid {
 namespace {
 
+// Weights with a live head (init_weights zeroes it, which would make every score zero and
+// the DMD gradient with it), written once.
+std::string lora_base_weights() {
+  const std::string w = world().out("lora_base.safetensors");
+  if (std::filesystem::exists(w)) return w;
+  auto c = world().config("tiny_dmd.yaml", "lora_base");
+  models::WanModel m(models::wan_config(c));
+  m->init_weights(5);
+  torch::NoGradGuard ng;
+  m->head->head->weight.normal_(0, 0.05);
+  core::save_safetensors(w, core::state_dict(*m));
+  return w;
+}
+
 // LoRA training: the base stays frozen (bit-identical), only the adapters move; with the
 // critic on LoRA too (lora_critic), and under gradient checkpointing and per-block FSDP
 // (the adapters' gradients come from blocks recomputed in backward).
 TEST(Stage, LoraTrainsOnlyTheAdaptersOfGeneratorAndCritic) {
-  // Weights with a live head (init_weights zeroes it, which would make every score zero and
-  // the DMD gradient with it).
-  const std::string w = world().out("lora_base.safetensors");
-  {
-    auto c = world().config("tiny_dmd.yaml", "lora_base");
-    models::WanModel m(models::wan_config(c));
-    m->init_weights(5);
-    torch::NoGradGuard ng;
-    m->head->head->weight.normal_(0, 0.05);
-    core::save_safetensors(w, core::state_dict(*m));
-  }
+  const std::string w = lora_base_weights();
   for (const std::string extra :
        {"gradient_checkpointing=false", "gradient_checkpointing=true",
         "generator_fsdp_wrap_strategy=transformer"}) {
@@ -293,6 +302,32 @@ TEST(Stage, LoraTrainsOnlyTheAdaptersOfGeneratorAndCritic) {
     for (const auto& p : gen.lora()->named_parameters())
       EXPECT_GT(p.value().abs().sum().item<double>(), 0) << p.key() << " " << extra;
   }
+}
+
+}  // namespace
+}  // namespace causvid
+
+namespace causvid {
+namespace {
+
+// LoRA over two ranks with the base fully sharded: the replicated adapters stay identical on
+// both ranks (their gradients are all-reduced) while each rank trains on its own batch.
+TEST(Stage, TwoRankLoraKeepsTheAdaptersInStep) {
+  std::vector<torch::Tensor> adapters(2);
+  lora_base_weights();
+  testing::run_ranks(2, [&](std::shared_ptr<core::DistContext> ctx) {
+    StageRig rig(world().config("tiny_dmd.yaml", "stage_lora2",
+                                {"data_path=" + world().latents(), "dfake_gen_update_ratio=1",
+                                 "dit_path=" + lora_base_weights(),
+                                 "lora_rank=4", "sharding_strategy=full"}),
+                 ctx);
+    rig.ds_index = ctx->rank();  // different data on each rank
+    rig.step(0);
+    rig.step(1);
+    adapters[ctx->rank()] = rig.stage->models()[0].second->trained().shard(0).clone();
+  });
+  ASSERT_TRUE(adapters[0].defined() && adapters[1].defined());
+  EXPECT_TRUE(torch::equal(adapters[0], adapters[1]));
 }
 
 }  // namespace
