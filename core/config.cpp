@@ -209,12 +209,22 @@ Config::Lora Config::lora() const {
                 type->second, "', want lora");
     for (const auto& kv : adapter)
       TORCH_CHECK(kv.first == "type" || kv.first == "rank" || kv.first == "alpha" ||
-                      kv.first == "dropout" || kv.first == "dtype" || kv.first == "verbose",
+                      kv.first == "dropout" || kv.first == "dtype" || kv.first == "verbose" ||
+                      kv.first == "apply_to_critic",
                   source, ": key 'adapter': unknown entry '", kv.first,
-                  "' (want type, rank, alpha, dropout, dtype, verbose)");
+                  "' (want type, rank, alpha, dropout, dtype, verbose, apply_to_critic)");
     l.rank = static_cast<int>(num("rank", l.rank));
     l.alpha = num("alpha", l.alpha);
     l.dropout = num("dropout", l.dropout);
+    // LongLive: getattr(adapter, "apply_to_critic", True).
+    auto crit = adapter.find("apply_to_critic");
+    if (crit == adapter.end()) {
+      l.critic = true;
+    } else {
+      TORCH_CHECK(crit->second == "true" || crit->second == "false", source,
+                  ": key 'adapter': apply_to_critic '", crit->second, "', want true or false");
+      l.critic = crit->second == "true";
+    }
   }
   return l;
 }

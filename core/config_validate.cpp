@@ -77,6 +77,8 @@ void Config::validate() const {
     TORCH_CHECK(l.alpha >= 0, source, ": key 'lora_alpha': got ", l.alpha, ", want >= 0");
     TORCH_CHECK(l.dropout >= 0 && l.dropout < 1, source, ": key 'lora_dropout': got ", l.dropout,
                 ", want [0, 1)");
+    TORCH_CHECK(adapter.empty() || l.rank > 0, source,
+                ": key 'adapter': no rank (want adapter: {type: lora, rank: R, ...})");
     TORCH_CHECK(l.rank > 0 || !l.critic, source, ": key 'lora_critic': true needs lora_rank > 0");
     TORCH_CHECK(l.rank == 0 || !l.targets.empty(), source,
                 ": key 'lora_target_modules': empty, want the linears to adapt");

@@ -289,7 +289,8 @@ void ShardedModule::reset_gather_stats() {
 
 int64_t ShardedModule::unit_gather_bytes(size_t i) const {
   const auto& u = units_.at(i);
-  if (shard_->size() == 1 && compute_dtype_ == torch::kFloat32) return 0;
+  if (shard_->size() == 1 && (compute_dtype_ == torch::kFloat32 || !opts_.trainable))
+    return 0;  // the params alias the shard
   return u.shard_numel * shard_->size() * int64_t(c10::elementSize(compute_dtype_));
 }
 

@@ -55,6 +55,13 @@ TrainModel::TrainModel(const core::Config& c, const TrainModelSpec& spec,
     TORCH_CHECK(false, c.source, ": key 'lora_target_modules' / 'lora_rank': ",
                 e.what_without_backtrace());
   }
+  // Dropout draws a fresh mask when a block is recomputed in backward (checkpointing, the
+  // per-block FSDP runner): the gradient would belong to another function than the loss.
+  TORCH_CHECK(lora_->spec().dropout == 0 || (!c.gradient_checkpointing && !sharded_->per_unit()),
+              c.source, ": key 'lora_dropout': ", lora_->spec().dropout, " with ",
+              c.gradient_checkpointing ? "gradient_checkpointing" : "per-block FSDP gathering",
+              ": the recomputed blocks would draw another dropout mask than the forward; want "
+              "lora_dropout 0 there");
   lora_->to(dist->device());
   model_->set_lora(lora_);
   FsdpOptions lo;  // replicated adapters: all-reduced gradients (DDP)

@@ -398,7 +398,8 @@ std::vector<int64_t> UMT5Tokenizer::encode_ids(const std::string& cleaned) const
     if (id < 0 && cleaned.compare(pos, kExtra.size(), kExtra) == 0) {
       size_t e = pos + kExtra.size(), d = e;
       while (d < cleaned.size() && d - e < 6 && std::isdigit(static_cast<unsigned char>(cleaned[d]))) ++d;
-      if (d > e && d < cleaned.size() && cleaned[d] == '>') {
+      const bool leading_zero = d - e > 1 && cleaned[e] == '0';  // <extra_id_01> is text
+      if (d > e && !leading_zero && d < cleaned.size() && cleaned[d] == '>') {
         const int64_t n = std::stoll(cleaned.substr(e, d - e));
         if (n < extra_ids_) id = vocab_size_ + extra_ids_ - 1 - n, len = d + 1 - pos;
       }

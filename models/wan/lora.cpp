@@ -174,7 +174,7 @@ void merge_lora(core::TensorMap& weights, const LoraFile& lora, double scale) {
   torch::NoGradGuard ng;
   auto add = [&](const std::string& key, const torch::Tensor& delta) {
     auto& t = weights.at(key);
-    t = (t.to(torch::kFloat32) + delta.to(torch::kFloat32)).to(t.scalar_type());
+    t = (t.to(torch::kFloat32) + delta.to(t.device(), torch::kFloat32)).to(t.scalar_type());
   };
   for (const auto& m : lora.modules) {
     const double f = m.down.defined() ? scale * m.alpha / static_cast<double>(m.rank()) : 0;

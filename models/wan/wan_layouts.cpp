@@ -195,6 +195,16 @@ void save_diffusers_transformer(const std::string& dir, const core::TensorMap& s
                                 const WanConfig& cfg, uint64_t max_shard_bytes) {
   auto theirs = diffusers_wan_dit_table().to_foreign(sd, dir);
   std::filesystem::create_directories(dir);
+  // A folder exported before: its weights go first (the index before its shards), so what
+  // is left after a crash below is a folder that does not load, never old and new mixed.
+  namespace fs = std::filesystem;
+  const std::string base = "diffusion_pytorch_model";
+  fs::remove(fs::path(dir) / (base + ".safetensors.index.json"));
+  fs::remove(fs::path(dir) / (base + ".safetensors"));
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const auto n = e.path().filename().string();
+    if (n.rfind(base + "-", 0) == 0 && n.find("-of-") != std::string::npos) fs::remove(e.path());
+  }
   core::write_file_atomic((std::filesystem::path(dir) / "config.json").string(),
                           diffusers_config_from_wan(cfg).dump(2));
   // The weights last (the index after its shards): a folder cut short does not load.
@@ -219,7 +229,8 @@ void save_comfyui_dit(const std::string& file, const core::TensorMap& sd, const 
     }
     out[kComfyPrefix + k] = w.to(torch::kFloat8_e4m3fn);
   }
-  if (scaled) out["scaled_fp8"] = torch::empty({0}, torch::kFloat8_e4m3fn);
+  // ComfyUI keeps only the prefixed keys before it looks for the marker.
+  if (scaled) out[kComfyPrefix + "scaled_fp8"] = torch::empty({0}, torch::kFloat8_e4m3fn);
   core::save_safetensors(file, out);
 }
 

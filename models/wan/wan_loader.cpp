@@ -16,8 +16,8 @@ std::string resolve_weight_file(const std::string& path) {
   TORCH_CHECK(fs::exists(path, ec), path, ": no such file or directory (want a weight file, a ",
               "checkpoint directory holding model.pt, or a diffusers model folder)");
   if (!fs::is_directory(path, ec)) return path;
-  for (const char* name : {"model.pt", "diffusion_pytorch_model.safetensors",
-                           "diffusion_pytorch_model.safetensors.index.json"}) {
+  for (const char* name : {"model.pt", "diffusion_pytorch_model.safetensors.index.json",
+                           "diffusion_pytorch_model.safetensors"}) {  // the index first, as diffusers
     const std::string f = (fs::path(path) / name).string();
     if (fs::exists(f, ec)) return f;
   }
@@ -55,9 +55,12 @@ core::TensorMap load_wan_state_dict(const std::string& path, const std::string& 
     for (const char* g : {"generator", "critic", "generator_ema", "fake_score"})
       TORCH_CHECK(!groups.count(g), file, ": no '", which, "' weights in this file (it holds '", g,
                   "' ...); pick another group");
-    if (groups.count(which + "_lora")) groups = {which + "_lora"};  // name the asked one
+    // Name the asked one: generator -> generator_lora, generator_ema -> generator_lora_ema.
+    const auto ema = which.size() > 4 && which.compare(which.size() - 4, 4, "_ema") == 0;
+    const std::string asked = ema ? which.substr(0, which.size() - 4) + "_lora_ema" : which + "_lora";
+    if (groups.count(asked)) groups = {asked};
     for (const auto& g : groups)
-      TORCH_CHECK(g.size() < 5 || g.compare(g.size() - 5, 5, "_lora") != 0, file,
+      TORCH_CHECK(g.find("_lora") == std::string::npos, file,
                   ": holds the LoRA adapters '", g, "' of a LoRA run, not a model: use the base "
                   "model with --lora <checkpoint dir>/", g, ".safetensors (or causvid lora merge)");
   }

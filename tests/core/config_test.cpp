@@ -517,6 +517,11 @@ TEST(Config, LoraKeysAndLongLivesAdapterBlock) {
   EXPECT_EQ(l.lora().rank, 256);
   EXPECT_EQ(l.lora().alpha, 128);
   EXPECT_DOUBLE_EQ(l.lora().dropout, 0.1);
+  EXPECT_TRUE(l.lora().critic) << "LongLive's default: apply_to_critic true";
+  auto nc = core::load_config(config_path("wan_causal_dmd.yaml"),
+                              {"adapter={type: lora, rank: 8, apply_to_critic: false}"});
+  EXPECT_FALSE(nc.lora().critic);
+  expect_invalid("wan_causal_dmd.yaml", {"adapter={type: lora}"}, {"'adapter'", "no rank"});
   expect_invalid("wan_causal_dmd.yaml", {"adapter={type: dora, rank: 8}"}, {"'adapter'", "dora"});
   expect_invalid("wan_causal_dmd.yaml", {"adapter={type: lora, rnak: 8}"}, {"'adapter'", "rnak"});
   expect_invalid("wan_causal_dmd.yaml", {"adapter={rank: big}"}, {"'adapter'", "big"});

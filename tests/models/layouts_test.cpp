@@ -60,6 +60,19 @@ TEST(Layouts, DiffusersToCausvidToDiffusersIsBitIdentical) {
   trainer::export_model(dir.file("model.pt"), dir.file("transformer"), o);
   EXPECT_TRUE(fs::exists(dir.file("transformer/diffusion_pytorch_model.safetensors.index.json")));
   expect_same(ours, models::load_wan_state_dict(dir.file("transformer")));
+  // Re-exported into the same folder as one bf16 file: no shard or index of the first export
+  // is left to be read instead.
+  o.max_shard_bytes = uint64_t(1) << 30;
+  o.dtype = "bf16";
+  trainer::export_model(dir.file("model.pt"), dir.file("transformer"), o);
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir.file("transformer"))) files += e.is_regular_file();
+  EXPECT_EQ(files, 2u) << "config.json + diffusion_pytorch_model.safetensors";
+  auto bf = models::load_wan_state_dict(dir.file("transformer"));
+  EXPECT_EQ(bf.at("blocks.0.ffn.0.weight").scalar_type(), torch::kBFloat16);
+  o.dtype = "";
+  o.max_shard_bytes = 20000;
+  trainer::export_model(dir.file("model.pt"), dir.file("transformer"), o);
   // The exported config.json sizes the same model as the original.
   std::ifstream a(src + "/transformer/config.json"), b(dir.file("transformer/config.json"));
   auto ca = models::wan_config_from_diffusers(nlohmann::json::parse(a), "a");
@@ -78,7 +91,7 @@ TEST(Layouts, Fp8ScaledExportRoundTripsWithinFp8Precision) {
   const auto ours = models::load_wan_state_dict(fixture("comfyui_wan_dit_bf16/model.safetensors"));
   models::save_comfyui_dit(dir.file("fp8.safetensors"), ours, "fp8_e4m3fn_scaled");
   core::SafetensorsFile f(dir.file("fp8.safetensors"));
-  EXPECT_TRUE(f.contains("scaled_fp8"));
+  EXPECT_TRUE(f.contains("model.diffusion_model.scaled_fp8"));  // where ComfyUI looks
   EXPECT_EQ(f.info("model.diffusion_model.blocks.0.ffn.0.weight").dtype, torch::kFloat8_e4m3fn);
   auto back = models::load_wan_state_dict(dir.file("fp8.safetensors"));
   for (const auto& [k, t] : ours) {
