@@ -73,6 +73,10 @@ struct ExportArgs {
 
 int run_export(ExportArgs a) {
   TORCH_CHECK(a.max_shard_gib > 0, "--max-shard-gib: got ", a.max_shard_gib, ", want > 0");
+  TORCH_CHECK(a.opt.format == "diffusers" ||
+                  (a.opt.vae.empty() && a.opt.text_encoder.empty() && a.opt.tokenizer.empty()),
+              "--vae / --text-encoder / --tokenizer: only with --format diffusers (a WanPipeline "
+              "folder); got --format ", a.opt.format);
   a.opt.max_shard_bytes = static_cast<uint64_t>(a.max_shard_gib * double(uint64_t(1) << 30));
   trainer::export_model(a.checkpoint, a.out, a.opt);
   LOG_INFO("export: wrote %s (%s%s%s%s)", a.out, a.opt.format, a.opt.ema ? ", EMA" : "",
@@ -262,6 +266,17 @@ void add_train_commands(Commands& cmds) {
   app->add_option("--num-heads", ex->opt.num_heads,
                   "attention heads for diffusers' config.json (default dim / 128, as Wan2.1)");
   app->add_option("--max-shard-gib", ex->max_shard_gib, "diffusers shard size (default 5)");
+  app->add_option("--vae", ex->opt.vae,
+                  "diffusers: also write this VAE (Wan2.1_VAE.pth, or a diffusers vae/ folder): "
+                  "OUT becomes a whole WanPipeline folder");
+  app->add_option("--text-encoder", ex->opt.text_encoder,
+                  "diffusers: also write this umT5 encoder (models_t5_umt5-xxl-enc-bf16.pth or a "
+                  "transformers folder) as text_encoder/");
+  app->add_option("--tokenizer", ex->opt.tokenizer,
+                  "diffusers: also copy this tokenizer (google/umt5-xxl folder or spiece.model) "
+                  "as tokenizer/");
+  app->add_option("--flow-shift", ex->opt.flow_shift,
+                  "diffusers pipeline: the scheduler's flow_shift (default 3)");
   app->add_flag("--ema", ex->opt.ema, "export the generator EMA as the generator");
 }
 

@@ -24,9 +24,18 @@ struct ExportOptions {
   std::string dtype;               // "" = as stored (comfyui: bf16); bf16 | fp16 | fp32 | fp8_*
   int64_t num_heads = 0;           // diffusers' config: 0 = dim / 128 (Wan2.1's head dim)
   uint64_t max_shard_bytes = uint64_t(5) << 30;
+  // diffusers only: with any of these, OUT becomes a whole WanPipeline folder (transformer/,
+  // vae/, text_encoder/, tokenizer/, scheduler/, model_index.json written last) holding the
+  // VAE (any file or folder vae_path reads), umT5 encoder and tokenizer given here.
+  std::string vae, text_encoder, tokenizer;
+  double flow_shift = 3.0;  // scheduler/scheduler_config.json (UniPC, as Wan's folders)
 };
 
 void export_model(const std::string& src, const std::string& out, const ExportOptions& o);
+
+// A WanPipeline folder around an exported transformer (the parts of o that are set).
+void write_diffusers_pipeline(const core::TensorMap& sd, const std::string& out,
+                              const ExportOptions& o);
 
 // Writes a generator state dict (our names) as o.format (causvid: the generator only).
 void write_model(const core::TensorMap& sd, const std::string& out, const ExportOptions& o);

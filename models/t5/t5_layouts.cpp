@@ -2,6 +2,10 @@
 #include "models/t5/t5_layouts.h"
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
+#include "models/t5/umt5.h"
 
 namespace causvid::models {
 
@@ -41,6 +45,41 @@ core::TensorMap umt5_to_ours(const core::TensorMap& sd, const std::string& sourc
     in.erase("encoder.embed_tokens.weight");
   }
   return hf_umt5_table().to_ours(in, source);
+}
+
+void save_hf_umt5(const std::string& dir, const core::TensorMap& sd, const std::string& source) {
+  const auto c = UMT5Config::infer(sd, source);
+  TORCH_CHECK(!c.shared_pos, source, ": a shared relative position table (T5, not umT5) has no "
+              "UMT5EncoderModel layout");
+  nlohmann::json j = {{"architectures", {"UMT5EncoderModel"}},
+                      {"model_type", "umt5"},
+                      {"d_model", c.dim},
+                      {"d_kv", c.dim_attn / c.num_heads},
+                      {"d_ff", c.dim_ffn},
+                      {"num_heads", c.num_heads},
+                      {"num_layers", c.num_layers},
+                      {"num_decoder_layers", c.num_layers},
+                      {"vocab_size", c.vocab},
+                      {"relative_attention_num_buckets", c.num_buckets},
+                      {"relative_attention_max_distance", c.max_dist},
+                      {"layer_norm_epsilon", c.eps},
+                      {"feed_forward_proj", "gated-gelu"},
+                      {"dense_act_fn", "gelu_new"},
+                      {"is_gated_act", true},
+                      {"is_encoder_decoder", true},
+                      {"tie_word_embeddings", true},
+                      {"pad_token_id", 0},
+                      {"eos_token_id", 1},
+                      {"decoder_start_token_id", 0},
+                      {"dropout_rate", 0.1},
+                      {"tokenizer_class", "T5Tokenizer"}};
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  fs::remove(fs::path(dir) / "model.safetensors.index.json");
+  fs::remove(fs::path(dir) / "model.safetensors");
+  core::write_file_atomic((fs::path(dir) / "config.json").string(), j.dump(2));
+  core::save_safetensors((fs::path(dir) / "model.safetensors").string(),
+                         hf_umt5_table().to_foreign(sd, source), {{"format", "pt"}});
 }
 
 std::string resolve_umt5_file(const std::string& path) {

@@ -17,6 +17,10 @@ const KeyTable& hf_umt5_table();
 // encoder.embed_tokens.weight become token_embedding.weight).
 core::TensorMap umt5_to_ours(const core::TensorMap& sd, const std::string& source);
 
+// Writes an encoder state dict (our names) as transformers' UMT5EncoderModel folder:
+// <dir>/config.json + model.safetensors (shared.weight carries the tied embedding).
+void save_hf_umt5(const std::string& dir, const core::TensorMap& sd, const std::string& source);
+
 // The weight file of a text_encoder/ folder, or of <path>/text_encoder (a pipeline folder);
 // a file is returned as it is.
 std::string resolve_umt5_file(const std::string& path);

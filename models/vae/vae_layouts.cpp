@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/fs.h"
+#include "core/state_dict.h"
 #include "core/tensor_io.h"
 
 namespace causvid::models {
@@ -84,6 +86,27 @@ WanVAEConfig vae_config_from_diffusers(const nlohmann::json& j, const std::strin
   stat("latents_mean", mean);
   stat("latents_std", std);
   return c;
+}
+
+void save_diffusers_vae(const std::string& dir, WanVAEWrapper& vae) {
+  const auto& c = vae.model()->config();
+  auto sd = core::state_dict(*vae.model());
+  auto theirs = diffusers_wan_vae_table(c).to_foreign(sd, dir);
+  auto list = [](const torch::Tensor& t) {
+    auto f = t.to(torch::kFloat32).contiguous().cpu();
+    return std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+  };
+  nlohmann::json j = {{"_class_name", "AutoencoderKLWan"}, {"_diffusers_version", "0.33.0"},
+                      {"attn_scales", c.attn_scales},      {"base_dim", c.dim},
+                      {"dim_mult", c.dim_mult},            {"dropout", 0.0},
+                      {"latents_mean", list(vae.mean())},  {"latents_std", list(vae.std())},
+                      {"num_res_blocks", c.num_res_blocks}, {"temperal_downsample", c.temperal_downsample},
+                      {"z_dim", c.z_dim}};
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  fs::remove(fs::path(dir) / "diffusion_pytorch_model.safetensors");
+  core::write_file_atomic((fs::path(dir) / "config.json").string(), j.dump(2));
+  core::save_safetensors((fs::path(dir) / "diffusion_pytorch_model.safetensors").string(), theirs);
 }
 
 namespace {

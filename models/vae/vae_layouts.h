@@ -21,6 +21,10 @@ KeyTable diffusers_wan_vae_table(const WanVAEConfig& cfg);
 WanVAEConfig vae_config_from_diffusers(const nlohmann::json& j, const std::string& source,
                                        torch::Tensor* mean = nullptr, torch::Tensor* std = nullptr);
 
+// Writes a VAE as diffusers' AutoencoderKLWan folder: <dir>/config.json (with its latent
+// statistics) + diffusion_pytorch_model.safetensors in diffusers' names.
+void save_diffusers_vae(const std::string& dir, WanVAEWrapper& vae);
+
 // A VAE from a Wan2.1_VAE.pth / .safetensors file (sizes from its keys; latent statistics from
 // latent_mean / latent_std keys, else Wan2.1's constants for z_dim 16, else 0 / 1), a
 // diffusers vae/ folder, or a diffusers pipeline folder holding vae/. Eval mode, CPU float32.

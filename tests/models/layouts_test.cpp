@@ -8,6 +8,9 @@
 
 #include "core/safetensors.h"
 #include "core/state_dict.h"
+#include "models/t5/tokenizer.h"
+#include "models/t5/umt5.h"
+#include "models/vae/vae_layouts.h"
 #include "models/wan/lora.h"
 #include "models/wan/wan_layouts.h"
 #include "models/wan/wan_loader.h"
@@ -84,6 +87,33 @@ TEST(Layouts, DiffusersToCausvidToDiffusersIsBitIdentical) {
   EXPECT_TRUE(core::SafetensorsFile(dir.file("comfy.safetensors")).contains(
       "model.diffusion_model.blocks.0.self_attn.q.weight"));
   expect_same(ours, models::load_wan_state_dict(dir.file("comfy.safetensors")));
+}
+
+// A whole WanPipeline folder: each part reads back bit-identically (that diffusers' and
+// transformers' own from_pretrained read it and compute the fixtures' outputs exactly is
+// checked by tools/fixtures/check_export_diffusers.py).
+TEST(Layouts, PipelineExportReadsBackBitIdentical) {
+  testing::TempDir dir;
+  trainer::ExportOptions o;
+  o.format = "diffusers";
+  o.num_heads = 2;
+  o.vae = fixture("diffusers_wan_vae_d4_z4_t9_16x8/model");
+  o.text_encoder = fixture("hf_umt5_enc_v160_d48_h4_l2_L80/model");
+  o.tokenizer = fixture("hf_umt5_tok_spm300_L64/model");
+  trainer::export_model(fixture("diffusers_wan_dit_sharded/model"), dir.file("pipe"), o);
+  for (const char* f : {"model_index.json", "scheduler/scheduler_config.json",
+                        "transformer/config.json", "vae/config.json", "text_encoder/config.json",
+                        "tokenizer/spiece.model"})
+    EXPECT_TRUE(fs::exists(dir.file(std::string("pipe/") + f))) << f;
+  expect_same(models::load_wan_state_dict(fixture("diffusers_wan_dit_sharded/model")),
+              models::load_wan_state_dict(dir.file("pipe")));
+  auto v0 = models::load_wan_vae_any(o.vae), v1 = models::load_wan_vae_any(dir.file("pipe"));
+  expect_same(core::state_dict(*v0->model()), core::state_dict(*v1->model()));
+  EXPECT_TRUE(torch::equal(v0->mean(), v1->mean()) && torch::equal(v0->std(), v1->std()));
+  expect_same(models::read_umt5_weights(o.text_encoder), models::read_umt5_weights(dir.file("pipe")));
+  models::UMT5Tokenizer t0(o.tokenizer, 64), t1(dir.file("pipe"), 64);
+  auto b0 = t0({"<extra_id_0> a cat"}), b1 = t1({"<extra_id_0> a cat"});
+  EXPECT_TRUE(torch::equal(b0.ids, b1.ids));
 }
 
 TEST(Layouts, Fp8ScaledExportRoundTripsWithinFp8Precision) {
