@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
@@ -118,11 +120,20 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                 " exceeds file size ", map_size_, " (truncated or not safetensors)");
     data_start_ = 8 + header_len;
     json header;
+    std::string duplicate;  // a tensor name given twice (the JSON parser would keep one)
+    std::set<std::string> names;
+    json::parser_callback_t on = [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth == 1 && event == json::parse_event_t::key && duplicate.empty() &&
+          !names.insert(parsed.get<std::string>()).second)
+        duplicate = parsed.get<std::string>();
+      return true;
+    };
     try {
-      header = json::parse(bytes + 8, bytes + 8 + header_len);
+      header = json::parse(bytes + 8, bytes + 8 + header_len, on);
     } catch (const std::exception& e) {
       TORCH_CHECK(false, path, ": header is not valid JSON: ", e.what());
     }
+    TORCH_CHECK(duplicate.empty(), path, ": tensor '", duplicate, "' is listed twice in the header");
     TORCH_CHECK(header.is_object(), path, ": header is not a JSON object");
     const uint64_t data_size = map_size_ - data_start_;
     for (auto it = header.begin(); it != header.end(); ++it) {
@@ -135,6 +146,18 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         continue;
       }
       infos_[it.key()] = parse_entry(path, it.key(), *it, data_size);
+    }
+    // Two tensors over the same bytes: a crafted or damaged header (the reference writer
+    // lays them out back to back). Empty tensors take no bytes.
+    std::vector<std::pair<uint64_t, const std::string*>> starts;
+    for (const auto& kv : infos_)
+      if (kv.second.end > kv.second.begin) starts.push_back({kv.second.begin, &kv.first});
+    std::sort(starts.begin(), starts.end());
+    for (size_t i = 1; i < starts.size(); ++i) {
+      const auto& prev = infos_.at(*starts[i - 1].second);
+      TORCH_CHECK(starts[i].first >= prev.end, path, ": tensors '", *starts[i - 1].second,
+                  "' [", prev.begin, ", ", prev.end, ") and '", *starts[i].second,
+                  "' overlap in the data section");
     }
   } catch (...) {
     ::munmap(map_, map_size_);

@@ -74,6 +74,17 @@ LoadReport load_state_dict(torch::nn::Module& module, const TensorMap& sd_in,
     if (!targets.count(kv.first)) rep.unexpected.push_back(kv.first);
   TORCH_CHECK(rep.mismatched.empty(), src, ": cannot load:", rep.summary());
   if (opt.strict) TORCH_CHECK(rep.ok(), src, ": strict load failed:", rep.summary());
+  // Loadable but wrong: integer values for float parameters (a cast would hide a file that
+  // is not weights) and non-finite values (the model could only produce NaN).
+  for (const auto& kv : targets) {
+    auto it = sd.find(kv.first);
+    if (it == sd.end() || !kv.second.is_floating_point()) continue;
+    TORCH_CHECK(it->second.is_floating_point(), src, ": '", kv.first, "' holds ",
+                c10::toString(it->second.scalar_type()), " values for a floating-point "
+                "parameter (want F32 / BF16 / F16 / F8 weights)");
+    TORCH_CHECK(it->second.numel() == 0 || torch::isfinite(it->second).all().item<bool>(), src,
+                ": '", kv.first, "' holds non-finite values (NaN or Inf): the weights are damaged");
+  }
   torch::NoGradGuard no_grad;
   for (auto& kv : targets) {
     auto it = sd.find(kv.first);

@@ -216,7 +216,7 @@ void VideoGenerator::check(const SampleSpec& s) const {
   if (s.schedule.empty()) TORCH_CHECK(!s.prompt.empty(), "no prompt given");
   if (!s.schedule.empty())
     resolve_schedule(s.schedule, o.fps, temporal_stride(), o.num_frame_per_block,
-                     s.schedule_source);
+                     s.schedule_source, o.num_rollout * (o.num_frames / o.num_frame_per_block));
   for (const auto& p : {s.out_path, s.latents_out}) {
     if (p.empty() || p == "-") continue;
     auto dir = fs::path(p).parent_path();

@@ -59,11 +59,12 @@ struct PromptSegment {
 };
 // Seconds -> pixel frame round(s * fps) -> latent frame ceil(p / temporal_stride), which
 // must start a block (a time inside a block is an error naming the block starts around
-// it). Two entries landing on the same block are an error naming both lines.
+// it). Two entries landing on the same block are an error naming both lines, and so is an
+// entry at or past total_blocks (>= 0: the video's length in blocks), which would never be used.
 std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& entries,
                                             double fps, int64_t temporal_stride,
                                             int64_t num_frame_per_block,
-                                            const std::string& source);
+                                            const std::string& source, int64_t total_blocks = -1);
 
 // ------------------------------------------------------------------ small helpers
 // A safe file-name stem for a prompt: ASCII letters, digits, '-' and '_' kept, runs of

@@ -76,7 +76,7 @@ std::vector<ScheduleEntry> read_prompt_schedule(const std::string& path) {
 
 std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& entries, double fps,
                                             int64_t stride, int64_t nfpb,
-                                            const std::string& source) {
+                                            const std::string& source, int64_t total_blocks) {
   std::vector<PromptSegment> out;
   int prev_line = 0;
   for (const auto& e : entries) {
@@ -98,6 +98,10 @@ std::vector<PromptSegment> resolve_schedule(const std::vector<ScheduleEntry>& en
     } else {
       block = static_cast<int64_t>(e.start);
     }
+    TORCH_CHECK(total_blocks < 0 || block < total_blocks, source, ":", e.line, ": ", e.start,
+                e.seconds ? "s" : "", " starts block ", block, ", past the end of the video (",
+                total_blocks, " blocks of ", nfpb, " latent frames): the prompt would never be "
+                "used");
     TORCH_CHECK(out.empty() || block > out.back().start_block, source, ":", e.line, ": ",
                 e.start, "s lands on block ", block, ", the same block as line ", prev_line,
                 "; space the entries at least one block (", nfpb, " latent frames) apart");

@@ -69,6 +69,17 @@ TEST(Safetensors, CorruptHeaderIsAClearError) {
   testing::expect_error_contains([&] { core::SafetensorsFile f(p); }, {"'w'", "negative"});
   write_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8);
   testing::expect_error_contains([&] { core::SafetensorsFile f(p); }, {"'w'", "data_offsets"});
+  // Issue #14: a name listed twice, and two tensors over the same bytes, are refused.
+  write_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+               R"("w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 16);
+  testing::expect_error_contains([&] { core::SafetensorsFile f(p); }, {p, "'w'", "twice"});
+  write_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+               R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12);
+  testing::expect_error_contains([&] { core::SafetensorsFile f(p); }, {p, "'a'", "'b'", "overlap"});
+  // Empty tensors take no bytes and may share an offset.
+  write_header(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},)"
+               R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8);
+  EXPECT_EQ(core::SafetensorsFile(p).keys().size(), 2u);
 }
 
 TEST(Safetensors, MissingFile) {

@@ -57,6 +57,24 @@ TEST(StateDict, StrictLoadCopiesEverything) {
   expect_loaded(m, sd);
 }
 
+// Issue #14: integer values for float parameters and non-finite weights are refused by name.
+TEST(StateDict, IntegerAndNonFiniteWeightsAreRefused) {
+  Tiny m;
+  auto sd = random_state(1);
+  auto key = sd.begin()->first;
+  auto bad = sd;
+  bad[key] = torch::ones(sd[key].sizes(), torch::kLong);
+  core::LoadOptions o;
+  o.source = "w.safetensors";
+  testing::expect_error_contains([&] { core::load_state_dict(*m, bad, o); },
+                                 {"w.safetensors", "'" + key + "'", "Long", "floating-point"});
+  bad = sd;
+  bad[key] = sd[key].clone();
+  bad[key].view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  testing::expect_error_contains([&] { core::load_state_dict(*m, bad, o); },
+                                 {"w.safetensors", "'" + key + "'", "non-finite"});
+}
+
 TEST(StateDict, ReportsEveryProblemAtOnceAndLoadsNothing) {
   Tiny m;
   core::TensorMap before = core::state_dict(*m);

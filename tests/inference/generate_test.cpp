@@ -110,6 +110,11 @@ TEST(PromptSchedule, BadInputs) {
   auto s = inference::parse_prompt_schedule("0s: a\n0.01s: b\n", "g.txt");
   expect_error_contains([&] { inference::resolve_schedule(s, 16, 4, 3, "g.txt"); },
                         {"g.txt:2", "same block"});
+  // An entry past the end of the video (here 7 blocks) would never be used: refused.
+  auto past = inference::parse_prompt_schedule("0: a\n3: b\n7: c\n", "p.txt");
+  EXPECT_EQ(inference::resolve_schedule(past, 16, 4, 3, "p.txt", 8).size(), 3u);
+  expect_error_contains([&] { inference::resolve_schedule(past, 16, 4, 3, "p.txt", 7); },
+                        {"p.txt:3", "block 7", "past the end of the video (7 blocks"});
   expect_error_contains([] { inference::read_prompt_schedule("/nonexistent/sched.txt"); },
                         {"does not exist"});
 }
