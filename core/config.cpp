@@ -16,6 +16,7 @@
 
 #include "core/config_keys.h"
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "core/log.h"
 
 namespace causvid::core {
@@ -239,6 +240,7 @@ std::string Config::checkpoint_root() const {
 // ------------------------------------------------------------------ parse / overrides
 
 Config parse_config(const std::string& yaml_text, const std::string& source) {
+  check_utf8(yaml_text, source);
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -322,6 +324,7 @@ YAML::Node merge_yaml(const YAML::Node& base, const YAML::Node& over) {
 YAML::Node load_yaml_file(const std::string& path) {
   TORCH_CHECK(file_exists(path), path, ": config file not found");
   const std::string text = read_file(path);  // names a directory or unreadable file
+  check_utf8(text, path);
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "inference/generate.h"
 
 namespace causvid::inference {
@@ -22,6 +23,7 @@ std::string trim(const std::string& s) {
 
 std::vector<ScheduleEntry> parse_prompt_schedule(const std::string& text,
                                                  const std::string& source) {
+  core::check_utf8(text, source);  // as prompt files
   std::vector<ScheduleEntry> out;
   std::istringstream in(text);
   std::string raw;

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "core/fs.h"
+#include "core/utf8.h"
 #include "core/log.h"
 
 namespace causvid::models {
@@ -243,7 +244,7 @@ std::u32string collapse_whitespace(const std::u32string& s) {
 }  // namespace
 
 bool is_valid_utf8(const std::string& s, size_t* bad_offset) {
-  return decode_utf8(s, nullptr, bad_offset);
+  return core::is_valid_utf8(s, bad_offset);
 }
 
 std::string clean_prompt(const std::string& text) {

@@ -530,5 +530,13 @@ TEST(Config, LoraKeysAndLongLivesAdapterBlock) {
   expect_invalid("wan_causal_dmd.yaml", {"lora_critic=true"}, {"'lora_critic'", "lora_rank"});
 }
 
+// Invalid UTF-8 in a config is refused naming the line, as in prompt files.
+TEST(Config, InvalidUtf8IsRefusedNamingTheLine) {
+  TempDir d;
+  core::write_file_atomic(d.file("u.yaml"), "lr: 0.001\nnegative_prompt: \"a\xFFb\"\n");
+  expect_error_contains([&] { core::read_config(d.file("u.yaml")); },
+                        {d.file("u.yaml") + ":2", "invalid UTF-8", "byte 19"});
+}
+
 }  // namespace
 }  // namespace causvid

@@ -110,6 +110,9 @@ TEST(PromptSchedule, BadInputs) {
   auto s = inference::parse_prompt_schedule("0s: a\n0.01s: b\n", "g.txt");
   expect_error_contains([&] { inference::resolve_schedule(s, 16, 4, 3, "g.txt"); },
                         {"g.txt:2", "same block"});
+  // Invalid UTF-8 is refused as in prompt files, naming the line.
+  expect_error_contains([] { inference::parse_prompt_schedule("0: a\n3: b\xC0\xAF\n", "u.txt"); },
+                        {"u.txt:2", "invalid UTF-8", "byte 4"});
   // An entry past the end of the video (here 7 blocks) would never be used: refused.
   auto past = inference::parse_prompt_schedule("0: a\n3: b\n7: c\n", "p.txt");
   EXPECT_EQ(inference::resolve_schedule(past, 16, 4, 3, "p.txt", 8).size(), 3u);
