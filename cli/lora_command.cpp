@@ -20,13 +20,7 @@ struct LoraMergeArgs {
 
 int run_lora_merge(LoraMergeArgs a) {
   auto sd = models::load_wan_state_dict(a.base, a.which);
-  for (const auto& spec : a.loras) {
-    auto [file, scale] = models::parse_lora_spec(spec);
-    auto lora = models::read_lora(file);
-    models::merge_lora(sd, lora, scale);
-    LOG_INFO("lora merge: %s (%s, %d modules) at scale %g", file, lora.format,
-             static_cast<int64_t>(lora.modules.size()), scale);
-  }
+  models::merge_lora_specs(sd, a.loras);
   trainer::write_model(sd, a.out, a.opt);
   LOG_INFO("lora merge: wrote %s (%s)", a.out, a.opt.format);
   return 0;

@@ -97,12 +97,8 @@ void load_generator_weights(models::WanModel& model, const std::string& path,
   TORCH_CHECK(!path.empty(), "--checkpoint: no checkpoint given (set generator_ckpt or pass "
               "--checkpoint PATH)");
   TORCH_CHECK(fs::exists(path), "--checkpoint: ", path, " does not exist");
-  std::string file = path;
-  if (fs::is_directory(path)) {  // Wan2.1's model folder (teacher) besides checkpoint dirs
-    const auto wan = fs::path(path) / "diffusion_pytorch_model.safetensors";
-    if (!fs::exists(fs::path(path) / "model.pt") && fs::exists(wan)) file = wan.string();
-  }
-  models::load_wan_weights(model, file, which);
+  // Directories (checkpoints, Wan2.1 and diffusers folders) resolve in the loader.
+  models::load_wan_weights(model, path, which);
 }
 
 std::unique_ptr<models::WanVAEWrapper> load_vae(const std::string& path) {

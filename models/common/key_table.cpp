@@ -62,10 +62,12 @@ std::vector<std::string> placeholders(const std::string& pattern) {
 }  // namespace
 
 KeyTable::KeyTable(std::string layout, std::vector<std::pair<std::string, std::string>> rules)
-    : layout_(std::move(layout)), rules_(std::move(rules)) {
-  for (const auto& [ours, theirs] : rules_)
+    : layout_(std::move(layout)) {
+  for (const auto& [ours, theirs] : rules) {
     TORCH_CHECK(placeholders(ours) == placeholders(theirs), "KeyTable ", layout_, ": rule '",
                 ours, "' <-> '", theirs, "' has different placeholders on its two sides");
+    rules_.push_back({split(ours), split(theirs)});
+  }
 }
 
 std::string KeyTable::rename(const std::string& key, bool forward,
@@ -74,7 +76,7 @@ std::string KeyTable::rename(const std::string& key, bool forward,
   for (const auto& [ours, theirs] : rules_) {
     const auto& from = forward ? ours : theirs;
     const auto& to = forward ? theirs : ours;
-    if (auto vals = match(split(from), parts)) return fill(split(to), *vals);
+    if (auto vals = match(from, parts)) return fill(to, *vals);
   }
   TORCH_CHECK(false, source.empty() ? "" : source + ": ", "key '", key, "' maps to nothing in ",
               forward ? "the " + layout_ + " layout" : "our layout (read as " + layout_ + ")");
@@ -85,13 +87,6 @@ std::string KeyTable::to_foreign(const std::string& key, const std::string& sour
 }
 std::string KeyTable::to_ours(const std::string& key, const std::string& source) const {
   return rename(key, false, source);
-}
-
-bool KeyTable::matches_foreign(const std::string& key) const {
-  const auto parts = split(key);
-  for (const auto& r : rules_)
-    if (match(split(r.second), parts)) return true;
-  return false;
 }
 
 core::TensorMap KeyTable::rename_all(const core::TensorMap& sd, bool forward,

@@ -18,6 +18,12 @@
 
 namespace causvid::models {
 
+// Prefix / suffix tests of key names, shared by the layout and LoRA code.
+inline bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+inline bool ends_with(const std::string& s, const std::string& p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
+
 class KeyTable {
  public:
   // (ours, theirs) pattern pairs; `layout` names the foreign layout in errors.
@@ -30,16 +36,14 @@ class KeyTable {
   // Whole state dicts; two keys renamed onto one name are an error.
   core::TensorMap to_foreign(const core::TensorMap& sd, const std::string& source = "") const;
   core::TensorMap to_ours(const core::TensorMap& sd, const std::string& source = "") const;
-  // Whether some rule's foreign pattern matches `key`.
-  bool matches_foreign(const std::string& key) const;
 
  private:
-  struct Rule;
   std::string rename(const std::string& key, bool forward, const std::string& source) const;
   core::TensorMap rename_all(const core::TensorMap& sd, bool forward,
                              const std::string& source) const;
   std::string layout_;
-  std::vector<std::pair<std::string, std::string>> rules_;
+  // The rules' two patterns split at the dots once (ours, theirs), in rule order.
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> rules_;
 };
 
 }  // namespace causvid::models

@@ -14,11 +14,6 @@
 namespace causvid::models {
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
-
 const std::string kComfy = "diffusion_model.", kPeft = "transformer.";
 
 // (module, field) of a LoRA key with its layout prefix removed, or field "" when unknown.
@@ -230,17 +225,20 @@ std::pair<std::string, double> parse_lora_spec(const std::string& spec) {
   return {spec, 1.0};
 }
 
-void merge_loras_into(torch::nn::Module& model, const std::vector<std::string>& specs) {
-  if (specs.empty()) return;
-  auto sd = core::state_dict(model);
-  for (auto& kv : sd) kv.second = kv.second.detach().clone();
+void merge_lora_specs(core::TensorMap& weights, const std::vector<std::string>& specs) {
   for (const auto& spec : specs) {
     auto [file, scale] = parse_lora_spec(spec);
     auto lora = read_lora(file);
-    merge_lora(sd, lora, scale);
+    merge_lora(weights, lora, scale);
     LOG_INFO("lora %s (%s, %d modules) merged at scale %g", file, lora.format,
              static_cast<int64_t>(lora.modules.size()), scale);
   }
+}
+
+void merge_loras_into(torch::nn::Module& model, const std::vector<std::string>& specs) {
+  if (specs.empty()) return;
+  auto sd = core::state_dict(model);  // merge_lora replaces entries, never writes through
+  merge_lora_specs(sd, specs);
   core::LoadOptions opt;
   opt.source = "--lora";
   core::load_state_dict(model, sd, opt);

@@ -62,7 +62,9 @@ void save_lora(const std::string& path, const LoraFile& lora, const std::string&
 // flag on a bad scale.
 std::pair<std::string, double> parse_lora_spec(const std::string& spec);
 
-// Merges LoRA files ("FILE[:SCALE]" each, in order) into a model's weights, logging each.
+// Merges LoRA files ("FILE[:SCALE]" each, in order) into `weights`, logging each.
+void merge_lora_specs(core::TensorMap& weights, const std::vector<std::string>& specs);
+// The same into a model's weights (a no-op without specs).
 void merge_loras_into(torch::nn::Module& model, const std::vector<std::string>& specs);
 
 struct ExtractOptions {

@@ -33,6 +33,18 @@ std::vector<bool> lora_slots(const std::vector<std::string>& targets) {
   return on;
 }
 
+namespace {
+
+// "b<layer>_<slot with '_' for '.'>": the adapters' parameter names (A / B appended).
+std::string param_name(int64_t layer, int slot) {
+  std::string name = "b" + std::to_string(layer) + "_" + lora_slot_name(slot);
+  for (auto& c : name)
+    if (c == '.') c = '_';
+  return name;
+}
+
+}  // namespace
+
 int64_t lora_param_count(const WanConfig& cfg, const LoraSpec& spec) {
   const auto on = lora_slots(spec.targets);
   int64_t per_layer = 0;
@@ -63,9 +75,7 @@ LoraAdaptersImpl::LoraAdaptersImpl(const WanConfig& cfg, const LoraSpec& spec, u
       // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = 1 / sqrt(in).
       const double bound = 1.0 / std::sqrt(static_cast<double>(in));
       auto a = torch::empty({spec.rank, in}).uniform_(-bound, bound, gen);
-      std::string name = "b" + std::to_string(l) + "_" + lora_slot_name(s);
-      for (auto& c : name)
-        if (c == '.') c = '_';
+      const std::string name = param_name(l, s);
       a_[l * kNumLoraSlots + s] = register_parameter(name + "_A", a);
       b_[l * kNumLoraSlots + s] = register_parameter(name + "_B", torch::zeros({out, spec.rank}));
     }
@@ -107,9 +117,7 @@ LoraFile LoraAdaptersImpl::to_file(const core::TensorMap* named) const {
       if (!has(l, s)) continue;
       LoraModule m;
       m.target = "blocks." + std::to_string(l) + "." + lora_slot_name(s);
-      std::string name = "b" + std::to_string(l) + "_" + lora_slot_name(s);
-      for (auto& c : name)
-        if (c == '.') c = '_';
+      const std::string name = param_name(l, s);
       m.down = value(name + "_A", a_[l * kNumLoraSlots + s]).to(torch::kFloat32).cpu().clone();
       m.up = value(name + "_B", b_[l * kNumLoraSlots + s]).to(torch::kFloat32).cpu().clone();
       m.alpha = spec_.alpha;
