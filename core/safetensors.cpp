@@ -254,13 +254,21 @@ TensorMap load_sharded_safetensors(const std::string& index_path) {
   const auto dir = std::filesystem::path(index_path).parent_path();
   std::map<std::string, std::vector<std::string>> by_shard;
   for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-    TORCH_CHECK(it->is_string(), index_path, ": weight_map['", it.key(), "'] is not a file name");
-    by_shard[it->get<std::string>()].push_back(it.key());
+    TORCH_CHECK(it->is_string(), index_path, ": weight_map['", it.key().substr(0, 200),
+                "'] is not a file name");
+    const std::string shard = it->get<std::string>();
+    // A shard is a file beside the index: a plain name, never a path out of the folder.
+    TORCH_CHECK(!shard.empty() && shard.size() <= 255 && shard != "." && shard != ".." &&
+                    shard.find('/') == std::string::npos && shard.find('\0') == std::string::npos,
+                index_path, ": weight_map['", it.key().substr(0, 200), "'] names shard '",
+                shard.substr(0, 200), "', want a file name beside the index");
+    by_shard[shard].push_back(it.key());
   }
   TensorMap out;
   for (const auto& [shard, keys] : by_shard) {
     const auto file = (dir / shard).string();
-    TORCH_CHECK(std::filesystem::is_regular_file(file), index_path, ": shard '", shard,
+    std::error_code ec;
+    TORCH_CHECK(std::filesystem::is_regular_file(file, ec), index_path, ": shard '", shard,
                 "' (holding '", keys.front(), "' and ", keys.size() - 1,
                 " more keys) does not exist at ", file);
     SafetensorsFile f(file);

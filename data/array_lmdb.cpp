@@ -1,6 +1,7 @@
 // data/array_lmdb.cpp: see array_lmdb.h.
 #include "data/array_lmdb.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -31,27 +32,58 @@ bool ArrayLmdb::has_array(const std::string& array) const {
   return reader_->contains(array_shape_key(array));
 }
 
+std::string parse_array_shape(const std::string& value, std::vector<int64_t>* shape,
+                              int64_t* row_numel) {
+  constexpr int64_t kMaxRowNumel = int64_t(1) << 60;
+  shape->clear();
+  *row_numel = 1;
+  int64_t span = 1;  // the product of max(d, 1) over the row's dimensions
+  std::istringstream is(value);
+  std::string tok;
+  while (is >> tok) {
+    if (tok.size() > 18 || tok.find_first_not_of("0123456789") != std::string::npos)
+      return "want space-separated non-negative integers";
+    const int64_t d = std::stoll(tok);
+    if (!shape->empty()) {
+      // Also bounded with zero-size dimensions: strides multiply the others.
+      if (d > 0 && span > kMaxRowNumel / d) return "a row of that shape is too large";
+      span *= std::max<int64_t>(d, 1);
+      *row_numel *= d;
+    }
+    shape->push_back(d);
+    if (shape->size() > 16) return "more than 16 dimensions";
+  }
+  if (shape->empty()) return "empty, want the shape";
+  return "";
+}
+
+torch::Tensor decode_array_row(std::string_view bytes, const std::vector<int64_t>& row_shape,
+                               torch::ScalarType dtype, const std::string& where) {
+  int64_t numel = 1, span = 1;
+  for (auto s : row_shape) {
+    TORCH_CHECK(s >= 0 && (s == 0 || span <= (int64_t(1) << 60) / s), where,
+                ": row shape too large");
+    span *= std::max<int64_t>(s, 1);
+    numel *= s;
+  }
+  const auto esize = static_cast<int64_t>(c10::elementSize(dtype));
+  TORCH_CHECK(static_cast<int64_t>(bytes.size()) == numel * esize, where, " holds ",
+              bytes.size(), " bytes, want ", numel * esize, " (", numel, " x ",
+              c10::toString(dtype), ")");
+  auto t = torch::empty(row_shape, torch::TensorOptions().dtype(dtype));
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t.to(torch::kFloat32);
+}
+
 std::vector<int64_t> ArrayLmdb::shape(const std::string& array) const {
   const std::string key = array_shape_key(array);
   auto v = reader_->get(key);
   TORCH_CHECK(v, path(), ": missing key '", key,
               "' (not a CausVid array LMDB, or no array named '", array, "')");
-  std::istringstream is(*v);
   std::vector<int64_t> shape;
-  std::string tok;
-  while (is >> tok) {
-    size_t used = 0;
-    int64_t n = -1;
-    try {
-      n = std::stoll(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    TORCH_CHECK(used == tok.size() && n >= 0, path(), ": key '", key, "' holds '", *v,
-                "', want space-separated non-negative integers");
-    shape.push_back(n);
-  }
-  TORCH_CHECK(!shape.empty(), path(), ": key '", key, "' is empty, want the shape");
+  int64_t row_numel = 0;
+  const std::string err = parse_array_shape(*v, &shape, &row_numel);
+  TORCH_CHECK(err.empty(), path(), ": key '", key, "' holds '", v->substr(0, 200), "': ", err);
   return shape;
 }
 
@@ -60,19 +92,12 @@ torch::Tensor ArrayLmdb::tensor_row(const std::string& array, int64_t index,
   auto shp = shape(array);
   TORCH_CHECK(index >= 0 && index < shp[0], path(), ": row ", index, " of '", array,
               "' out of range [0, ", shp[0], ")");
-  std::vector<int64_t> row_shape(shp.begin() + 1, shp.end());
-  int64_t numel = 1;
-  for (auto s : row_shape) numel *= s;
-  const int64_t want = numel * static_cast<int64_t>(c10::elementSize(dtype));
   const std::string key = array_row_key(array, index);
   auto v = reader_->get(key);
   TORCH_CHECK(v, path(), ": missing key '", key, "' (row ", index, " of '", array, "')");
-  TORCH_CHECK(static_cast<int64_t>(v->size()) == want, path(), ": key '", key, "' holds ",
-              v->size(), " bytes, want ", want, " (", numel, " x ", c10::toString(dtype),
-              ", row shape from '", array_shape_key(array), "')");
-  auto t = torch::empty(row_shape, torch::TensorOptions().dtype(dtype));
-  std::memcpy(t.data_ptr(), v->data(), v->size());
-  return t.to(torch::kFloat32);
+  return decode_array_row(*v, std::vector<int64_t>(shp.begin() + 1, shp.end()), dtype,
+                          path() + ": key '" + key + "' (row shape from '" +
+                              array_shape_key(array) + "')");
 }
 
 std::string ArrayLmdb::string_row(const std::string& array, int64_t index) const {

@@ -34,6 +34,17 @@ namespace causvid::data {
 std::string array_row_key(const std::string& array, int64_t index);
 std::string array_shape_key(const std::string& array);
 
+// The value of "<array>_shape" ("1000 4 21 16 60 104": the row count first): 1..16
+// space-separated non-negative integers of at most 18 digits whose row (all but the first)
+// has at most 2^60 elements. Returns "" and fills *shape and *row_numel, else what is wrong
+// (the caller names the file and key). Used by the reader and by `lmdb verify`.
+std::string parse_array_shape(const std::string& value, std::vector<int64_t>* shape,
+                              int64_t* row_numel);
+// One row's bytes as a float32 tensor of `row_shape` stored as `dtype`; `where` (file and key)
+// starts the error when the byte count does not match.
+torch::Tensor decode_array_row(std::string_view bytes, const std::vector<int64_t>& row_shape,
+                               torch::ScalarType dtype, const std::string& where);
+
 class ArrayLmdb {
  public:
   // Opens read-only without locks (as CausVid: readonly, lock=False, readahead=False).

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "data/array_lmdb.h"
 #include "data/lmdb_verify.h"
 
 namespace causvid::data {
@@ -148,31 +149,22 @@ std::string walk_entries(const std::string& file, MDB_txn* txn, MDB_dbi dbi, con
   return "";
 }
 
-// Parses "<array>_shape"; rows <= max_rows, row bytes (float16) <= max_bytes.
+// Parses "<array>_shape" (parse_array_shape); rows <= max_rows, row bytes (float16) <=
+// max_bytes.
 std::string parse_shape(const std::string& file, const std::string& array, const std::string& s,
                         int64_t max_rows, uint64_t max_bytes, std::vector<int64_t>* shape,
                         int64_t* row_bytes) {
   const std::string key = show_key(array + "_shape");
-  std::istringstream is(s);
-  std::string tok;
-  uint64_t bytes = 2;  // float16
-  while (is >> tok) {
-    if (tok.size() > 18 || tok.find_first_not_of("0123456789") != std::string::npos)
-      return file + ": key " + key + " holds " + show_key(s) +
-             ", want space-separated non-negative integers";
-    const int64_t d = std::stoll(tok);
-    if (!shape->empty() && d > 0 && bytes > max_bytes / static_cast<uint64_t>(d))
-      return file + ": key " + key + " holds " + show_key(s) +
-             ": a row of that shape is larger than the file";
-    if (!shape->empty()) bytes *= static_cast<uint64_t>(d);
-    shape->push_back(d);
-    if (shape->size() > 16) return file + ": key " + key + ": more than 16 dimensions";
-  }
-  if (shape->empty()) return file + ": key " + key + " is empty, want the shape";
+  int64_t numel = 0;
+  const std::string err = parse_array_shape(s, shape, &numel);
+  if (!err.empty()) return file + ": key " + key + " holds " + show_key(s) + ": " + err;
+  if (static_cast<uint64_t>(numel) > max_bytes / 2)
+    return file + ": key " + key + " holds " + show_key(s) +
+           ": a row of that shape is larger than the file";
   if ((*shape)[0] > max_rows)
     return file + ": key " + key + " says " + std::to_string((*shape)[0]) +
            " rows, but the LMDB holds only " + std::to_string(max_rows) + " entries";
-  *row_bytes = shape->size() == 1 ? -1 : static_cast<int64_t>(bytes);  // -1: string rows
+  *row_bytes = shape->size() == 1 ? -1 : numel * 2;  // -1: string rows
   return "";
 }
 

@@ -101,31 +101,6 @@ std::string quoted(const std::string& p) {
 
 }  // namespace
 
-std::vector<std::string> read_prompt_file(const std::string& path) {
-  TORCH_CHECK(core::file_exists(path), path, ": prompt file not found");
-  std::string all = core::read_file(path);
-  if (all.compare(0, 3, "\xEF\xBB\xBF") == 0) all.erase(0, 3);  // UTF-8 byte order mark
-  std::vector<std::string> out;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < all.size()) {
-    size_t nl = all.find('\n', pos);
-    size_t end = nl == std::string::npos ? all.size() : nl;
-    std::string line = all.substr(pos, end - pos);
-    ++line_no;
-    pos = end + 1;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t bad = 0;
-    TORCH_CHECK(models::is_valid_utf8(line, &bad), path, ":", line_no,
-                ": invalid UTF-8 at byte ", bad, " of the line");
-    TORCH_CHECK(!models::clean_prompt(line).empty(), path, ":", line_no,
-                ": empty prompt line (remove it, or write a prompt)");
-    out.push_back(line);
-  }
-  TORCH_CHECK(!out.empty(), path, ": no prompts in the file");
-  return out;
-}
-
 std::string prompt_cache_key(const std::string& prompt) {
   const std::string c = models::clean_prompt(prompt);
   uint64_t a = fnv1a64(c, 0xcbf29ce484222325ull);

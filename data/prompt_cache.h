@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "data/lmdb.h"
+#include "data/prompt_file.h"
 #include "models/t5/text_conditioner.h"
 
 namespace causvid::models {
@@ -29,10 +30,6 @@ class UMT5TextEncoder;
 }
 
 namespace causvid::data {
-
-// One prompt per line, UTF-8 ('\n' or "\r\n"). Invalid UTF-8 or an empty (or blank) line
-// is an error naming the file and the 1-based line. A missing trailing newline is fine.
-std::vector<std::string> read_prompt_file(const std::string& path);
 
 // "emb_" + 32 hex digits of a 128-bit hash of models::clean_prompt(prompt).
 std::string prompt_cache_key(const std::string& prompt);

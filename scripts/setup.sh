@@ -12,7 +12,7 @@ source "$here/torch_pin.env"
 
 pkgs=(cmake ninja-build ccache g++ libgloo-dev liblmdb-dev libyaml-cpp-dev libavcodec-dev
       libavformat-dev libavutil-dev libswscale-dev libabsl-dev libgtest-dev
-      libsentencepiece-dev nlohmann-json3-dev libcli11-dev ffmpeg)
+      libsentencepiece-dev nlohmann-json3-dev libcli11-dev ffmpeg clang libclang-rt-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
 command -v python3 >/dev/null || pkgs+=(python3 python3-venv)
 missing=()

@@ -14,6 +14,7 @@
 #include "core/state_dict.h"
 #include "core/tensor_io.h"
 #include "models/wan/wan_loader.h"
+#include "trainer/checkpoint_state.h"
 
 namespace causvid::trainer {
 namespace {
@@ -147,7 +148,7 @@ ModelFiles locate_model(const std::string& dir, const json& state, const std::st
   const std::string meta_path = legacy + "/meta.json";
   TORCH_CHECK(core::file_exists(meta_path), dir, ": no shard layout for model '", name,
               "' (neither trainer_state.json 'models' nor ", meta_path, ")");
-  json meta = json::parse(core::read_file(meta_path));
+  json meta = parse_legacy_meta(core::read_file(meta_path), meta_path);
   TORCH_CHECK(meta["modules"].contains(name), meta_path, ": no module '", name, "'");
   json layout = meta["modules"][name];
   layout["optimizer_step"] = meta.value("optimizer_step", int64_t(0));
@@ -403,15 +404,7 @@ json read_checkpoint_state(const std::string& dir) {
   TORCH_CHECK(core::file_exists(f), dir,
               ": not a complete checkpoint (no trainer_state.json; it is written last, so a "
               "directory without it is an interrupted save)");
-  json st;
-  try {
-    st = json::parse(core::read_file(f));
-  } catch (const json::exception& e) {
-    TORCH_CHECK(false, f, ": not valid JSON: ", e.what());
-  }
-  TORCH_CHECK(st.is_object() && st.contains("step") && st["step"].is_number_integer(), f,
-              ": want an object with an integer 'step'");
-  return st;
+  return parse_checkpoint_state(core::read_file(f), f);
 }
 
 void load_checkpoint(const std::string& dir, const json& state,

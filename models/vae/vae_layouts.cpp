@@ -122,7 +122,15 @@ std::unique_ptr<WanVAEWrapper> load_diffusers_vae(const std::string& dir) {
     TORCH_CHECK(false, cfg_path, ": not valid JSON: ", e.what());
   }
   torch::Tensor mean, std;
-  auto cfg = vae_config_from_diffusers(j, cfg_path, &mean, &std);
+  WanVAEConfig cfg;
+  try {
+    cfg = vae_config_from_diffusers(j, cfg_path, &mean, &std);
+  } catch (const nlohmann::json::exception& e) {  // a field of the wrong JSON type
+    TORCH_CHECK(false, cfg_path, ": ", e.what());
+  } catch (const c10::Error& e) {  // WanVAEConfig::validate names the field, not the file
+    const std::string msg = e.what_without_backtrace();
+    TORCH_CHECK(false, msg.rfind(cfg_path, 0) == 0 ? msg : cfg_path + ": " + msg);
+  }
   std::string file = (std::filesystem::path(dir) / "diffusion_pytorch_model.safetensors").string();
   if (!std::filesystem::exists(file)) file += ".index.json";
   TORCH_CHECK(std::filesystem::exists(file), dir, ": no diffusion_pytorch_model.safetensors");

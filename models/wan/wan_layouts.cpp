@@ -39,36 +39,59 @@ const KeyTable& diffusers_wan_dit_table() {
   return t;
 }
 
-WanConfig wan_config_from_diffusers(const nlohmann::json& j, const std::string& source) {
+namespace {
+
+WanConfig wan_config_fields(const nlohmann::json& j) {
+  TORCH_CHECK(j.is_object(), "want a JSON object, got ", j.type_name());
   auto get = [&](const char* k) -> const nlohmann::json& {
-    TORCH_CHECK(j.contains(k) && !j[k].is_null(), source, ": config field '", k, "' missing");
+    TORCH_CHECK(j.contains(k) && !j[k].is_null(), "config field '", k, "' missing");
     return j[k];
   };
+  // Each size is a positive integer small enough that products of sizes cannot overflow.
+  auto size = [&](const char* k) {
+    const auto& v = get(k);
+    TORCH_CHECK(v.is_number_integer() && v.get<int64_t>() > 0 && v.get<int64_t>() <= (1 << 20),
+                "config field '", k, "' is ", v.dump().substr(0, 80),
+                ", want a positive integer <= 1048576");
+    return v.get<int64_t>();
+  };
   if (j.contains("_class_name"))
-    TORCH_CHECK(j["_class_name"] == "WanTransformer3DModel", source, ": _class_name '",
-                j["_class_name"].get<std::string>(), "', want WanTransformer3DModel");
+    TORCH_CHECK(j["_class_name"] == "WanTransformer3DModel", "_class_name ",
+                j["_class_name"].dump().substr(0, 80), ", want \"WanTransformer3DModel\"");
   for (const char* k : {"image_dim", "added_kv_proj_dim"})
-    TORCH_CHECK(!j.contains(k) || j[k].is_null(), source, ": config field '", k,
+    TORCH_CHECK(!j.contains(k) || j[k].is_null(), "config field '", k,
                 "' is set: an image-conditioned (i2v / flf2v) transformer, but only the t2v "
                 "WanModel is supported");
   WanConfig c;
   c.patch_size = get("patch_size").get<std::vector<int64_t>>();
-  c.num_heads = get("num_attention_heads").get<int64_t>();
-  c.dim = c.num_heads * get("attention_head_dim").get<int64_t>();
-  c.in_dim = get("in_channels").get<int64_t>();
-  c.out_dim = get("out_channels").get<int64_t>();
-  c.text_dim = get("text_dim").get<int64_t>();
-  c.freq_dim = get("freq_dim").get<int64_t>();
-  c.ffn_dim = get("ffn_dim").get<int64_t>();
-  c.num_layers = get("num_layers").get<int64_t>();
+  c.num_heads = size("num_attention_heads");
+  c.dim = c.num_heads * size("attention_head_dim");
+  c.in_dim = size("in_channels");
+  c.out_dim = size("out_channels");
+  c.text_dim = size("text_dim");
+  c.freq_dim = size("freq_dim");
+  c.ffn_dim = size("ffn_dim");
+  c.num_layers = size("num_layers");
   c.cross_attn_norm = get("cross_attn_norm").get<bool>();
   c.eps = get("eps").get<double>();
   const auto& qk = j.contains("qk_norm") ? j["qk_norm"] : nlohmann::json();
-  TORCH_CHECK(qk.is_null() || qk == "rms_norm_across_heads", source, ": qk_norm '", qk.dump(),
-              "', want \"rms_norm_across_heads\" (Wan's) or null");
+  TORCH_CHECK(qk.is_null() || qk == "rms_norm_across_heads", "qk_norm ",
+              qk.dump().substr(0, 80), ", want \"rms_norm_across_heads\" (Wan's) or null");
   c.qk_norm = !qk.is_null();
   c.validate();
   return c;
+}
+
+}  // namespace
+
+WanConfig wan_config_from_diffusers(const nlohmann::json& j, const std::string& source) {
+  try {
+    return wan_config_fields(j);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, source, ": ", e.what_without_backtrace());
+  } catch (const nlohmann::json::exception& e) {
+    TORCH_CHECK(false, source, ": ", e.what());
+  }
 }
 
 nlohmann::json diffusers_config_from_wan(const WanConfig& c) {

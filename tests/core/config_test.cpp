@@ -533,7 +533,7 @@ TEST(Config, LoraKeysAndLongLivesAdapterBlock) {
 // Invalid UTF-8 in a config is refused naming the line, as in prompt files.
 TEST(Config, InvalidUtf8IsRefusedNamingTheLine) {
   TempDir d;
-  core::write_file_atomic(d.file("u.yaml"), "lr: 0.001\nnegative_prompt: \"a\xFFb\"\n");
+  core::write_file_atomic(d.file("u.yaml"), "lr: 0.001\nnegative_prompt: \"a\xFF" "b\"\n");
   expect_error_contains([&] { core::read_config(d.file("u.yaml")); },
                         {d.file("u.yaml") + ":2", "invalid UTF-8", "byte 19"});
 }
