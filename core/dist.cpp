@@ -202,13 +202,22 @@ DistGroup::DistGroup(c10::intrusive_ptr<c10d::Backend> pg, int rank, int size,
       timeout_(timeout),
       name_(std::move(name)) {}
 
+void DistGroup::set_roll_call(c10::intrusive_ptr<c10d::Store> store, int world_rank,
+                              int world_size) {
+  store_ = std::move(store);
+  world_rank_ = world_rank;
+  world_size_ = world_size;
+}
+
 void DistGroup::wait(c10::intrusive_ptr<c10d::Work>& w, const char* what) const {
   try {
     w->wait(timeout_);
   } catch (const std::exception& e) {
+    const std::string who = store_ ? dist_roll_call(*store_, world_rank_, world_size_) : "";
     TORCH_CHECK(false, "dist: ", what, " in group '", name_, "' (rank ", rank_, " of ", size_,
-                ") failed: a peer rank died, hung or timed out (timeout ",
-                timeout_.count() / 1000.0, " s): ", e.what());
+                ") failed: ", who.empty() ? "" : who + "; ",
+                "a peer rank died, hung or timed out (timeout ", timeout_.count() / 1000.0,
+                " s): ", e.what());
   }
 }
 
@@ -349,7 +358,9 @@ DistGroup DistContext::new_group(const std::vector<int>& ranks, const std::strin
     pg = make_gloo(prefixed, r, n, std::min(startup_timeout_, timeout_), env_.master_addr);
     pg->setTimeout(timeout_);
   }
-  return DistGroup(pg, r, n, timeout_, name, device_);
+  DistGroup g(pg, r, n, timeout_, name, device_);
+  g.set_roll_call(store_, env_.rank, env_.world_size);
+  return g;
 }
 
 void DistContext::setup(c10::intrusive_ptr<c10d::Store> store, const DistOptions& opts) {

@@ -90,14 +90,28 @@ class DistGroup {
 
   ReduceScatterAlgo reduce_scatter_algo = ReduceScatterAlgo::kAuto;
 
+  // The store and world position used to name the dead ranks when a collective fails
+  // (dist_roll_call); set by DistContext for every group it makes.
+  void set_roll_call(c10::intrusive_ptr<c10d::Store> store, int world_rank, int world_size);
+
  private:
   void wait(c10::intrusive_ptr<c10d::Work>& w, const char* what) const;
+  c10::intrusive_ptr<c10d::Store> store_;
+  int world_rank_ = 0, world_size_ = 1;
   c10::intrusive_ptr<c10d::Backend> pg_;
   int rank_ = 0, size_ = 1;
   torch::Device device_ = torch::kCPU;
   std::chrono::milliseconds timeout_{1800000};
   std::string name_ = "world";
 };
+
+// After a failed collective: every surviving rank writes "rollcall/<rank>" to the store and
+// waits up to `window` for the others; returns the ranks that did not answer ("rank 1 of 4
+// did not answer within 3 s (dead or stuck)"), or that the store itself is gone (rank 0,
+// which hosts it, died). Survivors that fail later than `window` after the first are
+// counted as missing by the early ones.
+std::string dist_roll_call(c10d::Store& store, int rank, int world,
+                           std::chrono::milliseconds window = std::chrono::seconds(3));
 
 struct DistOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // CausVid: 1800 s

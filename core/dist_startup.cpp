@@ -90,6 +90,29 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistEnv& env, Ms timeout) {
 
 }  // namespace
 
+std::string dist_roll_call(c10d::Store& store, int rank, int world, Ms window) {
+  const std::string key = "rollcall/";
+  const auto t0 = Clock::now();
+  try {
+    store.setTimeout(std::max(window, Ms(1000)));  // the job is failing: never wait long
+    store.set(key + std::to_string(rank), std::vector<uint8_t>{'1'});
+  } catch (const std::exception&) {
+    return "the store is unreachable: rank 0, which hosts it, died";
+  }
+  std::optional<std::vector<int>> m;
+  while (true) {
+    m = missing_ranks(store, key, world);
+    if (!m) return "the store went away during the roll call: rank 0, which hosts it, died";
+    if (m->empty() || Clock::now() - t0 >= window) break;
+    std::this_thread::sleep_for(Ms(50));
+  }
+  if (m->empty()) return "every rank answered the roll call (one hung or timed out?)";
+  std::ostringstream s;
+  s << (m->size() == 1 ? "rank " : "ranks ") << rank_list(*m) << " of " << world
+    << " did not answer the roll call within " << secs(window) << " s (dead or stuck)";
+  return s.str();
+}
+
 Ms startup_timeout(const DistOptions& opts) {
   Ms t = std::chrono::minutes(5);
   if (opts.startup_timeout) {

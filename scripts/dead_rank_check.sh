@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # scripts/dead_rank_check.sh: a dead rank never hangs the job (issue #14), measured on a real
 # 2-rank `causvid train` (Gloo on loopback, launch/local.sh, the toy teacher widened so that a
-# checkpoint write takes a moment). Rank 1 is killed with SIGKILL
-#   startup     as soon as its process exists (before the rendezvous),
-#   collective  in the middle of training (rank 0 is inside a collective within one step),
-#   checkpoint  as soon as the temporary checkpoint directory appears,
-# and the script reports how long rank 0 took to exit after the kill, its exit status and the
-# error it printed. It fails if rank 0 exits 0, does not name the failure, or takes longer than
-# the start-up timeout + 15 s.   scripts/dead_rank_check.sh [STARTUP_TIMEOUT_S=20]
+# checkpoint write takes a moment). One rank is killed with SIGKILL
+#   startup      rank 1, as soon as its process exists (before the rendezvous),
+#   collective   rank 1, in the middle of training (rank 0 is in a collective within a step),
+#   checkpoint   rank 1, as soon as the temporary checkpoint directory appears,
+#   store-host   rank 0 (which hosts the store), in the middle of training,
+# and the script reports how long the survivor took to exit after the kill, the job's exit
+# status and the survivor's error. It fails if the job exits 0, the survivor does not name
+# the failure, or takes longer than the start-up timeout + 15 s.   scripts/dead_rank_check.sh [STARTUP_TIMEOUT_S=20]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 startup="${1:-20}"
 bin="${CAUSVID_BIN:-$root/build/causvid}"
 work="$(mktemp -d)"
-trap 'pkill -9 -f "$work/" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'pkill -9 -f "$work/" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 "$bin" toy data --out "$work/data" --num 64 >"$work/data.log" 2>&1 ||
   { echo "dead_rank_check: toy data failed"; cat "$work/data.log"; exit 1; }
 
@@ -30,8 +31,10 @@ rank_pid() {  # the `causvid train` process of rank $1 of this run
 
 now() { date +%s.%N; }
 fail=0
-printf '%-11s %-44s %8s %4s  %s\n' scenario "kill moment" "exit_s" rc "rank 0's error"
-for scenario in startup collective checkpoint; do
+printf '%-11s %-44s %8s %4s  %s\n' scenario "kill moment" "exit_s" rc "the survivor's error"
+for scenario in startup collective checkpoint store-host; do
+  victim=1 survivor=0
+  [ "$scenario" = store-host ] && victim=0 survivor=1
   run="run_$scenario"
   save=1000
   [ "$scenario" = checkpoint ] && save=4
@@ -45,11 +48,11 @@ for scenario in startup collective checkpoint; do
   moment=""
   t_kill=""
   for _ in $(seq 6000); do  # 10 ms polls, up to 60 s
-    if p=$(rank_pid 1 "$run"); then
+    if p=$(rank_pid "$victim" "$run"); then
       case "$scenario" in
         startup) moment="at process start (before the rendezvous)" ;;
-        collective) grep -q "\[rank 0\].*step 5/" "$work/$scenario.log" 2>/dev/null &&
-                      moment="after step 5 was logged (mid-training)" ;;
+        collective|store-host) [ "$(cat "$work/$run/metrics.jsonl" 2>/dev/null | wc -l)" -ge 5 ] &&
+                      moment="after step 5 (mid-training)" ;;
         checkpoint) compgen -G "$work/$run/.checkpoint_model_*" >/dev/null &&
                       moment="temporary checkpoint dir present" ;;
       esac
@@ -65,7 +68,8 @@ for scenario in startup collective checkpoint; do
     fail=1; continue
   fi
   dt=$(python3 -c "print(f'{$t_end - $t_kill:.2f}')")
-  msg=$(grep -a "^\[rank 0\].*\(ERROR\|error\|Error\)" "$work/$scenario.log" | head -1 | cut -c1-150)
+  msg=$(grep -a "^\[rank $survivor\] \[cv\] [0-9:]* $survivor E " "$work/$scenario.log" | head -1 |
+        sed 's/^.* E [a-z_]*\.cpp:[0-9]* //' | cut -c1-160 || true)
   printf '%-11s %-44s %8s %4s  %s\n' "$scenario" "$moment" "$dt" "$rc" "$msg"
   if [ "$rc" -eq 0 ] || [ -z "$msg" ] || ! python3 -c "import sys; sys.exit(0 if $dt <= $startup + 15 else 1)"; then
     echo "dead_rank_check: $scenario: FAILED (full log follows)"; tail -30 "$work/$scenario.log"; fail=1

@@ -39,7 +39,8 @@ TEST(DistWorker, Main) {
   try {
     auto ctx = core::DistContext::init_from_env(o);
     const int W = ctx->world_size(), r = ctx->rank();
-    if (std::string(mode) == "die" && r == W - 1) {
+    if ((std::string(mode) == "die" && r == W - 1) ||
+        (std::string(mode) == "die-rank0" && r == 0)) {
       std::fprintf(stderr, "rank %d: dying on purpose\n", r);
       std::_Exit(7);
     }
@@ -86,7 +87,20 @@ TEST(DistLaunch, RankDeathIsAClearErrorWithinTimeout) {
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(out.find("WORKER_ERROR"), std::string::npos) << out;
   EXPECT_NE(out.find("a peer rank died"), std::string::npos) << out;
+  // The survivors name the dead rank (the roll call through the store).
+  EXPECT_NE(out.find("rank 2 of 3 did not answer the roll call"), std::string::npos) << out;
   EXPECT_LT(s, 25.0) << out;
+}
+
+// Rank 0 hosts the store: when it dies the survivors say so instead of listing ranks.
+TEST(DistLaunch, StoreHostDeathIsNamed) {
+  std::string out;
+  int rc = testing::run_command(worker_cmd("die-rank0") + testing::source_dir() +
+                                    "/launch/local.sh -n 3 --grace 30 -- " + worker_prog(),
+                                &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("[rank 1] WORKER_ERROR"), std::string::npos) << out;
+  EXPECT_NE(out.find("rank 0, which hosts it, died"), std::string::npos) << out;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
