@@ -46,7 +46,8 @@ std::string parse_array_shape(const std::string& value, std::vector<int64_t>* sh
     const int64_t d = std::stoll(tok);
     if (!shape->empty()) {
       // Also bounded with zero-size dimensions: strides multiply the others.
-      if (d > 0 && span > kMaxRowNumel / d) return "a row of that shape is too large";
+      if (d > 0 && span > kMaxRowNumel / d)
+        return "a row of that shape is too large (over 2^60 elements)";
       span *= std::max<int64_t>(d, 1);
       *row_numel *= d;
     }

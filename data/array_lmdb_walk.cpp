@@ -160,7 +160,7 @@ std::string parse_shape(const std::string& file, const std::string& array, const
   if (!err.empty()) return file + ": key " + key + " holds " + show_key(s) + ": " + err;
   if (static_cast<uint64_t>(numel) > max_bytes / 2)
     return file + ": key " + key + " holds " + show_key(s) +
-           ": a row of that shape is larger than the file";
+           ": a row of that shape is too large: larger than the file";
   if ((*shape)[0] > max_rows)
     return file + ": key " + key + " says " + std::to_string((*shape)[0]) +
            " rows, but the LMDB holds only " + std::to_string(max_rows) + " entries";

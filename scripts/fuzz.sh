@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET [SECONDS]: one fuzz harness (fuzz/harness.h) for SECONDS (default
 # $CAUSVID_FUZZ_SECONDS or 60): first every saved crash of fuzz/regressions/TARGET/ is
-# replayed, then libFuzzer mutates from the seeds (fuzz/corpus/TARGET/) and the inputs it
-# found before (build/fuzz/work/TARGET/, kept between runs). Exit 0 when nothing was found;
+# replayed, then libFuzzer mutates from the seeds (fuzz/corpus/TARGET/) and, with
+# CAUSVID_FUZZ_KEEP_CORPUS=1, the inputs earlier runs found (build/fuzz/work/TARGET/; else it
+# starts afresh from the seeds). Exit 0 when nothing was found;
 # a finding is saved under build/fuzz/artifacts/TARGET/ (copy it to fuzz/regressions/TARGET/
 # once fixed). The ctest label `fuzz` runs this for every target (docs/fuzzing.md).
 set -euo pipefail
@@ -16,6 +17,8 @@ seeds="$root/fuzz/corpus/$target"
 [ -d "$seeds" ] || { echo "scripts/fuzz.sh: no seed corpus $seeds" >&2; exit 1; }
 work="$fuzz_dir/work/$target"
 art="$fuzz_dir/artifacts/$target"
+# The inputs found by earlier runs are kept only on request: the ctest runs stay the same size.
+[ -n "${CAUSVID_FUZZ_KEEP_CORPUS:-}" ] || rm -rf "$work"
 mkdir -p "$work" "$art"
 export CAUSVID_FUZZ_TARGET="$target"
 # Leaks: LibTorch and FFmpeg keep process-lifetime allocations; a leak per input is still

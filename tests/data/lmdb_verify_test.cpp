@@ -108,7 +108,7 @@ TEST(LmdbVerify, RejectsLayoutErrorsNamingTheKey) {
   EXPECT_NE(v.error.find(path + "/data.mdb"), std::string::npos) << v.error;
   EXPECT_NE(v.error.find("'big_shape'"), std::string::npos) << v.error;  // overflow, first key
   testing::expect_error_contains([&] { data::open_train_dataset(path, {}); },
-                                 {path + "/data.mdb", "big_shape", "larger than the file"});
+                                 {path + "/data.mdb", "big_shape", "too large"});
 }
 
 TEST(LmdbVerify, TruncatedAtPageBoundaryIsCaughtWithoutForking) {
