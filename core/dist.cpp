@@ -213,7 +213,7 @@ void DistGroup::wait(c10::intrusive_ptr<c10d::Work>& w, const char* what) const 
   try {
     w->wait(timeout_);
   } catch (const std::exception& e) {
-    const std::string who = store_ ? dist_roll_call(*store_, world_rank_, world_size_) : "";
+    const std::string who = store_ ? dist_roll_call(store_, world_rank_, world_size_) : "";
     TORCH_CHECK(false, "dist: ", what, " in group '", name_, "' (rank ", rank_, " of ", size_,
                 ") failed: ", who.empty() ? "" : who + "; ",
                 "a peer rank died, hung or timed out (timeout ", timeout_.count() / 1000.0,

@@ -106,11 +106,12 @@ class DistGroup {
 };
 
 // After a failed collective: every surviving rank writes "rollcall/<rank>" to the store and
-// waits up to `window` for the others; returns the ranks that did not answer ("rank 1 of 4
-// did not answer within 3 s (dead or stuck)"), or that the store itself is gone (rank 0,
-// which hosts it, died). Survivors that fail later than `window` after the first are
-// counted as missing by the early ones.
-std::string dist_roll_call(c10d::Store& store, int rank, int world,
+// waits up to `window` until all have; returns the ranks that had not ("rank 1 of 4 had not
+// answered the roll call after 3 s (dead, stuck, or still busy elsewhere)"), or that the
+// store itself is gone (rank 0, which hosts it, died). A survivor that fails later than
+// `window` after the first is still listed by the early ones, hence the wording. Returns
+// within window + 5 s whatever the store does.
+std::string dist_roll_call(c10::intrusive_ptr<c10d::Store> store, int rank, int world,
                            std::chrono::milliseconds window = std::chrono::seconds(3));
 
 struct DistOptions {

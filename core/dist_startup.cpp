@@ -13,6 +13,7 @@
 // (the store is created with waitWorkers = false).
 #include <algorithm>
 #include <cstdlib>
+#include <future>
 #include <sstream>
 #include <thread>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -90,27 +91,46 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistEnv& env, Ms timeout) {
 
 }  // namespace
 
-std::string dist_roll_call(c10d::Store& store, int rank, int world, Ms window) {
+namespace {
+
+std::string roll_call_body(c10d::Store& store, int rank, int world, Ms window) {
   const std::string key = "rollcall/";
   const auto t0 = Clock::now();
+  int64_t n = 0;
   try {
-    store.setTimeout(std::max(window, Ms(1000)));  // the job is failing: never wait long
     store.set(key + std::to_string(rank), std::vector<uint8_t>{'1'});
+    n = store.add("rollcall/count", 1);
+    // One request per poll, whatever the world size (as the start-up rendezvous).
+    while (n < world && Clock::now() - t0 < window) {
+      std::this_thread::sleep_for(Ms(50));
+      n = store.add("rollcall/count", 0);
+    }
   } catch (const std::exception&) {
-    return "the store is unreachable: rank 0, which hosts it, died";
+    return "the store went away during the roll call: rank 0, which hosts it, died";
   }
-  std::optional<std::vector<int>> m;
-  while (true) {
-    m = missing_ranks(store, key, world);
-    if (!m) return "the store went away during the roll call: rank 0, which hosts it, died";
-    if (m->empty() || Clock::now() - t0 >= window) break;
-    std::this_thread::sleep_for(Ms(50));
-  }
-  if (m->empty()) return "every rank answered the roll call (one hung or timed out?)";
+  if (n >= world) return "every rank answered the roll call (one hung or timed out?)";
+  const auto m = missing_ranks(store, key, world);  // once, at the end
+  if (!m) return "the store went away during the roll call: rank 0, which hosts it, died";
   std::ostringstream s;
   s << (m->size() == 1 ? "rank " : "ranks ") << rank_list(*m) << " of " << world
-    << " did not answer the roll call within " << secs(window) << " s (dead or stuck)";
+    << " had not answered the roll call after " << secs(window)
+    << " s (dead, stuck, or still busy elsewhere)";
   return s.str();
+}
+
+}  // namespace
+
+std::string dist_roll_call(c10::intrusive_ptr<c10d::Store> store, int rank, int world,
+                           Ms window) {
+  // In a thread of its own: a store whose host is unreachable (no reset, just silence) would
+  // block a socket read for the store's own timeout; the caller waits window + 5 s at most.
+  auto result = std::make_shared<std::promise<std::string>>();
+  auto answer = result->get_future();
+  std::thread([store, rank, world, window, result] {
+    result->set_value(roll_call_body(*store, rank, world, window));
+  }).detach();
+  if (answer.wait_for(window + Ms(5000)) == std::future_status::ready) return answer.get();
+  return "the store did not answer the roll call: rank 0, which hosts it, is unreachable";
 }
 
 Ms startup_timeout(const DistOptions& opts) {

@@ -68,6 +68,7 @@ torch::Tensor decode_array_row(std::string_view bytes, const std::vector<int64_t
     numel *= s;
   }
   const auto esize = static_cast<int64_t>(c10::elementSize(dtype));
+  TORCH_CHECK(numel <= (int64_t(1) << 60) / esize, where, ": row shape too large");
   TORCH_CHECK(static_cast<int64_t>(bytes.size()) == numel * esize, where, " holds ",
               bytes.size(), " bytes, want ", numel * esize, " (", numel, " x ",
               c10::toString(dtype), ")");

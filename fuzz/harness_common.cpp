@@ -53,7 +53,8 @@ std::string scratch_file(const std::string& tag, const uint8_t* data, size_t siz
       std::filesystem::remove_all(path, ec);
     }
   } dir;
-  const std::string path = dir.path + "/" + tag + suffix;
+  const std::string path = dir.path + "/" + tag + suffix;  // tag may name a subfolder
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   const std::string tmp = path + ".w";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) finding("cannot write the scratch file " + tmp);

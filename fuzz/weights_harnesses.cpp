@@ -62,17 +62,17 @@ void fuzz_json_configs(const uint8_t* data, size_t size) {
   if (cut >= in.size()) return;
   static const std::string shard = [] {
     core::TensorMap m{{"w", torch::arange(6, torch::kFloat32).reshape({2, 3})}};
-    const std::string p = scratch_file("shard", nullptr, 0, ".safetensors");
+    const std::string p = scratch_file("json/shard", nullptr, 0, ".safetensors");
     core::save_safetensors(p, m);
     return p;
   }();
   std::string index = in.substr(cut + 1);
-  // The index names its shards relative to its own folder (the scratch folder, which holds
-  // ours): "a.safetensors" in the input becomes our shard's name.
+  // The index names its shards relative to its own folder (a scratch subfolder that holds
+  // only our shard): "a.safetensors" in the input becomes our shard's name.
   const std::string base = shard.substr(shard.rfind('/') + 1);
   for (size_t p = 0; (p = index.find("a.safetensors", p)) != std::string::npos; p += base.size())
     index.replace(p, 13, base);
-  const std::string path = scratch_file("index", reinterpret_cast<const uint8_t*>(index.data()),
+  const std::string path = scratch_file("json/index", reinterpret_cast<const uint8_t*>(index.data()),
                                         index.size(), ".safetensors.index.json");
   expect_clean(path, [&] {
     for (const auto& [key, t] : core::load_sharded_safetensors(path)) touch(t);

@@ -47,7 +47,8 @@ WanConfig wan_config_fields(const nlohmann::json& j) {
     TORCH_CHECK(j.contains(k) && !j[k].is_null(), "config field '", k, "' missing");
     return j[k];
   };
-  // Each size is a positive integer small enough that products of sizes cannot overflow.
+  // Each size is a positive integer <= 2^20, and dim <= 2^16, patch sizes <= 64: the
+  // parameter counts (WanConfig::num_params) stay far inside int64.
   auto size = [&](const char* k) {
     const auto& v = get(k);
     TORCH_CHECK(v.is_number_integer() && v.get<int64_t>() > 0 && v.get<int64_t>() <= (1 << 20),
@@ -64,8 +65,12 @@ WanConfig wan_config_fields(const nlohmann::json& j) {
                 "WanModel is supported");
   WanConfig c;
   c.patch_size = get("patch_size").get<std::vector<int64_t>>();
+  for (auto p : c.patch_size)
+    TORCH_CHECK(p >= 1 && p <= 64, "config field 'patch_size' holds ", p, ", want 1..64");
   c.num_heads = size("num_attention_heads");
-  c.dim = c.num_heads * size("attention_head_dim");
+  c.dim = c.num_heads * size("attention_head_dim");  // both <= 2^20: no overflow
+  TORCH_CHECK(c.dim <= 65536, "num_attention_heads x attention_head_dim = ", c.dim,
+              ", want <= 65536");
   c.in_dim = size("in_channels");
   c.out_dim = size("out_channels");
   c.text_dim = size("text_dim");

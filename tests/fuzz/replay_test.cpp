@@ -58,7 +58,7 @@ TEST(FuzzReplay, SeedsAndSavedCrashesRunClean) {
         ++n;
       }
   core::set_log_level(core::LogLevel::kInfo);
-  EXPECT_GT(n, 30);
+  EXPECT_GE(n, static_cast<int>(fuzz::harnesses().size()));
 }
 
 // The harness rule can fail: an error that does not name the input is a finding.

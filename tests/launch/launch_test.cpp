@@ -88,7 +88,7 @@ TEST(DistLaunch, RankDeathIsAClearErrorWithinTimeout) {
   EXPECT_NE(out.find("WORKER_ERROR"), std::string::npos) << out;
   EXPECT_NE(out.find("a peer rank died"), std::string::npos) << out;
   // The survivors name the dead rank (the roll call through the store).
-  EXPECT_NE(out.find("rank 2 of 3 did not answer the roll call"), std::string::npos) << out;
+  EXPECT_NE(out.find("rank 2 of 3 had not answered the roll call"), std::string::npos) << out;
   EXPECT_LT(s, 25.0) << out;
 }
 
