@@ -11,6 +11,7 @@ namespace causvid::data {
 
 std::vector<std::string> parse_prompt_text(const std::string& text, const std::string& source) {
   const size_t start = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // byte order mark
+  core::check_utf8(text, source);  // names the line, as for configs and schedules
   std::vector<std::string> out;
   size_t pos = start;
   int64_t line_no = 0;
@@ -21,9 +22,6 @@ std::vector<std::string> parse_prompt_text(const std::string& text, const std::s
     ++line_no;
     pos = end + 1;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t bad = 0;
-    TORCH_CHECK(core::is_valid_utf8(line, &bad), source, ":", line_no,
-                ": invalid UTF-8 at byte ", bad, " of the line");
     TORCH_CHECK(!models::clean_prompt(line).empty(), source, ":", line_no,
                 ": empty prompt line (remove it, or write a prompt)");
     out.push_back(std::move(line));
