@@ -103,6 +103,11 @@ struct Config {
   double weight_decay = 0.01;  // torch.optim.AdamW's default, which CausVid leaves in place
   std::optional<double> lr_critic, beta1_critic, beta2_critic;  // unset = lr, beta1, beta2
   double grad_clip = 10.0;     // CausVid's max_grad_norm
+  // Learning-rate schedule (trainer/lr_schedule.h); CausVid and Self-Forcing keep lr constant.
+  std::string lr_schedule = "constant";  // "constant" | "cosine" | "wsd"
+  int64_t lr_warmup_steps = 0;  // linear warm-up from lr / lr_warmup_steps
+  int64_t lr_decay_steps = 0;   // wsd: linear decay over the last lr_decay_steps of max_iters
+  double lr_min_ratio = 0.0;    // cosine / wsd: final lr = lr_min_ratio * lr
   double ema_weight = 0.0;     // 0 = no EMA of the generator
   int64_t ema_start_step = 0;
   // ---------------------------------------------------------------- FSDP
@@ -241,6 +246,7 @@ struct Config {
   void check_timesteps() const;  // denoising steps, shift, guidance
   void check_latent_shape() const;  // image_or_video_shape (the model-size parts: the registered checks)
   void check_optimizer() const;  // AdamW, EMA, text dropout
+  void check_lr_schedule() const;
   void check_fsdp_and_data() const;  // sharding and data keys
   void check_self_forcing() const;  // the Self-Forcing family's keys
   void check_model_kwargs() const;  // model_kwargs, real_model_overrides, attention window

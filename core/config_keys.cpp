@@ -335,6 +335,13 @@ const std::vector<FieldDef>& fields() {
       field("optimizer", "beta1_critic", &C::beta1_critic, "critic beta1; null = beta1"),
       field("optimizer", "beta2_critic", &C::beta2_critic, "critic beta2; null = beta2"),
       field("optimizer", "grad_clip", &C::grad_clip, "max gradient norm"),
+      field("optimizer", "lr_schedule", &C::lr_schedule,
+            "constant | cosine (to lr_min_ratio * lr at max_iters) | wsd (warm-up, stable, "
+            "linear decay over the last lr_decay_steps); scales lr and lr_critic alike"),
+      field("optimizer", "lr_warmup_steps", &C::lr_warmup_steps,
+            "linear warm-up steps (every schedule); 0 = none"),
+      field("optimizer", "lr_decay_steps", &C::lr_decay_steps, "wsd: steps of the final decay"),
+      field("optimizer", "lr_min_ratio", &C::lr_min_ratio, "cosine / wsd: final lr / lr"),
       field("optimizer", "ema_weight", &C::ema_weight, "generator EMA decay; 0 = no EMA"),
       field("optimizer", "ema_start_step", &C::ema_start_step, "first step with EMA updates"),
 

@@ -258,11 +258,40 @@ void Config::check_optimizer() const {
               ": key 'weight_decay': got ", weight_decay, ", want >= 0");
   TORCH_CHECK(std::isfinite(grad_clip) && grad_clip > 0, src, ": key 'grad_clip': got ",
               grad_clip, ", want > 0");
+  check_lr_schedule();
   check_beta("ema_weight", ema_weight);
   TORCH_CHECK(text_dropout >= 0 && text_dropout < 1, src, ": key 'text_dropout': got ",
               text_dropout, ", want 0 <= p < 1");
   TORCH_CHECK(ema_start_step >= 0, src, ": key 'ema_start_step': got ", ema_start_step,
               ", want >= 0");
+}
+
+void Config::check_lr_schedule() const {
+  const std::string& src = source;
+  check_one_of(src, "lr_schedule", lr_schedule, {"constant", "cosine", "wsd"});
+  TORCH_CHECK(lr_warmup_steps >= 0, src, ": key 'lr_warmup_steps': got ", lr_warmup_steps,
+              ", want >= 0");
+  TORCH_CHECK(lr_decay_steps >= 0, src, ": key 'lr_decay_steps': got ", lr_decay_steps,
+              ", want >= 0");
+  TORCH_CHECK(lr_min_ratio >= 0 && lr_min_ratio <= 1, src, ": key 'lr_min_ratio': got ",
+              lr_min_ratio, ", want in [0, 1]");
+  if (lr_schedule == "constant") {
+    TORCH_CHECK(lr_decay_steps == 0, src, ": key 'lr_decay_steps': got ", lr_decay_steps,
+                ", but lr_schedule is constant (want lr_schedule: wsd)");
+    return;
+  }
+  TORCH_CHECK(max_iters > 0, src, ": key 'max_iters': got ", max_iters, ", want > 0 with lr_schedule ",
+              lr_schedule, " (the schedule ends at max_iters)");
+  if (lr_schedule == "wsd") {
+    TORCH_CHECK(lr_decay_steps >= 1 && lr_warmup_steps + lr_decay_steps <= max_iters, src,
+                ": key 'lr_decay_steps': got ", lr_decay_steps, ", want 1..max_iters - "
+                "lr_warmup_steps (", max_iters - lr_warmup_steps, ") with lr_schedule wsd");
+  } else {
+    TORCH_CHECK(lr_decay_steps == 0, src, ": key 'lr_decay_steps': got ", lr_decay_steps,
+                ", but it is only used by lr_schedule wsd");
+  }
+  TORCH_CHECK(lr_warmup_steps < max_iters, src, ": key 'lr_warmup_steps': got ",
+              lr_warmup_steps, ", want < max_iters (", max_iters, ")");
 }
 
 void Config::check_fsdp_and_data() const {

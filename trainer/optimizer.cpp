@@ -47,7 +47,7 @@ double ShardedAdamW::clip_grad_norm(double max_norm) {
 void ShardedAdamW::step() {
   torch::NoGradGuard ng;
   ++step_;
-  const double b1 = opts_.beta1, b2 = opts_.beta2;
+  const double b1 = opts_.beta1, b2 = opts_.beta2, lr = this->lr();
   for (size_t mi = 0; mi < modules_.size(); ++mi) {
     auto& units = modules_[mi]->units_;
     for (size_t ui = 0; ui < units.size(); ++ui) {
@@ -61,11 +61,11 @@ void ShardedAdamW::step() {
       st.step += 1;
       const double bc1 = 1 - std::pow(b1, double(st.step));
       const double bc2 = 1 - std::pow(b2, double(st.step));
-      u.shard.mul_(1 - opts_.lr * opts_.weight_decay);
+      u.shard.mul_(1 - lr * opts_.weight_decay);
       st.exp_avg.lerp_(u.grad, 1 - b1);
       st.exp_avg_sq.mul_(b2).addcmul_(u.grad, u.grad, 1 - b2);
       auto denom = (st.exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(opts_.eps);
-      u.shard.addcdiv_(st.exp_avg, denom, -opts_.lr / bc1);
+      u.shard.addcdiv_(st.exp_avg, denom, -lr / bc1);
     }
     modules_[mi]->after_step();
   }

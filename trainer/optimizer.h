@@ -37,6 +37,9 @@ class ShardedAdamW {
   void zero_grad();
 
   AdamWOptions& options() { return opts_; }
+  // The schedule's factor on lr (trainer/lr_schedule.h) for the next step(); 1 by default.
+  void set_lr_scale(double s) { lr_scale_ = s; }
+  double lr() const { return opts_.lr * lr_scale_; }
   int64_t step_count() const { return step_; }
   int64_t state_bytes() const;
   // Per (module, unit): exp_avg and exp_avg_sq shards (undefined before the first step).
@@ -53,6 +56,7 @@ class ShardedAdamW {
   AdamWOptions opts_;
   std::vector<std::vector<UnitState>> state_;
   int64_t step_ = 0;
+  double lr_scale_ = 1.0;
 };
 
 }  // namespace causvid::trainer

@@ -118,6 +118,7 @@ double UpdateRule::apply(TrainModel& m, int64_t step, double clip) {
     return norm;
   }
   consecutive_ = 0;
+  opt.set_lr_scale(schedule_.factor(step));
   opt.step();
   opt.zero_grad();
   mod.zero_grad();

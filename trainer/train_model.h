@@ -3,7 +3,8 @@
 // sharded parameters, and what it owns when trained: an AdamW over its shards and, for the
 // generator, an EMA. UpdateRule is the update all stages share: reduce the gradients, clip
 // at grad_clip (CausVid's max_grad_norm), step, or skip the update when the global gradient
-// norm is not finite (max_nonfinite_skips in a row stop the run).
+// norm is not finite (max_nonfinite_skips in a row stop the run); lr follows the config's
+// schedule (trainer/lr_schedule.h).
 #pragma once
 
 #include <torch/torch.h>
@@ -19,6 +20,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/ema.h"
 #include "trainer/fsdp.h"
+#include "trainer/lr_schedule.h"
 #include "trainer/optimizer.h"
 
 namespace causvid::trainer {
@@ -82,7 +84,8 @@ class TrainModel {
 
 class UpdateRule {
  public:
-  explicit UpdateRule(const core::Config& c) : clip_(c.grad_clip), max_skips_(c.max_nonfinite_skips) {}
+  explicit UpdateRule(const core::Config& c)
+      : clip_(c.grad_clip), max_skips_(c.max_nonfinite_skips), schedule_(LrSchedule::from_config(c)) {}
   // After backward: reduce, clip, step the model's optimizer. Returns the gradient norm
   // before clipping. `step` = updates done before this one (for the messages).
   double apply(TrainModel& m, int64_t step);
@@ -94,6 +97,7 @@ class UpdateRule {
  private:
   double clip_;
   int max_skips_;
+  LrSchedule schedule_;
   int64_t skipped_ = 0;
   int consecutive_ = 0;
   std::string last_checkpoint_;
