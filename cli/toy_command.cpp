@@ -246,7 +246,7 @@ int run_eval_toy(const EvalToyArgs& a) {
     nlohmann::json j = {{"name", label},         {"num", s.num},
                         {"presence", s.presence}, {"sharpness", s.sharpness},
                         {"shape", s.shape},       {"colour", s.colour},
-                        {"direction", s.direction}, {"motion", s.motion},
+                        {"direction", s.direction}, {"axis", s.axis}, {"motion", s.motion},
                         {"video_score", s.video_score}, {"fd", s.fd},
                         {"dist", s.dist},         {"overall", s.overall},
                         {"frames", lat.size(1)},  {"seconds", secs}};

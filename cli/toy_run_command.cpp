@@ -50,7 +50,7 @@ struct StageRow {
 
 struct ToyRunArgs {
   std::string out = "outputs/toy", configs = "configs/toy", teacher = "assets/toy_teacher.safetensors";
-  int64_t teacher_steps = 6000, bidirectional_dmd_steps = 150, ode_pairs = 192;
+  int64_t teacher_steps = 0, bidirectional_dmd_steps = 150, ode_pairs = 192;
   int64_t causal_ode_steps = 300, causal_dmd_steps = 150, num_videos = 4096, eval_batch = 96;
   int64_t self_forcing_steps = 300;  // Self-Forcing student from the causal ODE one (0: skip)
   // Causal Forcing: a teacher-forced causal teacher from the bidirectional one, its ODE
@@ -90,7 +90,7 @@ class ToyPipeline {
       trainer::export_checkpoint(ckpt, teacher_, "safetensors", /*ema=*/true);
     } else {
       TORCH_CHECK(fs::exists(a_.teacher), "--teacher: ", a_.teacher, ": no such file (pass "
-                  "--teacher train to train one, about 25 minutes here)");
+                  "--teacher train to train one, about 90 minutes here)");
       rows_.push_back({"teacher (shipped)", 0, 0, 0});
     }
     TORCH_CHECK(a_.seeds >= 1, "--seeds: got ", a_.seeds, ", want >= 1");
@@ -142,12 +142,13 @@ class ToyPipeline {
   std::string train(const std::string& name, const std::string& cfg_name, const std::string& out,
                     std::vector<std::string> sets, int64_t steps, int64_t seed_offset) {
     sets.push_back("output_path=" + out);
-    sets.push_back("max_iters=" + std::to_string(steps));
-    sets.push_back("save_iters=" + std::to_string(steps));
+    if (steps > 0) sets.push_back("max_iters=" + std::to_string(steps));  // else the config's
     sets.push_back("keep_latest=1");
     auto c = core::load_config(cfg_path(cfg_name), sets);
+    TORCH_CHECK(c.max_iters > 0, c.source, ": key 'max_iters': got 0, want the stage's steps");
+    c.save_iters = c.max_iters;
     c.seed += 1000 * seed_offset;
-    LOG_INFO("toy run: stage %s (%d steps)", name, steps);
+    LOG_INFO("toy run: stage %s (%d steps)", name, c.max_iters);
     Timer t;
     auto r = trainer::run_training(c, dist_, options_);
     rows_.push_back({name, t.seconds(), r.seconds_per_step, r.end_step - r.start_step});
@@ -381,7 +382,8 @@ void add_toy_run_command(Commands& cmds, CLI::App* toy) {
   app->add_option("--configs", r->configs, "folder of the stage configs");
   app->add_option("--teacher", r->teacher,
                   "teacher weights; 'train' trains one with configs/toy/teacher.yaml");
-  app->add_option("--teacher-steps", r->teacher_steps, "diffusion steps when training the teacher");
+  app->add_option("--teacher-steps", r->teacher_steps,
+                  "diffusion steps when training the teacher (0: teacher.yaml's max_iters)");
   app->add_option("--bidirectional-dmd-steps", r->bidirectional_dmd_steps, "stage 1 steps");
   app->add_option("--ode-pairs", r->ode_pairs, "stage 2: prompts sampled by the teacher (50 steps)");
   app->add_option("--causal-ode-steps", r->causal_ode_steps, "stage 3 steps");

@@ -107,6 +107,7 @@ void score_motion(const std::vector<int64_t>& px, const std::vector<int64_t>& py
     const double along = v.vx * tvx + v.vy * tvy;  // = speed * component along the direction
     const double across = std::abs(v.vx * tvy - v.vy * tvx);
     v.direction = (along >= 0.5 * speed * speed && across < along) ? 1.0 : 0.0;
+    v.axis = (std::abs(along) >= 0.5 * speed * speed && across < std::abs(along)) ? 1.0 : 0.0;
   }
 }
 
@@ -254,11 +255,12 @@ SetScore summarize(const std::vector<VideoScore>& videos, const std::vector<Vide
     s.shape += v.shape;
     s.colour += v.colour;
     s.direction += v.direction;
+    s.axis += v.axis;
     s.motion += v.motion;
     s.video_score += v.score;
   }
-  for (double* p : {&s.presence, &s.sharpness, &s.shape, &s.colour, &s.direction, &s.motion,
-                    &s.video_score})
+  for (double* p : {&s.presence, &s.sharpness, &s.shape, &s.colour, &s.direction, &s.axis,
+                    &s.motion, &s.video_score})
     *p /= s.num;
   auto feats = [](const std::vector<VideoScore>& vs) {
     auto t = torch::empty({(int64_t)vs.size(), kNumFeatures}, torch::kFloat64);
@@ -308,15 +310,15 @@ torch::Tensor corrupt(const torch::Tensor& latents_NFCHW, const std::string& kin
 }
 
 std::string set_score_header() {
-  return absl::StrFormat("%-28s %5s %8s %8s %8s %8s %8s %8s %8s %8s %8s", "set", "n", "present",
-                         "sharp", "shape", "colour", "direct", "motion", "video", "FD",
-                         "OVERALL");
+  return absl::StrFormat("%-28s %5s %8s %8s %8s %8s %8s %6s %8s %8s %8s %8s", "set", "n",
+                         "present", "sharp", "shape", "colour", "direct", "(axis)", "motion",
+                         "video", "FD", "OVERALL");
 }
 
 std::string format_set_score(const std::string& name, const SetScore& s) {
-  return absl::StrFormat("%-28s %5d %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.2f %8.1f", name,
-                         s.num, s.presence, s.sharpness, s.shape, s.colour, s.direction, s.motion,
-                         s.video_score, s.fd, s.overall);
+  return absl::StrFormat("%-28s %5d %8.3f %8.3f %8.3f %8.3f %8.3f %6.2f %8.3f %8.3f %8.2f %8.1f",
+                         name, s.num, s.presence, s.sharpness, s.shape, s.colour, s.direction,
+                         s.axis, s.motion, s.video_score, s.fd, s.overall);
 }
 
 }  // namespace causvid::toy

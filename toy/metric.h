@@ -17,6 +17,9 @@
 //   motion    fraction of consecutive frame pairs whose displacement is within 1 px (per
 //             axis) of the prompt's velocity: trajectory linearity and speed consistency
 //   score     mean of the six, in [0, 1]
+//   axis      (diagnostic, not in the score) 1 if the mean displacement lies along the
+//             prompt's axis, either way, with at least half the speed: direction < axis
+//             means the sign of the motion is wrong, not its axis
 // Per set: the means, a Frechet distance between Gaussian fits of hand-made per-video
 // features (14: mean colour, mass/area, mass flicker, ncc, mean velocity, motion, start
 // position on the torus as cos/sin) of the set and a real reference set for the same
@@ -35,6 +38,7 @@ namespace causvid::toy {
 
 struct VideoScore {
   double presence = 0, sharpness = 0, shape = 0, colour = 0, direction = 0, motion = 0;
+  double axis = 0;  // diagnostic: direction up to its sign
   double score = 0;
   double ncc = 0;          // mean peak ncc
   double vx = 0, vy = 0;   // mean displacement per frame (px)
@@ -44,6 +48,7 @@ struct VideoScore {
 struct SetScore {
   int64_t num = 0;
   double presence = 0, sharpness = 0, shape = 0, colour = 0, direction = 0, motion = 0;
+  double axis = 0;         // diagnostic (not in the scores)
   double video_score = 0;  // mean per-video score
   double fd = 0;           // Frechet distance to the reference features
   double dist = 0;         // exp(-fd / 10)

@@ -29,6 +29,7 @@ TEST(ToyMetric, RealScoresHighAndCorruptionsClearlyWorse) {
   auto real = toy::generate_for_prompts(prompts, 11, spec);
   auto r = toy::evaluate(real, prompts, spec);
   EXPECT_GE(r.video_score, 0.999);
+  EXPECT_GE(r.axis, 0.999);
   EXPECT_GT(r.overall, 95.0);
   EXPECT_LT(r.fd, 3.0);
   // The same holds for the 4x rollout length.
@@ -42,6 +43,10 @@ TEST(ToyMetric, RealScoresHighAndCorruptionsClearlyWorse) {
       EXPECT_LT(s.direction, 0.05) << kind;
       EXPECT_LT(s.motion, 0.05) << kind;
       EXPECT_GT(s.colour, 0.99) << kind;
+      // Reversed time keeps the axis (the diagnostic tells a sign error from a wrong axis);
+      // a static shape has none.
+      if (kind == "direction") EXPECT_GE(s.axis, 0.999);
+      if (kind == "static") EXPECT_LT(s.axis, 0.05);
     }
     if (kind == "colour") {
       EXPECT_LT(s.colour, 0.05);
