@@ -106,7 +106,7 @@ struct Config {
   // Learning-rate schedule (trainer/lr_schedule.h); CausVid and Self-Forcing keep lr constant.
   std::string lr_schedule = "constant";  // "constant" | "cosine" | "wsd"
   int64_t lr_warmup_steps = 0;  // linear warm-up from lr / lr_warmup_steps
-  int64_t lr_decay_steps = 0;   // wsd: linear decay over the last lr_decay_steps of max_iters
+  double lr_decay_fraction = 0.0;  // wsd: linear decay over this last fraction of max_iters
   double lr_min_ratio = 0.0;    // cosine / wsd: final lr = lr_min_ratio * lr
   double ema_weight = 0.0;     // 0 = no EMA of the generator
   int64_t ema_start_step = 0;

@@ -337,10 +337,12 @@ const std::vector<FieldDef>& fields() {
       field("optimizer", "grad_clip", &C::grad_clip, "max gradient norm"),
       field("optimizer", "lr_schedule", &C::lr_schedule,
             "constant | cosine (to lr_min_ratio * lr at max_iters) | wsd (warm-up, stable, "
-            "linear decay over the last lr_decay_steps); scales lr and lr_critic alike"),
+            "linear decay over the last lr_decay_fraction of max_iters); scales lr and "
+            "lr_critic alike"),
       field("optimizer", "lr_warmup_steps", &C::lr_warmup_steps,
             "linear warm-up steps (every schedule); 0 = none"),
-      field("optimizer", "lr_decay_steps", &C::lr_decay_steps, "wsd: steps of the final decay"),
+      field("optimizer", "lr_decay_fraction", &C::lr_decay_fraction,
+            "wsd: fraction of max_iters spent in the final decay (e.g. 0.25)"),
       field("optimizer", "lr_min_ratio", &C::lr_min_ratio, "cosine / wsd: final lr / lr"),
       field("optimizer", "ema_weight", &C::ema_weight, "generator EMA decay; 0 = no EMA"),
       field("optimizer", "ema_start_step", &C::ema_start_step, "first step with EMA updates"),

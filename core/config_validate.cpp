@@ -271,24 +271,26 @@ void Config::check_lr_schedule() const {
   check_one_of(src, "lr_schedule", lr_schedule, {"constant", "cosine", "wsd"});
   TORCH_CHECK(lr_warmup_steps >= 0, src, ": key 'lr_warmup_steps': got ", lr_warmup_steps,
               ", want >= 0");
-  TORCH_CHECK(lr_decay_steps >= 0, src, ": key 'lr_decay_steps': got ", lr_decay_steps,
-              ", want >= 0");
   TORCH_CHECK(lr_min_ratio >= 0 && lr_min_ratio <= 1, src, ": key 'lr_min_ratio': got ",
               lr_min_ratio, ", want in [0, 1]");
   if (lr_schedule == "constant") {
-    TORCH_CHECK(lr_decay_steps == 0, src, ": key 'lr_decay_steps': got ", lr_decay_steps,
-                ", but lr_schedule is constant (want lr_schedule: wsd)");
+    TORCH_CHECK(lr_decay_fraction == 0, src, ": key 'lr_decay_fraction': got ",
+                lr_decay_fraction, ", but lr_schedule is constant (want lr_schedule: wsd)");
     return;
   }
   TORCH_CHECK(max_iters > 0, src, ": key 'max_iters': got ", max_iters, ", want > 0 with lr_schedule ",
               lr_schedule, " (the schedule ends at max_iters)");
   if (lr_schedule == "wsd") {
-    TORCH_CHECK(lr_decay_steps >= 1 && lr_warmup_steps + lr_decay_steps <= max_iters, src,
-                ": key 'lr_decay_steps': got ", lr_decay_steps, ", want 1..max_iters - "
-                "lr_warmup_steps (", max_iters - lr_warmup_steps, ") with lr_schedule wsd");
+    TORCH_CHECK(lr_decay_fraction > 0 && lr_decay_fraction <= 1, src,
+                ": key 'lr_decay_fraction': got ", lr_decay_fraction,
+                ", want in (0, 1] with lr_schedule wsd");
+    const double decay = lr_decay_fraction * double(max_iters);
+    TORCH_CHECK(double(lr_warmup_steps) + decay <= double(max_iters), src,
+                ": key 'lr_warmup_steps': got ", lr_warmup_steps, ", want at most max_iters * (1 - "
+                "lr_decay_fraction) = ", max_iters - decay, " with lr_schedule wsd");
   } else {
-    TORCH_CHECK(lr_decay_steps == 0, src, ": key 'lr_decay_steps': got ", lr_decay_steps,
-                ", but it is only used by lr_schedule wsd");
+    TORCH_CHECK(lr_decay_fraction == 0, src, ": key 'lr_decay_fraction': got ",
+                lr_decay_fraction, ", but it is only used by lr_schedule wsd");
   }
   TORCH_CHECK(lr_warmup_steps < max_iters, src, ": key 'lr_warmup_steps': got ",
               lr_warmup_steps, ", want < max_iters (", max_iters, ")");

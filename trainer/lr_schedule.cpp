@@ -11,7 +11,8 @@ LrSchedule LrSchedule::from_config(const core::Config& c) {
   LrSchedule s;
   s.kind = c.lr_schedule;
   s.warmup_steps = c.lr_warmup_steps;
-  s.decay_steps = c.lr_decay_steps;
+  if (c.lr_schedule == "wsd")
+    s.decay_steps = std::max<int64_t>(1, std::llround(c.lr_decay_fraction * double(c.max_iters)));
   s.max_iters = c.max_iters;
   s.min_ratio = c.lr_min_ratio;
   return s;

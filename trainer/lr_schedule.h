@@ -1,11 +1,12 @@
 // trainer/lr_schedule.h: the learning-rate schedule of a run (config keys lr_schedule,
-// lr_warmup_steps, lr_decay_steps, lr_min_ratio): a factor on every optimizer's lr (the
+// lr_warmup_steps, lr_decay_fraction, lr_min_ratio): a factor on every optimizer's lr (the
 // generator's lr and the critic's lr_critic alike), a function of the update's step only, so
 // a resumed run follows the same curve as an uninterrupted one.
 //   warm-up (every schedule): factor = (step + 1) / lr_warmup_steps for step < lr_warmup_steps
 //   constant: 1 (CausVid, Self-Forcing)
 //   cosine:   min + (1 - min) (1 + cos(pi p)) / 2, p = (step - warmup) / (max_iters - warmup)
-//   wsd:      1 until max_iters - lr_decay_steps, then linear to min at max_iters
+//   wsd:      1 until max_iters - D, then linear to min at max_iters, where
+//             D = round(lr_decay_fraction * max_iters) (at least 1)
 // with min = lr_min_ratio and step = the updates done before this one (0-based).
 #pragma once
 

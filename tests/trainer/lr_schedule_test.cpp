@@ -63,18 +63,20 @@ TEST(LrSchedule, WsdIsStableThenLinear) {
 TEST(LrSchedule, ConfigChecksNameTheKey) {
   auto load = [](std::vector<std::string> o) {
     o.insert(o.begin(), "max_iters=100");  // a later max_iters overrides it
-    return core::load_config(testing::source_dir() + "/configs/toy/teacher.yaml", o);
+    return core::load_config(testing::source_dir() + "/configs/tiny_dmd.yaml", o);
   };
-  auto c = load({"lr_schedule=wsd", "lr_decay_steps=20", "lr_warmup_steps=5"});
+  auto c = load({"lr_schedule=wsd", "lr_decay_fraction=0.2", "lr_warmup_steps=5"});
   EXPECT_EQ(LrSchedule::from_config(c).decay_steps, 20);
+  EXPECT_EQ(LrSchedule::from_config(load({})).kind, "constant");
   testing::expect_error_contains([&] { load({"lr_schedule=linear"}); },
-                                 {"teacher.yaml", "lr_schedule", "linear"});
+                                 {"tiny_dmd.yaml", "lr_schedule", "linear"});
   testing::expect_error_contains([&] { load({"lr_schedule=wsd"}); },
-                                 {"lr_decay_steps", "got 0", "wsd"});
-  testing::expect_error_contains([&] { load({"lr_schedule=wsd", "lr_decay_steps=200"}); },
-                                 {"lr_decay_steps", "200"});
-  testing::expect_error_contains([&] { load({"lr_decay_steps=10"}); },
-                                 {"lr_decay_steps", "constant"});
+                                 {"lr_decay_fraction", "got 0", "wsd"});
+  testing::expect_error_contains(
+      [&] { load({"lr_schedule=wsd", "lr_decay_fraction=0.5", "lr_warmup_steps=60"}); },
+      {"lr_warmup_steps", "60", "50"});
+  testing::expect_error_contains([&] { load({"lr_decay_fraction=0.1"}); },
+                                 {"lr_decay_fraction", "constant"});
   testing::expect_error_contains([&] { load({"lr_schedule=cosine", "lr_min_ratio=2"}); },
                                  {"lr_min_ratio", "[0, 1]"});
   testing::expect_error_contains([&] { load({"lr_schedule=cosine", "max_iters=0"}); },
