@@ -45,8 +45,11 @@ TEST(ToyMetric, RealScoresHighAndCorruptionsClearlyWorse) {
       EXPECT_GT(s.colour, 0.99) << kind;
       // Reversed time keeps the axis (the diagnostic tells a sign error from a wrong axis);
       // a static shape has none.
-      if (kind == "direction") EXPECT_GE(s.axis, 0.999);
-      if (kind == "static") EXPECT_LT(s.axis, 0.05);
+      if (kind == "direction") {
+        EXPECT_GE(s.axis, 0.999);
+      } else {
+        EXPECT_LT(s.axis, 0.05);
+      }
     }
     if (kind == "colour") {
       EXPECT_LT(s.colour, 0.05);
