@@ -155,8 +155,10 @@ int sws_flags_for(ResizeFilter filter, int sw, int sh, int dw, int dh) {
   return base | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP;
 }
 
-int sws_colorspace_of(AVColorSpace cs) {
-  switch (cs) {
+// `raw` is the frame's colorspace field read as an int: a damaged stream can leave a value
+// outside the enum there (255 found by fuzz.video), and loading such an enum is undefined.
+int sws_colorspace_of(int raw) {
+  switch (raw) {
     case AVCOL_SPC_BT709:
       return SWS_CS_ITU709;
     case AVCOL_SPC_FCC:
@@ -235,7 +237,10 @@ torch::Tensor RgbConverter::convert(const AVFrame* in, int ow, int oh, ResizeFil
   }
   bool full_range = f->color_range == AVCOL_RANGE_JPEG;
   AVPixelFormat fmt = normalize_pix_fmt(static_cast<AVPixelFormat>(f->format), &full_range);
-  int cs = sws_colorspace_of(f->colorspace);
+  int raw_cs = 0;
+  static_assert(sizeof(raw_cs) == sizeof(f->colorspace), "AVColorSpace is an int-sized enum");
+  std::memcpy(&raw_cs, &f->colorspace, sizeof(raw_cs));
+  int cs = sws_colorspace_of(raw_cs);
   int flags = sws_flags_for(filter, f->width, f->height, ow, oh);
   SwsContext* ctx = sws_getCachedContext(sws_.release(), f->width, f->height, fmt, ow, oh,
                                          AV_PIX_FMT_GBRP, flags, nullptr, nullptr, nullptr);
