@@ -24,6 +24,7 @@ struct LrSchedule {
 
   static LrSchedule from_config(const core::Config& c);
   double factor(int64_t step) const;
+  bool is_constant() const { return kind == "constant" && warmup_steps == 0; }
   std::string describe() const;  // one line for the log
 };
 

@@ -92,6 +92,7 @@ class UpdateRule {
   // The same with another clip norm (Self-Forcing's max_grad_norm_generator / _critic).
   double apply(TrainModel& m, int64_t step, double clip);
   int64_t skipped() const { return skipped_; }
+  const LrSchedule& schedule() const { return schedule_; }
   void set_last_checkpoint(std::string dir) { last_checkpoint_ = std::move(dir); }
 
  private:

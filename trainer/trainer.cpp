@@ -168,8 +168,7 @@ void Trainer::setup() {
            stage_->generator().wrap().causal() ? "causal" : "bidirectional",
            c.generator_ckpt.empty() ? c.dit_file() : c.generator_ckpt, ds_->describe(),
            dist_->world_size(), seed_);
-  if (c.lr_schedule != "constant" || c.lr_warmup_steps > 0)
-    LOG_INFO("train: %s", LrSchedule::from_config(c).describe());
+  if (!updates_.schedule().is_constant()) LOG_INFO("train: %s", updates_.schedule().describe());
 }
 
 int64_t Trainer::resume(const std::string& dir) {
@@ -309,13 +308,12 @@ TrainResult Trainer::run() {
   TrainResult r;
   r.start_step = step_;
   const int64_t end = c_.max_iters > 0 ? c_.max_iters : INT64_MAX;
-  const LrSchedule schedule = LrSchedule::from_config(c_);
   const auto t0 = std::chrono::steady_clock::now();
   auto last = t0;
   double ema_dt = -1, step_seconds = 0;
   while (step_ < end) {
     auto m = train_step();
-    if (schedule.kind != "constant" || schedule.warmup_steps > 0) m["lr"] = c_.lr * schedule.factor(step_);
+    if (!updates_.schedule().is_constant()) m["lr"] = c_.lr * updates_.schedule().factor(step_);
     ++step_;
     const auto now = std::chrono::steady_clock::now();
     const double dt = std::chrono::duration<double>(now - last).count();
