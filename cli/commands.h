@@ -27,6 +27,7 @@ struct ToyDataArgs {
   int64_t num = 4096, seed = 0, frames = toy::WorldSpec{}.frames, height = toy::WorldSpec{}.height,
           width = toy::WorldSpec{}.width, speed = toy::WorldSpec{}.speed, align = toy::WorldSpec{}.align;
   bool overwrite = false;
+  bool wrap = !toy::WorldSpec{}.wrap_free;  // start positions anywhere on the torus
 };
 int run_toy_data(const ToyDataArgs& a);
 // `causvid toy run` (cli/toy_run_command.cpp) and `eval toy` (cli/toy_command.cpp).

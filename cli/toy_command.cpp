@@ -74,7 +74,7 @@ void write_toy_data(const std::string& tmp, const toy::Dataset& d, const toy::Wo
                       {"num", num},       {"seed", seed},
                       {"frames", spec.frames}, {"channels", toy::kChannels},
                       {"height", spec.height}, {"width", spec.width},
-                      {"speed", spec.speed},   {"align", spec.align}, {"vocabulary", toy::vocabulary()},
+                      {"speed", spec.speed},   {"align", spec.align}, {"wrap", !spec.wrap_free}, {"vocabulary", toy::vocabulary()},
                       {"latents_shape", std::vector<int64_t>(d.latents.sizes().begin(),
                                                              d.latents.sizes().end())}};
   core::write_file_atomic(tmp + "/world.json", j.dump(2) + "\n");
@@ -90,6 +90,7 @@ int run_toy_data(const ToyDataArgs& a) {
   spec.width = a.width;
   spec.speed = a.speed;
   spec.align = a.align;
+  spec.wrap_free = !a.wrap;
   TORCH_CHECK(spec.align >= 1 && spec.height % spec.align == 0 && spec.width % spec.align == 0,
               "--align: got ", spec.align, ", want a divisor of --height and --width");
   const int64_t num = a.num, seed = a.seed;
@@ -165,6 +166,7 @@ struct EvalToyArgs {
   std::string corrupt, name, json, save_latents, preview, mp4;
   ConfigArgs config;
   int64_t num = 0, steps = 50, frames = 0, batch = 16, seed = 0, speed = toy::WorldSpec{}.speed;
+  bool wrap = !toy::WorldSpec{}.wrap_free;
   int64_t window = -1, sink = 0;
   std::optional<double> guidance, shift;
   bool real = false, no_header = false;
@@ -226,6 +228,7 @@ int run_eval_toy(const EvalToyArgs& a) {
 
   toy::WorldSpec spec;
   spec.speed = a.speed;
+  spec.wrap_free = !a.wrap;
   auto t0 = std::chrono::steady_clock::now();
   std::string what;
   torch::Tensor lat = load_or_sample(a, prompts, spec, &what);
@@ -271,6 +274,9 @@ void add_toy_data_command(Commands& cmds, CLI::App* toy) {
   app->add_option("--width", d->width, "latent width (even)");
   app->add_option("--speed", d->speed, "pixels per frame");
   app->add_option("--align", d->align, "start positions are multiples of this (2: on the patch grid)");
+  app->add_flag("--wrap,!--no-wrap", d->wrap,
+                "start positions anywhere on the torus, clips wrap around the edges (the default); "
+                "--no-wrap: the whole clip inside the frame");
   add_overwrite_flag(*app, d->overwrite, "replace an existing output directory");
 }
 
@@ -320,6 +326,9 @@ void add_eval_toy_command(Commands& cmds, CLI::App* parent, const std::string& n
   add_seed_option(*app, e->seed, "noise seed (c) / start-position seed (b)");
   add_device_option(*app, e->device, "(c) auto, cpu, cuda or cuda:N (noise is drawn on the CPU)");
   app->add_option("--speed", e->speed, "the world's speed, pixels per frame");
+  app->add_flag("--wrap,!--no-wrap", e->wrap,
+                "the real reference videos start anywhere on the torus (the default; --no-wrap as "
+                "toy data --no-wrap)");
   app->add_option("--corrupt", e->corrupt,
                   "corrupt the set before scoring: static | colour | direction | blur | noisy | "
                   "noise");

@@ -81,17 +81,24 @@ class ToyPipeline {
 
   int run() {
     core::make_dirs(a_.out);
-    make_data();
+    make_data(data_dir_, /*wrap=*/true);
     teacher_ = a_.teacher;
     if (a_.teacher == "train") {
-      const auto ckpt = train("teacher", "teacher", a_.out + "/teacher", {"data_path=" + lmdb_},
-                              a_.teacher_steps, 0);
-      // The students' teacher is the EMA of the weights (as the shipped one).
-      teacher_ = a_.out + "/teacher/teacher_ema.safetensors";
-      trainer::export_checkpoint(ckpt, teacher_, "safetensors", /*ema=*/true);
+      // The shipped teacher's two phases (scripts/train_toy_teacher.sh): motion on clips that
+      // stay inside the frame, then the torus. The students' teacher is the EMA of the weights.
+      const std::string nowrap = a_.out + "/data_nowrap";
+      make_data(nowrap, /*wrap=*/false);
+      const auto ckpt = train("teacher", "teacher", a_.out + "/teacher",
+                              {"data_path=" + nowrap + "/latents_lmdb"}, a_.teacher_steps, 0);
+      const std::string phase1 = a_.out + "/teacher/teacher_ema.safetensors";
+      trainer::export_checkpoint(ckpt, phase1, "safetensors", /*ema=*/true);
+      const auto ckpt2 = train("teacher (torus)", "teacher_torus", a_.out + "/teacher_torus",
+                               {"data_path=" + lmdb_, "dit_path=" + phase1}, 0, 0);
+      teacher_ = a_.out + "/teacher_torus/teacher_ema.safetensors";
+      trainer::export_checkpoint(ckpt2, teacher_, "safetensors", /*ema=*/true);
     } else {
       TORCH_CHECK(fs::exists(a_.teacher), "--teacher: ", a_.teacher, ": no such file (pass "
-                  "--teacher train to train one, about 90 minutes here)");
+                  "--teacher train to train one, about 2 hours here)");
       rows_.push_back({"teacher (shipped)", 0, 0, 0});
     }
     TORCH_CHECK(a_.seeds >= 1, "--seeds: got ", a_.seeds, ", want >= 1");
@@ -156,18 +163,20 @@ class ToyPipeline {
     return r.last_checkpoint;
   }
 
-  void make_data() {
+  // The training set in `dir` (the torus world, or with wrap false clips inside the frame).
+  void make_data(const std::string& dir, bool wrap) {
     Timer t;
-    if (!fs::exists(lmdb_)) {
+    if (!fs::exists(dir + "/latents_lmdb")) {
       ToyDataArgs d;
-      d.out = data_dir_;
+      d.out = dir;
       d.num = a_.num_videos;
       d.seed = 1;
+      d.wrap = wrap;
       TORCH_CHECK(run_toy_data(d) == 0, "toy data failed");
     } else {
-      LOG_INFO("toy run: reusing %s", lmdb_);
+      LOG_INFO("toy run: reusing %s", dir);
     }
-    rows_.push_back({"data", t.seconds(), 0, 0});
+    rows_.push_back({wrap ? "data" : "data (no wrap)", t.seconds(), 0, 0});
   }
 
   // Stage 2: the teacher's 50-step trajectories of the first --ode-pairs training prompts.
@@ -382,9 +391,11 @@ void add_toy_run_command(Commands& cmds, CLI::App* toy) {
   app->add_option("--out", r->out, "output directory");
   app->add_option("--configs", r->configs, "folder of the stage configs");
   app->add_option("--teacher", r->teacher,
-                  "teacher weights; 'train' trains one with configs/toy/teacher.yaml");
+                  "teacher weights; 'train' trains one (configs/toy/teacher.yaml, then "
+                  "teacher_torus.yaml: about 2 hours)");
   app->add_option("--teacher-steps", r->teacher_steps,
-                  "diffusion steps when training the teacher (0: teacher.yaml's max_iters)");
+                  "phase-1 diffusion steps when training the teacher (0: teacher.yaml's "
+                  "max_iters; phase 2 takes teacher_torus.yaml's)");
   app->add_option("--bidirectional-dmd-steps", r->bidirectional_dmd_steps, "stage 1 steps");
   app->add_option("--ode-pairs", r->ode_pairs, "stage 2: prompts sampled by the teacher (50 steps)");
   app->add_option("--causal-ode-steps", r->causal_ode_steps, "stage 3 steps");

@@ -37,8 +37,11 @@ struct WorldSpec {
   int64_t height = 12;  // latent height (even: patch 2x2)
   int64_t width = 12;   // latent width
   int64_t speed = 1;    // pixels per frame
-  // Start positions keep the whole clip inside the frame (no wrap-around within a clip).
-  bool wrap_free = true;
+  // true: start positions keep the whole clip inside the frame (no wrap-around within a
+  // clip; the world of the first 30000 teacher steps, docs/toy_world.md). false (the
+  // default): start positions anywhere on the torus, so any window of a longer video (the
+  // causal student's 4x rollout) is distributed as a training clip.
+  bool wrap_free = false;
   int64_t align = 2;    // start positions are multiples of this (2: shapes sit on the patch grid)
 };
 

@@ -52,9 +52,10 @@ TEST(ToyWorld, RenderMovesAtConstantVelocityAndWraps) {
               toy::colour_distance(), 1e-5);
 }
 
-// Training clips keep the whole trajectory inside the frame (no wrap-around).
-TEST(ToyWorld, TrainingClipsDoNotWrap) {
+// With wrap_free, training clips keep the whole trajectory inside the frame (no wrap-around).
+TEST(ToyWorld, WrapFreeClipsDoNotWrap) {
   toy::WorldSpec spec;
+  spec.wrap_free = true;
   auto d = toy::generate(192, 3, spec);
   const auto bg = toy::background_vector().view({4, 1, 1});
   for (int64_t i = 0; i < 192; ++i) {
@@ -68,6 +69,28 @@ TEST(ToyWorld, TrainingClipsDoNotWrap) {
           << i;
     }
   }
+}
+
+// The default world is the torus: start positions anywhere (on the align grid), so most
+// clips wrap around an edge, as every window of a longer rollout may.
+TEST(ToyWorld, DefaultClipsWrapOnTheTorus) {
+  toy::WorldSpec spec;
+  ASSERT_FALSE(spec.wrap_free);
+  auto d = toy::generate(192, 3, spec);
+  const auto bg = toy::background_vector().view({4, 1, 1});
+  int64_t wrapped = 0;
+  for (int64_t i = 0; i < 192; ++i) {
+    auto fg = (d.latents[i] - bg).abs().sum(1).gt(1e-6);  // [F, H, W]
+    bool w = false;
+    for (int64_t t = 0; t < spec.frames; ++t) {
+      auto f = fg[t];
+      w = w || (f.select(0, 0).any().item<bool>() && f.select(0, spec.height - 1).any().item<bool>());
+      w = w || (f.select(1, 0).any().item<bool>() && f.select(1, spec.width - 1).any().item<bool>());
+    }
+    wrapped += w;
+  }
+  EXPECT_GT(wrapped, 192 / 2);
+  EXPECT_LT(wrapped, 192);
 }
 
 TEST(ToyWorld, StampsAreDistinct) {
