@@ -8,7 +8,7 @@ set -euo pipefail
 run=${1:?usage: scripts/toy_lora_extract.sh RUN_DIR [CAUSVID]}
 bin=${2:-build/causvid}
 teacher=assets/toy_teacher.safetensors
-student=$run/causal_dmd/checkpoint_model_000150
+student=$(ls -d "$run"/causal_dmd/checkpoint_model_* | sort | tail -1)  # the stage's last
 out=$run/lora_extract
 mkdir -p "$out"
 score() {  # NAME CHECKPOINT

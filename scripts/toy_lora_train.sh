@@ -9,7 +9,7 @@ rank=${2:?rank}
 lr=${3:-1e-4}
 bin=${4:-build/causvid}
 out=$run/lora_dmd_r${rank}_lr$lr
-base=$run/causal_ode/checkpoint_model_000300
+base=$(ls -d "$run"/causal_ode/checkpoint_model_* | sort | tail -1)  # the stage's last
 "$bin" train --config "$run/causal_dmd/config.yaml" --quiet --set "output_path=$out" \
   --set "lora_rank=$rank" --set "lr=$lr" 2>&1 | grep -E "LoRA|steps" || true
 ckpt=$(ls -d "$out"/checkpoint_model_* | sort | tail -1)
