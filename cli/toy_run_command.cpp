@@ -88,14 +88,10 @@ class ToyPipeline {
       // stay inside the frame, then the torus. The students' teacher is the EMA of the weights.
       const std::string nowrap = a_.out + "/data_nowrap";
       make_data(nowrap, /*wrap=*/false);
-      const auto ckpt = train("teacher", "teacher", a_.out + "/teacher",
-                              {"data_path=" + nowrap + "/latents_lmdb"}, a_.teacher_steps, 0);
-      const std::string phase1 = a_.out + "/teacher/teacher_ema.safetensors";
-      trainer::export_checkpoint(ckpt, phase1, "safetensors", /*ema=*/true);
-      const auto ckpt2 = train("teacher (torus)", "teacher_torus", a_.out + "/teacher_torus",
-                               {"data_path=" + lmdb_, "dit_path=" + phase1}, 0, 0);
-      teacher_ = a_.out + "/teacher_torus/teacher_ema.safetensors";
-      trainer::export_checkpoint(ckpt2, teacher_, "safetensors", /*ema=*/true);
+      const auto phase1 = train_teacher("teacher", "teacher",
+                                        {"data_path=" + nowrap + "/latents_lmdb"}, a_.teacher_steps);
+      teacher_ = train_teacher("teacher (torus)", "teacher_torus",
+                               {"data_path=" + lmdb_, "dit_path=" + phase1}, 0);
     } else {
       TORCH_CHECK(fs::exists(a_.teacher), "--teacher: ", a_.teacher, ": no such file (pass "
                   "--teacher train to train one, about 2 hours here)");
@@ -161,6 +157,17 @@ class ToyPipeline {
     auto r = trainer::run_training(c, dist_, options_);
     rows_.push_back({name, t.seconds(), r.seconds_per_step, r.end_step - r.start_step});
     return r.last_checkpoint;
+  }
+
+  // One teacher phase (config `cfg_name`, output <out>/<cfg_name>): the path of its EMA
+  // weights, exported as safetensors next to its checkpoints.
+  std::string train_teacher(const std::string& name, const std::string& cfg_name,
+                            std::vector<std::string> sets, int64_t steps) {
+    const std::string dir = a_.out + "/" + cfg_name;
+    const auto ckpt = train(name, cfg_name, dir, std::move(sets), steps, 0);
+    const std::string ema = dir + "/teacher_ema.safetensors";
+    trainer::export_checkpoint(ckpt, ema, "safetensors", /*ema=*/true);
+    return ema;
   }
 
   // The training set in `dir` (the torus world, or with wrap false clips inside the frame).
