@@ -19,6 +19,7 @@
 #include "data/prompt_cache.h"
 #include "data/text_from_config.h"
 #include "inference/ode_pairs.h"
+#include "inference/step_list.h"
 #include "models/t5/umt5.h"
 #include "models/wan/presets.h"
 #include "models/wan/wan_config.h"
@@ -87,7 +88,7 @@ struct OdePairsArgs {
   std::string prompts, out, teacher, which = "generator", prompt_cache;
   std::string dtype = "fp32", compute_dtype = "fp32", device;
   int64_t steps = 50, seed = 0, shard_size = 16;
-  std::vector<int64_t> keep = {0, 36, 44, -1};
+  std::vector<int64_t> keep;  // empty: the config's denoising_step_list on the grid
   double guidance = 6.0;
   std::optional<double> shift;  // default: the config's scheduler_shift
   bool causal_teacher = false;  // a causal (teacher_forcing) teacher: KV-cache sampler
@@ -113,11 +114,25 @@ int run_ode_pairs(const OdePairsArgs& a) {
   auto c = core::load_config(a.config.path, a.config.sets);
   inference::OdePairOptions o;
   o.num_steps = a.steps;
-  o.keep = a.keep;
-  inference::resolve_keep_indices(o.keep, o.num_steps);  // check before loading anything
   o.guidance_scale = a.guidance;
   // A causal teacher (teacher_forcing stage) samples on its own grid: the generator's.
   o.shift = a.shift.value_or(a.causal_teacher ? c.generator_scheduler_shift() : c.scheduler_shift);
+  // The points that carry the config's steps on this grid; an explicit --keep that labels
+  // other noise levels with those steps is allowed (CausVid's data) but named.
+  double err = 0;
+  const auto matched = inference::keep_for_step_list(inference::training_step_list(c), o.num_steps,
+                                                     o.shift, &err);
+  o.keep = a.keep.empty() ? matched : a.keep;
+  const auto kept = inference::resolve_keep_indices(o.keep, o.num_steps);  // before loading
+  if (kept != inference::resolve_keep_indices(matched, o.num_steps))
+    LOG_WARN("ode-pairs: --keep %s stores other trajectory points than %s, the ones nearest to "
+             "the config's denoising_step_list on the %d-step grid of shift %.2f: the causal "
+             "ODE stage will label them with timesteps of other noise levels",
+             keep_str(o.keep), keep_str(matched), o.num_steps, o.shift);
+  else if (err > 10)
+    LOG_WARN("ode-pairs: the %d-step grid of shift %.2f is up to %.1f timesteps away from the "
+             "config's denoising_step_list (use more --steps or another --shift)",
+             o.num_steps, o.shift, err);
   o.seed = a.seed;
   o.shard_size = a.shard_size;
   o.store_dtype = data::parse_embed_dtype("--dtype", a.dtype);
@@ -145,7 +160,7 @@ int run_ode_pairs(const OdePairsArgs& a) {
 
   auto text = make_text(a, c, o.device);
   LOG_INFO("%d prompts, teacher %s, %d steps, guidance %.2f, keep %s, rank %d/%d", prompts.size(),
-           tp, o.num_steps, o.guidance_scale, keep_str(a.keep), dist->rank(), dist->world_size());
+           tp, o.num_steps, o.guidance_scale, keep_str(o.keep), dist->rank(), dist->world_size());
   auto st =
       inference::generate_ode_pairs(teacher, *text, prompts, a.out, o, dist->rank(), dist->world_size());
   LOG_INFO("rank %d: %d prompts, %d shards written, %d existing, %.2f s (%.3f s/prompt)",
@@ -219,10 +234,12 @@ void add_teacher_data_commands(Commands& cmds) {
                 "the teacher is causal (a teacher_forcing checkpoint, Causal Forcing): sample "
                 "block by block with its KV cache, num_frame_per_block from the config, grid "
                 "shift model_kwargs.timestep_shift");
-  app->add_option("--keep", o->keep, "trajectory indices kept (of steps + 1; -1 last)")
+  app->add_option("--keep", o->keep,
+                  "trajectory indices kept (of steps + 1; -1 last); default: the points nearest "
+                  "to the config's denoising_step_list on the grid (CausVid's 0,36,44,-1 for "
+                  "[1000, 757, 522] at 50 steps, shift 8)")
       ->delimiter(',')
-      ->allow_extra_args(false)
-      ->default_str("0,36,44,-1");
+      ->allow_extra_args(false);
   app->add_option("--guidance", o->guidance, "classifier-free guidance scale");
   add_optional(*app, "--shift", o->shift,
                "sampling grid shift (default: the config's scheduler_shift, 8 as CausVid)");

@@ -20,6 +20,7 @@
 #include "data/shards.h"
 #include "data/text_from_config.h"
 #include "inference/ode_pairs.h"
+#include "inference/step_list.h"
 #include "models/wan/presets.h"
 #include "models/wan/wan_loader.h"
 #include "models/wan/wan_wrapper.h"
@@ -211,6 +212,11 @@ class ToyPipeline {
     o.shape_FCHW = {tc.image_or_video_shape[1], tc.image_or_video_shape[2],
                     tc.image_or_video_shape[3], tc.image_or_video_shape[4]};
     o.negative_prompt = tc.negative_prompt;
+    // The trajectory points that carry the causal ODE student's step list on this grid (at
+    // the toy's shift 3: 0, 25, 37, -1; CausVid's 0, 36, 44, -1 are those of shift 8).
+    o.keep = inference::keep_for_step_list(
+        inference::training_step_list(core::load_config(cfg_path("causal_ode"))), o.num_steps,
+        o.shift);
     o.seed = 7 + 1000 * seed_offset;
     o.shard_size = 64;
     const std::string shards = dir + "/ode_shards";

@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 
 #include "core/fs.h"
@@ -11,6 +12,7 @@
 #include "core/progress.h"
 #include "data/shards.h"
 #include "inference/causal_pipeline.h"
+#include "models/wan/flow_match.h"
 
 namespace causvid::inference {
 namespace {
@@ -52,6 +54,33 @@ std::vector<int64_t> resolve_keep_indices(const std::vector<int64_t>& keep, int6
     out.push_back(k < 0 ? k + n : k);
   }
   return out;
+}
+
+std::vector<int64_t> keep_for_step_list(const torch::Tensor& steps, int64_t num_steps, double shift,
+                                        double* max_error) {
+  TORCH_CHECK(num_steps >= 1, "--steps: got ", num_steps, ", want >= 1");
+  TORCH_CHECK(steps.dim() == 1 && steps.numel() > 0, "denoising_step_list: want at least one step");
+  const auto grid = models::FlowMatchScheduler::wan_sampling(num_steps, shift)
+                        .timesteps.to(torch::kFloat64).contiguous();
+  auto st = steps.to(torch::kFloat64).contiguous();
+  const double* g = grid.data_ptr<double>();
+  std::vector<int64_t> keep;
+  double worst = 0;
+  for (int64_t i = 0; i < st.numel(); ++i) {
+    const double t = st.data_ptr<double>()[i];
+    if (t == 0.0) {
+      keep.push_back(-1);
+      continue;
+    }
+    int64_t best = 0;
+    for (int64_t k = 1; k < grid.numel(); ++k)
+      if (std::abs(g[k] - t) < std::abs(g[best] - t)) best = k;
+    worst = std::max(worst, std::abs(g[best] - t));
+    keep.push_back(best);
+  }
+  if (keep.back() != -1) keep.push_back(-1);
+  if (max_error) *max_error = worst;
+  return keep;
 }
 
 data::ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,

@@ -42,6 +42,16 @@ struct OdePairOptions {
 // The indices of `keep` resolved against num_steps + 1 points; errors name --keep.
 std::vector<int64_t> resolve_keep_indices(const std::vector<int64_t>& keep, int64_t num_steps);
 
+// The trajectory points that carry a generator's denoising step list (`steps`, as
+// inference::training_step_list gives it): for each step the point of the num_steps grid of
+// `shift` whose timestep is nearest, 0 -> -1 (the clean end), and -1 appended when the list does
+// not end in 0 (CausVid's rows end with the clean sample). For CausVid's [1000, 757, 522] at 50
+// steps, shift 8 this is its [0, 36, 44, -1]; at another shift the same indices would label
+// points of other noise levels with these timesteps. `max_error`, if given, receives the
+// largest |grid timestep - step|.
+std::vector<int64_t> keep_for_step_list(const torch::Tensor& steps, int64_t num_steps, double shift,
+                                        double* max_error = nullptr);
+
 data::ToolStats generate_ode_pairs(const models::WanDiffusionWrapper& teacher,
                              models::TextConditioner& text, const std::vector<std::string>& prompts,
                              const std::string& out_dir, const OdePairOptions& opts, int rank = 0,

@@ -19,7 +19,9 @@
 #include "data/shards.h"
 #include "data/video_io.h"
 #include "inference/causal_pipeline.h"
+#include "inference/ode_pairs.h"
 #include "models/vae/wan_vae.h"
+#include "models/wan/flow_match.h"
 #include "models/wan/wan_config.h"
 #include "tests/test_util.h"
 
@@ -447,6 +449,53 @@ TEST(OdePairs, TinyTeacherTrajectoriesResumableAndRankIndependent) {
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(contains(out, "latents: shape [3, 4, 3, 4, 8, 8]")) << out;
   EXPECT_TRUE(contains(out, "first prompt: a red ball")) << out;
+}
+
+// The kept points are the ones whose timesteps carry the step list on the sampling grid:
+// CausVid's [0, 36, 44, -1] at shift 8; at the toy's shift 3 the same indices would be the
+// points at t = 538 and 290, labelled 757 and 522 by the causal ODE stage.
+TEST(OdePairs, KeepFollowsTheStepListOnTheGrid) {
+  const auto list = torch::tensor({1000.f, 757.f, 522.f, 0.f});
+  double err = -1;
+  EXPECT_EQ(inference::keep_for_step_list(list, 50, 8.0, &err), (std::vector<int64_t>{0, 36, 44, -1}));
+  EXPECT_LT(err, 1.0);
+  EXPECT_EQ(inference::keep_for_step_list(list.slice(0, 0, 3), 50, 8.0),
+            (std::vector<int64_t>{0, 36, 44, -1}));  // the clean end appended
+  EXPECT_EQ(inference::keep_for_step_list(list, 50, 3.0, &err), (std::vector<int64_t>{0, 25, 37, -1}));
+  EXPECT_LT(err, 10.0);
+  const auto grid = models::FlowMatchScheduler::wan_sampling(50, 3.0).timesteps;
+  EXPECT_NEAR(grid[36].item<double>(), 538.5, 0.1);  // what index 36 holds at shift 3
+  EXPECT_NEAR(grid[25].item<double>(), 750.0, 0.1);
+
+  // The command: by default the config's list on its grid, at any shift; an explicit --keep
+  // that labels other noise levels is written as asked, and named.
+  TinyOdeSetup t;
+  std::string out;
+  int rc = testing::run_command(t.cmd(t.dir.file("k3"), "--set scheduler_shift=3"), &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_TRUE(contains(out, "keep 0,25,37,-1")) << out;
+  EXPECT_FALSE(contains(out, "other trajectory points")) << out;
+  rc = testing::run_command(t.cmd(t.dir.file("k3b"), "--set scheduler_shift=3 --keep 0,36,44,-1"),
+                            &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_TRUE(contains(out, "--keep 0,36,44,-1 stores other trajectory points than 0,25,37,-1"))
+      << out;
+  {
+    c10::InferenceMode g;
+    OneThread one;
+    models::WanModel net(models::WanConfig::preset("tiny"));
+    core::load_state_dict(*net, core::load_safetensors(t.teacher));
+    net->eval();
+    models::WanDiffusionWrapper teacher(net, false, 1, 3.0);
+    data::PromptCache cache(t.cache);
+    auto gen = at::detail::createCPUGenerator(0);
+    auto noise = torch::randn({1, 3, 4, 8, 8}, gen, torch::kFloat);
+    auto tr = inference::sample_teacher(teacher, noise, cache.encode({"a red ball"}),
+                                        cache.encode({"blurry"}), 50, 6.0, 3.0);
+    auto want = tr.trajectory[0].index_select(0, torch::tensor({0, 25, 37, 50}));
+    auto got = data::read_shard(t.dir.file("k3/ode_pairs_000000.safetensors")).latents[0];
+    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
+  }
 }
 
 TEST(OdePairs, FlagsAndBadInputs) {
