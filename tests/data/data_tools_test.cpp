@@ -382,6 +382,23 @@ struct TinyOdeSetup {
     prompts_file = dir.file("prompts.txt");
     core::write_file_atomic(prompts_file, "a red ball\na blue cube\na green cone\n");
   }
+  // The teacher's 50-step trajectory (CFG 6 on "blurry", grid `shift`) of `prompt` from noise
+  // seeded `seed`, at the trajectory points `keep`: what ode-pairs must store.
+  torch::Tensor trajectory(const std::string& prompt, int64_t seed, double shift,
+                           const std::vector<int64_t>& keep) const {
+    c10::InferenceMode g;
+    OneThread one;
+    models::WanModel net(models::WanConfig::preset("tiny"));
+    core::load_state_dict(*net, core::load_safetensors(teacher));
+    net->eval();
+    models::WanDiffusionWrapper w(net, false, 1, shift);
+    data::PromptCache pc(cache);
+    auto gen = at::detail::createCPUGenerator(seed);
+    auto noise = torch::randn({1, 3, 4, 8, 8}, gen, torch::kFloat);
+    auto tr = inference::sample_teacher(w, noise, pc.encode({prompt}), pc.encode({"blurry"}), 50,
+                                        6.0, shift);
+    return tr.trajectory[0].index_select(0, torch::tensor(keep));
+  }
   std::string cmd(const std::string& out, const std::string& extra = "") const {
     return bin() + " ode-pairs --config " + testing::source_dir() +
            "/configs/tiny_ode.yaml --set negative_prompt=blurry --prompts " + prompts_file +
@@ -403,21 +420,11 @@ TEST(OdePairs, TinyTeacherTrajectoriesResumableAndRankIndependent) {
 
   // Row 1 is the teacher's trajectory from noise seeded 0 + 1 at [0, 36, 44, 50].
   {
-    c10::InferenceMode g;
-    OneThread one;
-    models::WanModel net(models::WanConfig::preset("tiny"));
-    core::load_state_dict(*net, core::load_safetensors(t.teacher));
-    net->eval();
-    models::WanDiffusionWrapper teacher(net, false, 1);
-    data::PromptCache cache(t.cache);
-    auto gen = at::detail::createCPUGenerator(1);
-    auto noise = torch::randn({1, 3, 4, 8, 8}, gen, torch::kFloat);
-    auto tr = inference::sample_teacher(teacher, noise, cache.encode({"a blue cube"}),
-                                        cache.encode({"blurry"}), 50, 6.0, 8.0);
-    auto want = tr.trajectory[0].index_select(0, torch::tensor({0, 36, 44, 50}));
+    auto want = t.trajectory("a blue cube", 1, 8.0, {0, 36, 44, 50});
     EXPECT_TRUE(torch::allclose(s0.latents[1], want, 1e-5, 1e-5))
         << (s0.latents[1] - want).abs().max();
-    EXPECT_TRUE(torch::equal(s0.latents[1][0], noise[0]));
+    auto gen = at::detail::createCPUGenerator(1);
+    EXPECT_TRUE(torch::equal(s0.latents[1][0], torch::randn({1, 3, 4, 8, 8}, gen, torch::kFloat)[0]));
   }
 
   // Resumable: existing shards are skipped; a removed shard is regenerated identically.
@@ -480,22 +487,9 @@ TEST(OdePairs, KeepFollowsTheStepListOnTheGrid) {
   ASSERT_EQ(rc, 0) << out;
   EXPECT_TRUE(contains(out, "--keep 0,36,44,-1 stores other trajectory points than 0,25,37,-1"))
       << out;
-  {
-    c10::InferenceMode g;
-    OneThread one;
-    models::WanModel net(models::WanConfig::preset("tiny"));
-    core::load_state_dict(*net, core::load_safetensors(t.teacher));
-    net->eval();
-    models::WanDiffusionWrapper teacher(net, false, 1, 3.0);
-    data::PromptCache cache(t.cache);
-    auto gen = at::detail::createCPUGenerator(0);
-    auto noise = torch::randn({1, 3, 4, 8, 8}, gen, torch::kFloat);
-    auto tr = inference::sample_teacher(teacher, noise, cache.encode({"a red ball"}),
-                                        cache.encode({"blurry"}), 50, 6.0, 3.0);
-    auto want = tr.trajectory[0].index_select(0, torch::tensor({0, 25, 37, 50}));
-    auto got = data::read_shard(t.dir.file("k3/ode_pairs_000000.safetensors")).latents[0];
-    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
-  }
+  auto want = t.trajectory("a red ball", 0, 3.0, {0, 25, 37, 50});
+  auto got = data::read_shard(t.dir.file("k3/ode_pairs_000000.safetensors")).latents[0];
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max();
 }
 
 TEST(OdePairs, FlagsAndBadInputs) {
