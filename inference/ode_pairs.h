@@ -5,7 +5,8 @@
 // for each prompt the bidirectional teacher samples from Gaussian noise with the N-step
 // Euler grid (shift 8) and classifier-free guidance on the negative prompt
 // (inference::sample_teacher), and the trajectory points at `keep` (default [0, 36, 44, -1]
-// of the N+1 points, noise first) are stored as one row [S, F, C, H, W]. The noise of prompt
+// of the N+1 points, noise first; the command and toy run pass keep_for_step_list below) are
+// stored as one row [S, F, C, H, W]. The noise of prompt
 // i comes from a CPU generator seeded seed + i, so the data do not depend on the number of
 // ranks or on resuming. Deliberate difference: one shard per `shard_size` prompts (the
 // reference writes one .pt per prompt) and existing shards are skipped (resumable); a prompt
