@@ -4,7 +4,6 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
 
 #include "core/fs.h"
@@ -60,26 +59,15 @@ std::vector<int64_t> keep_for_step_list(const torch::Tensor& steps, int64_t num_
                                         double* max_error) {
   TORCH_CHECK(num_steps >= 1, "--steps: got ", num_steps, ", want >= 1");
   TORCH_CHECK(steps.dim() == 1 && steps.numel() > 0, "denoising_step_list: want at least one step");
-  const auto grid = models::FlowMatchScheduler::wan_sampling(num_steps, shift)
-                        .timesteps.to(torch::kFloat64).contiguous();
-  auto st = steps.to(torch::kFloat64).contiguous();
-  const double* g = grid.data_ptr<double>();
+  const auto grid = models::FlowMatchScheduler::wan_sampling(num_steps, shift);
+  auto st = steps.to(torch::kFloat32).cpu();
+  const auto nearest = grid.lookup(st);  // the grid point of nearest timestep, per step
+  const auto err = (grid.timesteps.index_select(0, nearest) - st).abs().masked_fill(st == 0, 0);
   std::vector<int64_t> keep;
-  double worst = 0;
-  for (int64_t i = 0; i < st.numel(); ++i) {
-    const double t = st.data_ptr<double>()[i];
-    if (t == 0.0) {
-      keep.push_back(-1);
-      continue;
-    }
-    int64_t best = 0;
-    for (int64_t k = 1; k < grid.numel(); ++k)
-      if (std::abs(g[k] - t) < std::abs(g[best] - t)) best = k;
-    worst = std::max(worst, std::abs(g[best] - t));
-    keep.push_back(best);
-  }
+  for (int64_t i = 0; i < st.numel(); ++i)
+    keep.push_back(st[i].item<float>() == 0.f ? -1 : nearest[i].item<int64_t>());
   if (keep.back() != -1) keep.push_back(-1);
-  if (max_error) *max_error = worst;
+  if (max_error) *max_error = err.max().item<double>();
   return keep;
 }
 
