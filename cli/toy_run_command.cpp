@@ -51,9 +51,10 @@ struct StageRow {
 
 struct ToyRunArgs {
   std::string out = "outputs/toy", configs = "configs/toy", teacher = "assets/toy_teacher.safetensors";
-  // Student budgets: about 15-16 minutes per seed on 2 cores (docs/toy_world.md, "The torus").
+  // Student budgets: about 15 minutes per seed on 2 cores (docs/toy_world.md, "A longer causal
+  // ODE stage").
   int64_t teacher_steps = 0, bidirectional_dmd_steps = 300, ode_pairs = 192;
-  int64_t causal_ode_steps = 600, causal_dmd_steps = 900, num_videos = 4096, eval_batch = 96;
+  int64_t causal_ode_steps = 900, causal_dmd_steps = 900, num_videos = 4096, eval_batch = 96;
   int64_t self_forcing_steps = 600;  // Self-Forcing student from the causal ODE one (0: skip)
   // Causal Forcing: a teacher-forced causal teacher from the bidirectional one, its ODE
   // pairs and a causal ODE student from them (0: skip).
