@@ -62,10 +62,10 @@ std::vector<int64_t> keep_for_step_list(const torch::Tensor& steps, int64_t num_
   const auto grid = models::FlowMatchScheduler::wan_sampling(num_steps, shift);
   auto st = steps.to(torch::kFloat32).cpu();
   const auto nearest = grid.lookup(st);  // the grid point of nearest timestep, per step
-  const auto err = (grid.timesteps.index_select(0, nearest) - st).abs().masked_fill(st == 0, 0);
-  std::vector<int64_t> keep;
-  for (int64_t i = 0; i < st.numel(); ++i)
-    keep.push_back(st[i].item<float>() == 0.f ? -1 : nearest[i].item<int64_t>());
+  const auto clean = st == 0;              // t = 0 is the trajectory's clean end, index -1
+  const auto err = (grid.timesteps.index_select(0, nearest) - st).abs().masked_fill(clean, 0);
+  const auto idx = nearest.masked_fill(clean, -1).contiguous();
+  std::vector<int64_t> keep(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + idx.numel());
   if (keep.back() != -1) keep.push_back(-1);
   if (max_error) *max_error = err.max().item<double>();
   return keep;
